@@ -1,1 +1,28 @@
-//! certzone
+//! certzone: a nameserver cluster whose TLS certificates manage themselves.
+//!
+//! One binary runs a node from one TOML file. Data flows one way:
+//!
+//! ```text
+//! config ──> zones (RFC 1035 files) ──> dns::Handler ──> dns listeners (UDP, TCP, DoT, DoH)
+//!                                          ^                      ^
+//!            forward (upstreams) ──────────┘                      │
+//! certificate source (local CA | PEM files) ──> tls::CertSlot ────┘ (hot swap)
+//! ```
+//!
+//! - [`config`]: the file, parsed once into typed values (pure).
+//! - [`zones`]: zone files into a catalog swapped whole on reload.
+//! - [`dns`]: sockets and framing for every transport; the shared answer logic; forwarding.
+//! - [`tls`]: the swappable certificate every TLS listener reads.
+//! - [`localca`]: the built-in CA for first runs and tests.
+//! - [`state`]: atomic files, key files 0600.
+//! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
+//! - [`cli`]: commands and exit codes.
+
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod localca;
+pub mod node;
+pub mod state;
+pub mod tls;
+pub mod zones;

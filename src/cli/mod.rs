@@ -1,0 +1,67 @@
+//! The command line: one file per command. Turns typed errors into messages for people and
+//! into the exit codes operators script against: 0 ok, 1 failure, 2 bad configuration,
+//! 3 invalid bundle.
+
+mod check_config;
+mod run;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a configuration that does not pass the checks.
+pub const EXIT_BAD_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "certzone", version, about = "A nameserver cluster whose TLS certificates manage themselves")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node; its role comes from the file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check the file and everything it names, without opening a socket.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::CheckConfig { config } => check_config::check_config(&config),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Loads and checks a node's configuration, printing every problem on failure.
+fn load(path: &std::path::Path) -> Result<crate::node::Prepared, ExitCode> {
+    let config = crate::config::Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })?;
+    crate::node::prepare(config).map_err(|problems| {
+        for problem in &problems {
+            eprintln!("error: {problem}");
+        }
+        ExitCode::from(EXIT_BAD_CONFIG)
+    })
+}

@@ -1,0 +1,109 @@
+//! The configuration file as it is written: serde types that mirror the TOML, nothing more.
+//!
+//! Owns the spelling of keys (kebab-case) and the rejection of unknown ones. It must not
+//! interpret values: turning these into the typed [`crate::config::Config`] is `mod.rs`'s job.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct File {
+    #[serde(default)]
+    pub(super) role: Role,
+    pub(super) state_dir: PathBuf,
+    #[serde(default)]
+    pub(super) listen: Listen,
+    pub(super) tls: Option<Tls>,
+    #[serde(default, rename = "zone")]
+    pub(super) zones: Vec<Zone>,
+    pub(super) forward: Option<Forward>,
+}
+
+/// `[listen]`: every listener is optional; a node runs the subset it names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Listen {
+    #[serde(default)]
+    pub(super) udp: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) tcp: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) tls: Vec<SocketAddr>,
+    #[serde(default)]
+    pub(super) https: Vec<SocketAddr>,
+}
+
+/// `[tls]`: the names the served certificate is for and where it comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Tls {
+    pub(super) names: Vec<String>,
+    #[serde(default)]
+    pub(super) source: CertSource,
+    pub(super) cert_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+    pub(super) leaf_days: Option<u32>,
+}
+
+/// `[[zone]]`: one authoritative zone from an RFC 1035 file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Zone {
+    pub(super) name: String,
+    pub(super) file: PathBuf,
+}
+
+/// `[forward]`: where names outside the node's zones go.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Forward {
+    #[serde(rename = "upstream")]
+    pub(super) upstreams: Vec<Upstream>,
+    pub(super) timeout_ms: Option<u64>,
+}
+
+/// `[[forward.upstream]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Upstream {
+    pub(super) address: SocketAddr,
+    #[serde(default)]
+    pub(super) protocol: UpstreamProtocol,
+    pub(super) tls_name: Option<String>,
+    pub(super) ca_file: Option<PathBuf>,
+}
+
+/// `role`: what the node does in the cluster.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The primary nameserver: owns the certificate and the zones.
+    #[default]
+    Master,
+}
+
+/// `tls.source`: where the served certificate comes from.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum CertSource {
+    /// The built-in local CA in the state directory.
+    #[default]
+    LocalCa,
+    /// PEM files named by `cert-file` and `key-file`, re-read on SIGHUP.
+    Files,
+}
+
+/// `forward.upstream.protocol`
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum UpstreamProtocol {
+    /// UDP, retried over TCP when the answer is truncated.
+    #[default]
+    Udp,
+    Tcp,
+    /// DNS over TLS (RFC 7858), the upstream's name verified.
+    Tls,
+}

@@ -1,0 +1,119 @@
+use std::path::Path;
+
+use super::*;
+
+const FULL: &str = r#"
+role = "master"
+state-dir = "state"
+
+[listen]
+udp = ["127.0.0.1:5300"]
+tcp = ["127.0.0.1:5300"]
+tls = ["127.0.0.1:8530"]
+https = ["127.0.0.1:4430"]
+
+[tls]
+names = ["ns1.example.test"]
+
+[[zone]]
+name = "example.test"
+file = "example.test.zone"
+
+[forward]
+timeout-ms = 500
+
+[[forward.upstream]]
+address = "127.0.0.2:853"
+protocol = "tls"
+tls-name = "ns2.example.test"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/certzone/node.toml"))
+}
+
+#[test]
+fn full_file_parses_and_paths_are_relative_to_it() {
+    let config = parse(FULL).expect("valid config");
+    assert_eq!(config.state_dir, Path::new("/etc/certzone/state"));
+    assert_eq!(config.zones[0].file, Path::new("/etc/certzone/example.test.zone"));
+    assert_eq!(config.zones[0].origin.to_string(), "example.test.");
+    assert!(matches!(
+        config.tls.unwrap().source,
+        CertificateSource::LocalCa { leaf_days: 90 }
+    ));
+    let forward = config.forward.unwrap();
+    assert_eq!(forward.timeout, Duration::from_millis(500));
+    assert!(matches!(forward.upstreams[0].transport, UpstreamTransport::Tls { .. }));
+}
+
+/// Every table of the full file rejects a key it does not know, naming it and its line.
+#[test]
+fn unknown_key_in_every_table_is_rejected() {
+    let tables = ["", "[listen]", "[tls]", "[[zone]]", "[forward]", "[[forward.upstream]]"];
+    for table in tables {
+        let text = if table.is_empty() {
+            format!("bogus-key = 1\n{FULL}")
+        } else {
+            FULL.replacen(table, &format!("{table}\nbogus-key = 1"), 1)
+        };
+        let err = parse(&text).expect_err(table).to_string();
+        assert!(err.contains("bogus-key"), "{table}: {err}");
+        assert!(err.contains("line "), "{table}: {err}");
+    }
+}
+
+#[test]
+fn bad_address_names_its_line() {
+    let text = FULL.replace("\"127.0.0.1:8530\"", "\"127.0.0.1:notaport\"");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("line 8"), "{err}");
+    assert!(err.contains("socket address"), "{err}");
+}
+
+#[test]
+fn clashing_stream_listeners_are_rejected() {
+    let text = FULL.replace("\"127.0.0.1:8530\"", "\"127.0.0.1:5300\"");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("listen.tls"), "{err}");
+}
+
+#[test]
+fn tls_listener_without_tls_section_is_rejected() {
+    let start = FULL.find("[tls]").unwrap();
+    let end = FULL.find("[[zone]]").unwrap();
+    let text = format!("{}{}", &FULL[..start], &FULL[end..]);
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("key `tls`"), "{err}");
+}
+
+#[test]
+fn files_source_needs_both_files() {
+    let text = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"",
+    );
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("tls.key-file"), "{err}");
+}
+
+#[test]
+fn dot_upstream_needs_a_name() {
+    let text = FULL.replace("tls-name = \"ns2.example.test\"", "");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("forward.upstream[0].tls-name"), "{err}");
+}
+
+#[test]
+fn duplicate_zone_is_rejected() {
+    let text = format!("{FULL}\n[[zone]]\nname = \"EXAMPLE.test.\"\nfile = \"x.zone\"\n");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("zone[1].name"), "{err}");
+}
+
+#[test]
+fn unknown_role_is_rejected() {
+    let text = FULL.replace("role = \"master\"", "role = \"boss\"");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("boss") && err.contains("line 2"), "{err}");
+}

@@ -1,0 +1,125 @@
+//! One DNS message in, one out: the answer logic every transport shares.
+//!
+//! Owns the routing of a request: to the zones' catalog (authoritative answers, REFUSED for
+//! names outside every zone) or, with `[forward]`, to the upstreams. It must not know about
+//! sockets: listeners hand it bytes and send back what it returns.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use hickory_proto::{
+    op::{MessageType, OpCode, ResponseCode},
+    rr::Record,
+    serialize::binary::BinEncoder,
+};
+use hickory_server::{
+    net::{NetError, runtime::TokioTime, xfer::Protocol},
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponse,
+};
+
+use super::{Transport, forward::Forwarder, wire};
+use crate::zones::Zones;
+
+/// Answers queries for a node.
+pub struct Handler {
+    zones: Arc<Zones>,
+    forwarder: Option<Forwarder>,
+}
+
+impl Handler {
+    pub fn new(zones: Arc<Zones>, forwarder: Option<Forwarder>) -> Self {
+        Self { zones, forwarder }
+    }
+
+    /// The response to `query`, or `None` when nothing should be sent (not even a header).
+    pub async fn answer(&self, query: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+        let protocol = match transport {
+            Transport::Udp => Protocol::Udp,
+            // The catalog only distinguishes datagrams (size limits) from streams.
+            Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
+        };
+        let Ok(request) = Request::from_bytes(query.to_vec(), src, protocol) else {
+            return wire::header_only_response(query, ResponseCode::FormErr);
+        };
+        if let Some(forwarder) = &self.forwarder
+            && self.is_forwarded(&request)
+        {
+            let limit = udp_limit(&request, transport);
+            return forwarder.forward(query, limit).await;
+        }
+        let capture = Capture::new(transport);
+        let catalog = self.zones.catalog();
+        catalog.handle_request::<_, TokioTime>(&request, capture.clone()).await;
+        capture.take()
+    }
+
+    /// Plain queries for names outside every zone go upstream; everything else is ours.
+    fn is_forwarded(&self, request: &Request) -> bool {
+        let Ok(info) = request.request_info() else {
+            return false;
+        };
+        info.metadata.message_type == MessageType::Query
+            && info.metadata.op_code == OpCode::Query
+            && !self.zones.is_authoritative_for(info.query.name())
+    }
+}
+
+/// The largest response a UDP client takes: its EDNS size, else 512 (RFC 1035 4.2.1).
+fn udp_limit(request: &Request, transport: Transport) -> Option<usize> {
+    (transport == Transport::Udp).then(|| {
+        request
+            .edns
+            .as_ref()
+            .map_or(512, |edns| usize::from(edns.max_payload().max(512)))
+    })
+}
+
+/// Catches the catalog's response as bytes instead of sending it.
+#[derive(Clone)]
+struct Capture {
+    transport: Transport,
+    bytes: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl Capture {
+    fn new(transport: Transport) -> Self {
+        Self {
+            transport,
+            bytes: Arc::default(),
+        }
+    }
+
+    fn take(&self) -> Option<Vec<u8>> {
+        self.bytes.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let max_size = match (self.transport, response.edns()) {
+            (Transport::Udp, Some(edns)) => edns.max_payload().max(512),
+            (Transport::Udp, None) => 512,
+            _ => u16::MAX,
+        };
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max_size);
+        let info = response.destructive_emit(&mut encoder)?;
+        *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
+        Ok(info)
+    }
+}

@@ -1,0 +1,115 @@
+//! DNS on the wire: UDP, TCP, DNS over TLS (RFC 7858) and DNS over HTTPS (RFC 8484).
+//!
+//! Owns the sockets and their framing. Every transport hands raw messages to one
+//! [`Handler`] and sends back what it returns. Stream sockets get TCP_NODELAY (answers
+//! must not wait for the next query: the Nagle/delayed-ACK stall). TLS listeners take their
+//! certificate from the swappable [`crate::tls::CertSlot`]. It must not know about zones or
+//! certificates' origins.
+
+mod doh;
+mod forward;
+mod handler;
+mod stream;
+mod udp;
+pub(crate) mod wire;
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use forward::{ForwardError, Forwarder};
+pub use handler::Handler;
+
+use crate::{config::Listen, tls::CertSlot};
+
+/// How a message arrived; decides size limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+    Https,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("failed to listen on {kind} {address}: {source}")]
+pub struct ListenError {
+    kind: &'static str,
+    address: SocketAddr,
+    source: std::io::Error,
+}
+
+/// Sockets bound and listening, not yet served.
+pub struct Bound {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    tls: Vec<TcpListener>,
+    https: Vec<TcpListener>,
+}
+
+/// Queries waiting on a TCP-based connection at once, across all listeners.
+const MAX_CONNECTIONS: usize = 4096;
+
+impl Bound {
+    /// Binds every configured address. Must run inside the tokio runtime.
+    pub fn bind(listen: &Listen) -> Result<Self, ListenError> {
+        Ok(Self {
+            udp: listen.udp.iter().map(|a| bind_udp(*a)).collect::<Result<_, _>>()?,
+            tcp: listen.tcp.iter().map(|a| bind_tcp("tcp", *a)).collect::<Result<_, _>>()?,
+            tls: listen.tls.iter().map(|a| bind_tcp("tls", *a)).collect::<Result<_, _>>()?,
+            https: listen.https.iter().map(|a| bind_tcp("https", *a)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Serves every socket until `shutdown` is cancelled; tasks are tracked by `tracker`.
+    pub fn serve(self, handler: Arc<Handler>, certs: Arc<CertSlot>, shutdown: &CancellationToken, tracker: &TaskTracker) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        for socket in self.udp {
+            tracker.spawn(udp::serve(Arc::new(socket), handler.clone(), shutdown.clone()));
+        }
+        let plain = stream::Kind::Tcp;
+        for listener in self.tcp {
+            let server = stream::Server::new(plain.clone(), handler.clone(), limit.clone(), tracker.clone());
+            tracker.spawn(server.run(listener, shutdown.clone()));
+        }
+        let dot = stream::Kind::Tls(crate::tls::server_config(certs.clone(), &[b"dot"]));
+        for listener in self.tls {
+            let server = stream::Server::new(dot.clone(), handler.clone(), limit.clone(), tracker.clone());
+            tracker.spawn(server.run(listener, shutdown.clone()));
+        }
+        let h2 = crate::tls::server_config(certs, &[b"h2"]);
+        for listener in self.https {
+            let server = doh::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
+            tracker.spawn(server.run(listener, shutdown.clone()));
+        }
+    }
+}
+
+/// How long an idle stream connection is kept (RFC 7766 6.2.3 asks for seconds, not minutes).
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn bind_udp(address: SocketAddr) -> Result<UdpSocket, ListenError> {
+    let error = |source| ListenError {
+        kind: "udp",
+        address,
+        source,
+    };
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(error)?;
+    socket.set_nonblocking(true).map_err(error)?;
+    socket.bind(&address.into()).map_err(error)?;
+    UdpSocket::from_std(socket.into()).map_err(error)
+}
+
+fn bind_tcp(kind: &'static str, address: SocketAddr) -> Result<TcpListener, ListenError> {
+    let error = |source| ListenError { kind, address, source };
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP)).map_err(error)?;
+    socket.set_reuse_address(true).map_err(error)?;
+    // Accepted sockets inherit it on Linux; each accepted stream sets it again anyway.
+    socket.set_nodelay(true).map_err(error)?;
+    socket.set_nonblocking(true).map_err(error)?;
+    socket.bind(&address.into()).map_err(error)?;
+    socket.listen(1024).map_err(error)?;
+    TcpListener::from_std(socket.into()).map_err(error)
+}

@@ -1,0 +1,125 @@
+//! TCP and DNS over TLS listeners: two-byte length framing (RFC 1035 4.2.2, RFC 7858).
+//!
+//! Queries on one connection are answered in order; a client may pipeline them. Idle
+//! connections close after [`super::IDLE_TIMEOUT`]; on shutdown, connections finish the
+//! query in hand and close.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use rustls::ServerConfig;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    time::timeout,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{Handler, IDLE_TIMEOUT, Transport};
+
+/// A TLS handshake that takes longer than this is abandoned.
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub(super) enum Kind {
+    Tcp,
+    Tls(Arc<ServerConfig>),
+}
+
+pub(super) struct Server {
+    kind: Kind,
+    handler: Arc<Handler>,
+    limit: Arc<Semaphore>,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    pub(super) fn new(kind: Kind, handler: Arc<Handler>, limit: Arc<Semaphore>, tracker: TaskTracker) -> Self {
+        Self {
+            kind,
+            handler,
+            limit,
+            tracker,
+        }
+    }
+
+    pub(super) async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return,
+                a = listener.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accept failed");
+                    continue;
+                }
+            };
+            let Ok(permit) = self.limit.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "too many connections; closing a new one");
+                continue;
+            };
+            let (kind, handler, shutdown) = (self.kind.clone(), self.handler.clone(), shutdown.clone());
+            self.tracker.spawn(async move {
+                connection(kind, stream, peer, handler, shutdown).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn connection(kind: Kind, stream: TcpStream, peer: SocketAddr, handler: Arc<Handler>, shutdown: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    match kind {
+        Kind::Tcp => serve_stream(stream, peer, Transport::Tcp, &handler, &shutdown).await,
+        Kind::Tls(config) => {
+            let accept = TlsAcceptor::from(config).accept(stream);
+            match timeout(HANDSHAKE_TIMEOUT, accept).await {
+                Ok(Ok(tls)) => serve_stream(tls, peer, Transport::Tls, &handler, &shutdown).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Reads framed queries and writes framed answers until the peer leaves, idles out, or
+/// the node shuts down.
+pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    handler: &Handler,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let length = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = timeout(IDLE_TIMEOUT, stream.read_u16()) => r,
+        };
+        let Ok(Ok(length)) = length else { break };
+        let mut query = vec![0u8; usize::from(length)];
+        if !matches!(timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await, Ok(Ok(_))) {
+            break;
+        }
+        let Some(response) = handler.answer(&query, peer, transport).await else {
+            continue;
+        };
+        if write_framed(&mut stream, &response).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// One write for length and message, so they leave in one segment.
+async fn write_framed<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) -> std::io::Result<()> {
+    let length = u16::try_from(message.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&length.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await?;
+    stream.flush().await
+}

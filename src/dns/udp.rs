@@ -1,0 +1,39 @@
+//! The UDP listener: one receive loop per socket, one task per query.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::{Handler, Transport};
+
+/// Largest datagram read; larger EDNS queries do not exist in practice.
+const MAX_QUERY: usize = 4096;
+
+pub(super) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, shutdown: CancellationToken) {
+    let mut buf = vec![0u8; MAX_QUERY];
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let (len, src) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here; they are not fatal.
+                tracing::debug!(error = %e, "udp receive failed");
+                continue;
+            }
+        };
+        let query = buf[..len].to_vec();
+        tokio::spawn(answer(socket.clone(), handler.clone(), query, src));
+    }
+}
+
+async fn answer(socket: Arc<UdpSocket>, handler: Arc<Handler>, query: Vec<u8>, src: SocketAddr) {
+    if let Some(response) = handler.answer(&query, src, Transport::Udp).await
+        && let Err(e) = socket.send_to(&response, src).await
+    {
+        tracing::debug!(%src, error = %e, "udp send failed");
+    }
+}

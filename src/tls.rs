@@ -1,0 +1,226 @@
+//! The swappable certificate behind every TLS listener, and TLS material loading.
+//!
+//! Owns the one door through which certificates reach DoT and DoH: [`CertSlot`], a
+//! `ResolvesServerCert` over `ArcSwap`. Installing a certificate changes what new handshakes
+//! get; connections already open keep the certificate they started with. It must not know
+//! where certificates come from (local CA, files, ACME, the certificate zone).
+
+use std::{fmt, path::Path, sync::Arc, time::SystemTime};
+
+use arc_swap::ArcSwapOption;
+use rustls::{
+    ServerConfig,
+    crypto::ring::sign::any_supported_type,
+    server::{ClientHello, ResolvesServerCert},
+    sign::CertifiedKey,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+use tokio::sync::watch;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// A problem with a certificate or key.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a PEM certificate file: {reason}")]
+    NotCertPem { path: String, reason: String },
+    #[error("{path} is not a PEM private key file: {reason}")]
+    NotKeyPem { path: String, reason: String },
+    #[error("the private key is not usable for TLS: {0}")]
+    Key(String),
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    #[error("the certificate cannot be parsed: {0}")]
+    Certificate(String),
+}
+
+/// A certificate chain with its key, ready to serve.
+#[derive(Clone)]
+pub struct Served {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: Arc<PrivateKeyDer<'static>>,
+}
+
+impl fmt::Debug for Served {
+    // Never print key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Served")
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What operators see of a certificate: in logs, in status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSummary {
+    /// SHA-256 of the leaf's DER, hex.
+    pub fingerprint: String,
+    pub subject_names: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+/// The swappable certificate. Clone the `Arc` into every TLS listener.
+#[derive(Debug)]
+pub struct CertSlot {
+    current: ArcSwapOption<CertifiedKey>,
+    changes: watch::Sender<Option<CertSummary>>,
+}
+
+impl Default for CertSlot {
+    fn default() -> Self {
+        Self {
+            current: ArcSwapOption::empty(),
+            changes: watch::channel(None).0,
+        }
+    }
+}
+
+impl CertSlot {
+    /// Installs `served` for every handshake from now on, and tells subscribers.
+    pub fn install(&self, served: &Served) -> Result<CertSummary, TlsError> {
+        let certified = certified_key(served)?;
+        let summary = summarize(&served.chain[0])?;
+        self.current.store(Some(Arc::new(certified)));
+        self.changes.send_replace(Some(summary.clone()));
+        Ok(summary)
+    }
+
+    /// The certificate now served, if any.
+    pub fn summary(&self) -> Option<CertSummary> {
+        self.changes.borrow().clone()
+    }
+
+    /// Notified on every install: the event later layers (certificate zone) subscribe to.
+    pub fn subscribe(&self) -> watch::Receiver<Option<CertSummary>> {
+        self.changes.subscribe()
+    }
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.load_full()
+    }
+}
+
+/// A server config for listeners that take their certificate from `slot`.
+pub fn server_config(slot: Arc<CertSlot>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        // Local invariant: ring's default provider supports the safe default versions.
+        .expect("ring supports the default protocol versions")
+        .with_no_client_auth()
+        .with_cert_resolver(slot);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// Reads a PEM chain and key, and checks that they belong together.
+pub fn load_pem_files(cert: &Path, key: &Path) -> Result<Served, TlsError> {
+    let cert_text = read(cert)?;
+    let key_text = read(key)?;
+    let served = parse_pem(&cert_text, &key_text).map_err(|e| match e {
+        TlsError::NotCertPem { reason, .. } => TlsError::NotCertPem {
+            path: cert.display().to_string(),
+            reason,
+        },
+        TlsError::NotKeyPem { reason, .. } => TlsError::NotKeyPem {
+            path: key.display().to_string(),
+            reason,
+        },
+        other => other,
+    })?;
+    certified_key(&served)?;
+    Ok(served)
+}
+
+/// Parses PEM text of a chain (leaf first) and a key.
+pub fn parse_pem(cert_text: &[u8], key_text: &[u8]) -> Result<Served, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::NotCertPem {
+            path: String::new(),
+            reason: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NotCertPem {
+            path: String::new(),
+            reason: "no CERTIFICATE block found".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_text).map_err(|e| TlsError::NotKeyPem {
+        path: String::new(),
+        reason: e.to_string(),
+    })?;
+    Ok(Served {
+        chain,
+        key: Arc::new(key),
+    })
+}
+
+/// Names, validity and fingerprint of a leaf.
+pub fn summarize(leaf: &CertificateDer<'_>) -> Result<CertSummary, TlsError> {
+    let (_, cert) =
+        X509Certificate::from_der(leaf).map_err(|e| TlsError::Certificate(e.to_string()))?;
+    let validity = cert.validity();
+    let to_time = |t: &x509_parser::time::ASN1Time| {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(t.timestamp().max(0) as u64)
+    };
+    Ok(CertSummary {
+        fingerprint: sha256_hex(leaf),
+        subject_names: subject_names(&cert),
+        not_before: to_time(&validity.not_before),
+        not_after: to_time(&validity.not_after),
+    })
+}
+
+/// Hex SHA-256, the fingerprint form operators compare.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn subject_names(cert: &X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_string()),
+            GeneralName::IPAddress(ip) => ip_to_string(ip),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ip_to_string(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => Some(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(bytes).ok()?).to_string()),
+        16 => Some(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?).to_string()),
+        _ => None,
+    }
+}
+
+fn certified_key(served: &Served) -> Result<CertifiedKey, TlsError> {
+    let signing_key = any_supported_type(&served.key).map_err(|e| TlsError::Key(e.to_string()))?;
+    let certified = CertifiedKey::new(served.chain.clone(), signing_key);
+    certified.keys_match().map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch,
+        other => TlsError::Certificate(other.to_string()),
+    })?;
+    Ok(certified)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
