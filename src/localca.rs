@@ -108,7 +108,11 @@ impl LocalCa {
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + time::Duration::days(365 * CA_YEARS as i64);
         let cert = params.self_signed(&key)?;
-        state::write_atomic(&self.dir.join("ca.key"), key.serialize_pem().as_bytes(), state::SECRET)?;
+        state::write_atomic(
+            &self.dir.join("ca.key"),
+            key.serialize_pem().as_bytes(),
+            state::SECRET,
+        )?;
         state::write_atomic(&self.ca_path(), cert.pem().as_bytes(), state::PUBLIC)?;
         tracing::info!(path = %self.ca_path().display(), "local CA created");
         Ok((cert, key))
@@ -119,11 +123,13 @@ impl LocalCa {
         let key_pem = read_text(&key_path)?;
         let key = KeyPair::from_pem(&key_pem).map_err(|e| corrupt(&key_path, e))?;
         let cert_pem = read_text(&self.ca_path())?;
-        let params =
-            CertificateParams::from_ca_cert_pem(&cert_pem).map_err(|e| corrupt(&self.ca_path(), e))?;
+        let params = CertificateParams::from_ca_cert_pem(&cert_pem)
+            .map_err(|e| corrupt(&self.ca_path(), e))?;
         // Re-signing the same subject with the same key gives an issuer identical for
         // verification purposes: clients only ever see the stored ca.pem.
-        let cert = params.self_signed(&key).map_err(|e| corrupt(&self.ca_path(), e))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| corrupt(&self.ca_path(), e))?;
         Ok((cert, key))
     }
 
@@ -133,8 +139,10 @@ impl LocalCa {
         now: SystemTime,
     ) -> Result<Option<Leaf>, LocalCaError> {
         let (cert_path, key_path) = (self.dir.join("leaf.pem"), self.dir.join("leaf.key"));
-        let (Some(cert), Some(key)) = (state::read_optional(&cert_path)?, state::read_optional(&key_path)?)
-        else {
+        let (Some(cert), Some(key)) = (
+            state::read_optional(&cert_path)?,
+            state::read_optional(&key_path)?,
+        ) else {
             return Ok(None);
         };
         let Ok(served) = tls::parse_pem(&cert, &key) else {
@@ -162,7 +170,11 @@ impl LocalCa {
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, self.names[0].clone());
         params.distinguished_name = dn;
-        params.subject_alt_names = self.names.iter().map(|n| san(n)).collect::<Result<_, _>>()?;
+        params.subject_alt_names = self
+            .names
+            .iter()
+            .map(|n| san(n))
+            .collect::<Result<_, _>>()?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let start = time::OffsetDateTime::from(now) - time::Duration::minutes(5);
@@ -170,11 +182,21 @@ impl LocalCa {
         params.not_after = start + self.leaf_lifetime;
         let cert = params.signed_by(&key, ca_cert, ca_key)?;
         let key_pem = key.serialize_pem();
-        state::write_atomic(&self.dir.join("leaf.key"), key_pem.as_bytes(), state::SECRET)?;
-        state::write_atomic(&self.dir.join("leaf.pem"), cert.pem().as_bytes(), state::PUBLIC)?;
+        state::write_atomic(
+            &self.dir.join("leaf.key"),
+            key_pem.as_bytes(),
+            state::SECRET,
+        )?;
+        state::write_atomic(
+            &self.dir.join("leaf.pem"),
+            cert.pem().as_bytes(),
+            state::PUBLIC,
+        )?;
         let served = Served {
             chain: vec![CertificateDer::from(cert.der().to_vec())],
-            key: Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))),
+            key: Arc::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                key.serialize_der(),
+            ))),
         };
         let summary = tls::summarize(&served.chain[0])?;
         tracing::info!(names = ?self.names, not_after = %humantime(summary.not_after), "local CA issued a leaf");
@@ -207,15 +229,20 @@ fn san(name: &str) -> Result<SanType, rcgen::Error> {
 
 fn issued_by(leaf: &CertificateDer<'_>, ca: &rcgen::Certificate) -> bool {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let (Ok((_, leaf)), Ok((_, ca))) = (X509Certificate::from_der(leaf), X509Certificate::from_der(ca.der()))
-    else {
+    let (Ok((_, leaf)), Ok((_, ca))) = (
+        X509Certificate::from_der(leaf),
+        X509Certificate::from_der(ca.der()),
+    ) else {
         return false;
     };
     leaf.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 fn sorted(names: &[String]) -> Vec<String> {
-    let mut names: Vec<String> = names.iter().map(|n| n.trim_end_matches('.').to_lowercase()).collect();
+    let mut names: Vec<String> = names
+        .iter()
+        .map(|n| n.trim_end_matches('.').to_lowercase())
+        .collect();
     names.sort();
     names
 }
@@ -246,12 +273,25 @@ mod tests {
         let first = ca.leaf(now).unwrap();
         let ca_pem = std::fs::read(ca.ca_path()).unwrap();
         let again = ca.leaf(now).unwrap();
-        assert_eq!(first.served.chain, again.served.chain, "a good leaf is reused");
+        assert_eq!(
+            first.served.chain, again.served.chain,
+            "a good leaf is reused"
+        );
         let later = ca.leaf(first.renew_at + Duration::from_secs(1)).unwrap();
-        assert_ne!(first.served.chain, later.served.chain, "a leaf past its renewal point is replaced");
-        assert_eq!(std::fs::read(ca.ca_path()).unwrap(), ca_pem, "the CA survives renewals");
+        assert_ne!(
+            first.served.chain, later.served.chain,
+            "a leaf past its renewal point is replaced"
+        );
+        assert_eq!(
+            std::fs::read(ca.ca_path()).unwrap(),
+            ca_pem,
+            "the CA survives renewals"
+        );
         for key in ["ca.key", "leaf.key"] {
-            let mode = std::fs::metadata(dir.path().join("local-ca").join(key)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("local-ca").join(key))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{key}");
         }
         let summary = tls::summarize(&later.served.chain[0]).unwrap();
@@ -262,8 +302,12 @@ mod tests {
     fn changed_names_get_a_new_leaf() {
         let dir = tempfile::tempdir().unwrap();
         let now = SystemTime::now();
-        let one = LocalCa::new(dir.path(), &["a.example.test".into()], 90).leaf(now).unwrap();
-        let two = LocalCa::new(dir.path(), &["b.example.test".into()], 90).leaf(now).unwrap();
+        let one = LocalCa::new(dir.path(), &["a.example.test".into()], 90)
+            .leaf(now)
+            .unwrap();
+        let two = LocalCa::new(dir.path(), &["b.example.test".into()], 90)
+            .leaf(now)
+            .unwrap();
         assert_ne!(one.served.chain, two.served.chain);
     }
 }

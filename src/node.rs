@@ -65,10 +65,14 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
 
 fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), String> {
     match &tls.source {
-        CertificateSource::Files { cert, key } => tls::load_pem_files(cert, key).map(drop).map_err(|e| e.to_string()),
-        CertificateSource::LocalCa { leaf_days } => LocalCa::new(&config.state_dir, &tls.names, *leaf_days)
-            .check()
+        CertificateSource::Files { cert, key } => tls::load_pem_files(cert, key)
+            .map(drop)
             .map_err(|e| e.to_string()),
+        CertificateSource::LocalCa { leaf_days } => {
+            LocalCa::new(&config.state_dir, &tls.names, *leaf_days)
+                .check()
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -85,7 +89,9 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let source = match &config.tls {
-        Some(tls) => Some(start_certificates(&config, tls, &certs, &shutdown, &tracker)?),
+        Some(tls) => Some(start_certificates(
+            &config, tls, &certs, &shutdown, &tracker,
+        )?),
         None => None,
     };
     let handler = Arc::new(Handler::new(zones.clone(), forwarder));
@@ -95,7 +101,10 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
@@ -125,16 +134,28 @@ fn start_certificates(
             let leaf = ca.leaf(SystemTime::now())?;
             log_installed(&certs.install(&leaf.served)?);
             let path = ca.ca_path();
-            tracker.spawn(renew_local(ca, leaf.renew_at, certs.clone(), shutdown.clone()));
+            tracker.spawn(renew_local(
+                ca,
+                leaf.renew_at,
+                certs.clone(),
+                shutdown.clone(),
+            ));
             Ok(Source::LocalCa(path))
         }
     }
 }
 
 /// Replaces the local CA leaf when a third of its life is left.
-async fn renew_local(ca: LocalCa, mut renew_at: SystemTime, certs: Arc<CertSlot>, shutdown: CancellationToken) {
+async fn renew_local(
+    ca: LocalCa,
+    mut renew_at: SystemTime,
+    certs: Arc<CertSlot>,
+    shutdown: CancellationToken,
+) {
     loop {
-        let wait = renew_at.duration_since(SystemTime::now()).unwrap_or_default();
+        let wait = renew_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
         tracing::info!(at = %localca::humantime(renew_at), "next local CA renewal");
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -143,7 +164,12 @@ async fn renew_local(ca: LocalCa, mut renew_at: SystemTime, certs: Arc<CertSlot>
         let installed = ca
             .renew(SystemTime::now())
             .map_err(|e| e.to_string())
-            .and_then(|leaf| certs.install(&leaf.served).map(|s| (s, leaf.renew_at)).map_err(|e| e.to_string()));
+            .and_then(|leaf| {
+                certs
+                    .install(&leaf.served)
+                    .map(|s| (s, leaf.renew_at))
+                    .map_err(|e| e.to_string())
+            });
         match installed {
             Ok((summary, next)) => {
                 log_installed(&summary);
@@ -176,15 +202,24 @@ fn reload(zones: &Zones, config: &Config, certs: &CertSlot) {
     for error in &errors {
         tracing::error!(error = %error, "zone reload failed; keeping its previous contents");
     }
-    tracing::info!(reloaded = changed.len(), failed = errors.len(), "zones re-read");
+    tracing::info!(
+        reloaded = changed.len(),
+        failed = errors.len(),
+        "zones re-read"
+    );
     if let Some(TlsConfig {
         source: CertificateSource::Files { cert, key },
         ..
     }) = &config.tls
     {
-        match tls::load_pem_files(cert, key).map_err(|e| e.to_string()).and_then(|s| certs.install(&s).map_err(|e| e.to_string())) {
+        match tls::load_pem_files(cert, key)
+            .map_err(|e| e.to_string())
+            .and_then(|s| certs.install(&s).map_err(|e| e.to_string()))
+        {
             Ok(summary) => log_installed(&summary),
-            Err(e) => tracing::error!(error = %e, "certificate reload failed; keeping the current one"),
+            Err(e) => {
+                tracing::error!(error = %e, "certificate reload failed; keeping the current one")
+            }
         }
     }
 }
@@ -201,10 +236,16 @@ fn log_installed(summary: &CertSummary) {
 /// What a person needs to start querying: addresses, the CA to trust, lines to paste.
 fn print_banner(config: &Config, summary: Option<&CertSummary>, source: Option<&Source>) {
     let listen = &config.listen;
-    let mut out = String::from("certzone ready\n");
+    // "certzone ready" comes last: whoever waits for it has the whole banner.
+    let mut out = format!("certzone {:?} node\n", config.role).to_lowercase();
     let zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
     out += &format!("  zones: {}\n", zones.join(" "));
-    for (kind, list) in [("udp", &listen.udp), ("tcp", &listen.tcp), ("tls", &listen.tls), ("https", &listen.https)] {
+    for (kind, list) in [
+        ("udp", &listen.udp),
+        ("tcp", &listen.tcp),
+        ("tls", &listen.tls),
+        ("https", &listen.https),
+    ] {
         for address in list {
             out += &format!("  {kind:<5} {address}\n");
         }
@@ -226,11 +267,15 @@ fn print_banner(config: &Config, summary: Option<&CertSummary>, source: Option<&
         _ => None,
     };
     out += &examples(config, ca.as_deref());
+    out += "certzone ready (SIGHUP re-reads zones, Ctrl-C stops)\n";
     print!("{out}");
 }
 
 fn examples(config: &Config, ca: Option<&str>) -> String {
-    let query = config.zones.first().map_or_else(|| ". NS".to_string(), |z| format!("{} SOA", z.origin));
+    let query = config
+        .zones
+        .first()
+        .map_or_else(|| ". NS".to_string(), |z| format!("{} SOA", z.origin));
     let name = config.tls.as_ref().map(|t| t.names[0].as_str());
     let trust = |ca: Option<&str>, name: Option<&str>| {
         let mut s = String::new();
@@ -247,10 +292,20 @@ fn examples(config: &Config, ca: Option<&str>) -> String {
         out += &format!("  dig @{} -p {} {query}\n", a.ip(), a.port());
     }
     if let Some(a) = config.listen.tls.first() {
-        out += &format!("  kdig @{} -p {} +tls{} {query}\n", a.ip(), a.port(), trust(ca, name));
+        out += &format!(
+            "  kdig @{} -p {} +tls{} {query}\n",
+            a.ip(),
+            a.port(),
+            trust(ca, name)
+        );
     }
     if let Some(a) = config.listen.https.first() {
-        out += &format!("  kdig @{} -p {} +https=/dns-query{} {query}\n", a.ip(), a.port(), trust(ca, name));
+        out += &format!(
+            "  kdig @{} -p {} +https=/dns-query{} {query}\n",
+            a.ip(),
+            a.port(),
+            trust(ca, name)
+        );
     }
     out
 }

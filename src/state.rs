@@ -46,7 +46,10 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
 /// Replaces `path` with `bytes` atomically, with the given mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = write_new(&tmp, bytes, mode)
         .and_then(|()| fs::rename(&tmp, path).map_err(|e| StateError::new("rename into", path, e)));

@@ -109,12 +109,13 @@ impl ResolvesServerCert for CertSlot {
 
 /// A server config for listeners that take their certificate from `slot`.
 pub fn server_config(slot: Arc<CertSlot>, alpn: &[&[u8]]) -> Arc<ServerConfig> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        // Local invariant: ring's default provider supports the safe default versions.
-        .expect("ring supports the default protocol versions")
-        .with_no_client_auth()
-        .with_cert_resolver(slot);
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            // Local invariant: ring's default provider supports the safe default versions.
+            .expect("ring supports the default protocol versions")
+            .with_no_client_auth()
+            .with_cert_resolver(slot);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }

@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_BAD_CONFIG: u8 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "certzone", version, about = "A nameserver cluster whose TLS certificates manage themselves")]
+#[command(
+    name = "certzone",
+    version,
+    about = "A nameserver cluster whose TLS certificates manage themselves"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

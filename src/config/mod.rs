@@ -263,9 +263,9 @@ impl Checker<'_> {
         let key = |k: &str| format!("forward.upstream[{i}].{k}");
         let transport = match raw.protocol {
             UpstreamProtocol::Tls => {
-                let name = raw
-                    .tls_name
-                    .ok_or_else(|| self.invalid(&key("tls-name"), "missing (protocol = \"tls\")"))?;
+                let name = raw.tls_name.ok_or_else(|| {
+                    self.invalid(&key("tls-name"), "missing (protocol = \"tls\")")
+                })?;
                 UpstreamTransport::Tls {
                     name,
                     ca_file: raw.ca_file.map(|p| self.resolve(&p)),
@@ -299,7 +299,9 @@ impl Checker<'_> {
         let mut stream = HashSet::new();
         for (key, addr) in config.stream_addresses() {
             if !stream.insert(addr) {
-                return Err(self.invalid(key, format!("{addr} is already used by another listener")));
+                return Err(
+                    self.invalid(key, format!("{addr} is already used by another listener"))
+                );
             }
         }
         let wants_tls = !listen.tls.is_empty() || !listen.https.is_empty();

@@ -36,7 +36,10 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn full_file_parses_and_paths_are_relative_to_it() {
     let config = parse(FULL).expect("valid config");
     assert_eq!(config.state_dir, Path::new("/etc/certzone/state"));
-    assert_eq!(config.zones[0].file, Path::new("/etc/certzone/example.test.zone"));
+    assert_eq!(
+        config.zones[0].file,
+        Path::new("/etc/certzone/example.test.zone")
+    );
     assert_eq!(config.zones[0].origin.to_string(), "example.test.");
     assert!(matches!(
         config.tls.unwrap().source,
@@ -44,13 +47,23 @@ fn full_file_parses_and_paths_are_relative_to_it() {
     ));
     let forward = config.forward.unwrap();
     assert_eq!(forward.timeout, Duration::from_millis(500));
-    assert!(matches!(forward.upstreams[0].transport, UpstreamTransport::Tls { .. }));
+    assert!(matches!(
+        forward.upstreams[0].transport,
+        UpstreamTransport::Tls { .. }
+    ));
 }
 
 /// Every table of the full file rejects a key it does not know, naming it and its line.
 #[test]
 fn unknown_key_in_every_table_is_rejected() {
-    let tables = ["", "[listen]", "[tls]", "[[zone]]", "[forward]", "[[forward.upstream]]"];
+    let tables = [
+        "",
+        "[listen]",
+        "[tls]",
+        "[[zone]]",
+        "[forward]",
+        "[[forward.upstream]]",
+    ];
     for table in tables {
         let text = if table.is_empty() {
             format!("bogus-key = 1\n{FULL}")

@@ -35,7 +35,12 @@ pub(super) struct Server {
 }
 
 impl Server {
-    pub(super) fn new(config: Arc<ServerConfig>, handler: Arc<Handler>, limit: Arc<Semaphore>, tracker: TaskTracker) -> Self {
+    pub(super) fn new(
+        config: Arc<ServerConfig>,
+        handler: Arc<Handler>,
+        limit: Arc<Semaphore>,
+        tracker: TaskTracker,
+    ) -> Self {
         Self {
             config,
             handler,
@@ -50,12 +55,15 @@ impl Server {
                 () = shutdown.cancelled() => return,
                 a = listener.accept() => a,
             };
-            let Ok((stream, peer)) = accepted else { continue };
+            let Ok((stream, peer)) = accepted else {
+                continue;
+            };
             let Ok(permit) = self.limit.clone().try_acquire_owned() else {
                 tracing::warn!(%peer, "too many connections; closing a new one");
                 continue;
             };
-            let (config, handler, shutdown) = (self.config.clone(), self.handler.clone(), shutdown.clone());
+            let (config, handler, shutdown) =
+                (self.config.clone(), self.handler.clone(), shutdown.clone());
             let tracker = self.tracker.clone();
             self.tracker.spawn(async move {
                 connection(config, stream, peer, handler, shutdown, tracker).await;
@@ -74,12 +82,10 @@ async fn connection(
     tracker: TaskTracker,
 ) {
     let _ = stream.set_nodelay(true);
-    let tls = match timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        _ => {
-            tracing::debug!(%peer, "DoH TLS handshake failed");
-            return;
-        }
+    let Ok(Ok(tls)) = timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await
+    else {
+        tracing::debug!(%peer, "DoH TLS handshake failed");
+        return;
     };
     serve_h2(tls, peer, handler, shutdown, tracker).await;
 }
@@ -119,10 +125,19 @@ async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
     // Let streams in flight finish after a GOAWAY.
-    let _ = timeout(HANDSHAKE_TIMEOUT, std::future::poll_fn(|cx| conn.poll_closed(cx))).await;
+    let _ = timeout(
+        HANDSHAKE_TIMEOUT,
+        std::future::poll_fn(|cx| conn.poll_closed(cx)),
+    )
+    .await;
 }
 
-async fn exchange(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, peer: SocketAddr, handler: Arc<Handler>) {
+async fn exchange(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    peer: SocketAddr,
+    handler: Arc<Handler>,
+) {
     let (status, body) = match query_of(request).await {
         Ok(query) => match handler.answer(&query, peer, Transport::Https).await {
             Some(answer) => (StatusCode::OK, Some(answer)),
@@ -131,8 +146,11 @@ async fn exchange(request: Request<RecvStream>, mut respond: SendResponse<Bytes>
         Err(status) => (status, None),
     };
     let mut response = Response::builder().status(status);
-    if body.is_some() {
-        response = response.header(http::header::CONTENT_TYPE, MEDIA_TYPE);
+    if let Some(body) = &body {
+        // BIND's dig reads exactly content-length bytes and nothing without it.
+        response = response
+            .header(http::header::CONTENT_TYPE, MEDIA_TYPE)
+            .header(http::header::CONTENT_LENGTH, body.len());
     }
     // Local invariant: a status and a static header always build.
     let response = response.body(()).expect("static response parts");

@@ -91,7 +91,9 @@ impl Forwarder {
                     wire::set_id(&mut response, client_id);
                     return Some(fit(response, udp_limit));
                 }
-                Ok(Err(e)) => tracing::debug!(upstream = %upstream.address, error = %e, "upstream failed"),
+                Ok(Err(e)) => {
+                    tracing::debug!(upstream = %upstream.address, error = %e, "upstream failed")
+                }
                 Err(_) => tracing::debug!(upstream = %upstream.address, "upstream timed out"),
             }
         }
@@ -129,9 +131,13 @@ impl Upstream {
 }
 
 async fn udp_exchange(address: SocketAddr, query: &[u8], id: u16) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .expect("literal socket address");
+    let local: SocketAddr = if address.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal socket address");
     let socket = UdpSocket::bind(local).await?;
     socket.connect(address).await?;
     socket.send(query).await?;
@@ -153,7 +159,10 @@ async fn tcp_exchange(address: SocketAddr, query: &[u8]) -> std::io::Result<Vec<
     stream_exchange(&mut stream, query).await
 }
 
-async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, query: &[u8]) -> std::io::Result<Vec<u8>> {
+async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    query: &[u8],
+) -> std::io::Result<Vec<u8>> {
     let len = u16::try_from(query.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
@@ -193,14 +202,15 @@ fn tls_kind(name: &str, ca_file: Option<&std::path::Path>) -> Result<Kind, Forwa
             roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
         }
     }
-    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        // Local invariant: ring's default provider supports the safe default versions.
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let server_name =
-        ServerName::try_from(name.to_string()).map_err(|_| ForwardError::TlsName(name.to_string()))?;
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            // Local invariant: ring's default provider supports the safe default versions.
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|_| ForwardError::TlsName(name.to_string()))?;
     Ok(Kind::Tls {
         name: server_name,
         connector: TlsConnector::from(Arc::new(config)),

@@ -35,7 +35,12 @@ impl Handler {
     }
 
     /// The response to `query`, or `None` when nothing should be sent (not even a header).
-    pub async fn answer(&self, query: &[u8], src: SocketAddr, transport: Transport) -> Option<Vec<u8>> {
+    pub async fn answer(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
         let protocol = match transport {
             Transport::Udp => Protocol::Udp,
             // The catalog only distinguishes datagrams (size limits) from streams.
@@ -52,7 +57,9 @@ impl Handler {
         }
         let capture = Capture::new(transport);
         let catalog = self.zones.catalog();
-        catalog.handle_request::<_, TokioTime>(&request, capture.clone()).await;
+        catalog
+            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .await;
         capture.take()
     }
 

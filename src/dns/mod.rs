@@ -56,32 +56,65 @@ impl Bound {
     /// Binds every configured address. Must run inside the tokio runtime.
     pub fn bind(listen: &Listen) -> Result<Self, ListenError> {
         Ok(Self {
-            udp: listen.udp.iter().map(|a| bind_udp(*a)).collect::<Result<_, _>>()?,
-            tcp: listen.tcp.iter().map(|a| bind_tcp("tcp", *a)).collect::<Result<_, _>>()?,
-            tls: listen.tls.iter().map(|a| bind_tcp("tls", *a)).collect::<Result<_, _>>()?,
-            https: listen.https.iter().map(|a| bind_tcp("https", *a)).collect::<Result<_, _>>()?,
+            udp: listen
+                .udp
+                .iter()
+                .map(|a| bind_udp(*a))
+                .collect::<Result<_, _>>()?,
+            tcp: listen
+                .tcp
+                .iter()
+                .map(|a| bind_tcp("tcp", *a))
+                .collect::<Result<_, _>>()?,
+            tls: listen
+                .tls
+                .iter()
+                .map(|a| bind_tcp("tls", *a))
+                .collect::<Result<_, _>>()?,
+            https: listen
+                .https
+                .iter()
+                .map(|a| bind_tcp("https", *a))
+                .collect::<Result<_, _>>()?,
         })
     }
 
     /// Serves every socket until `shutdown` is cancelled; tasks are tracked by `tracker`.
-    pub fn serve(self, handler: Arc<Handler>, certs: Arc<CertSlot>, shutdown: &CancellationToken, tracker: &TaskTracker) {
+    pub fn serve(
+        self,
+        handler: Arc<Handler>,
+        certs: Arc<CertSlot>,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         for socket in self.udp {
-            tracker.spawn(udp::serve(Arc::new(socket), handler.clone(), shutdown.clone()));
+            tracker.spawn(udp::serve(
+                Arc::new(socket),
+                handler.clone(),
+                shutdown.clone(),
+            ));
         }
         let plain = stream::Kind::Tcp;
         for listener in self.tcp {
-            let server = stream::Server::new(plain.clone(), handler.clone(), limit.clone(), tracker.clone());
+            let server = stream::Server::new(
+                plain.clone(),
+                handler.clone(),
+                limit.clone(),
+                tracker.clone(),
+            );
             tracker.spawn(server.run(listener, shutdown.clone()));
         }
         let dot = stream::Kind::Tls(crate::tls::server_config(certs.clone(), &[b"dot"]));
         for listener in self.tls {
-            let server = stream::Server::new(dot.clone(), handler.clone(), limit.clone(), tracker.clone());
+            let server =
+                stream::Server::new(dot.clone(), handler.clone(), limit.clone(), tracker.clone());
             tracker.spawn(server.run(listener, shutdown.clone()));
         }
         let h2 = crate::tls::server_config(certs, &[b"h2"]);
         for listener in self.https {
-            let server = doh::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
+            let server =
+                doh::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
             tracker.spawn(server.run(listener, shutdown.clone()));
         }
     }
@@ -96,15 +129,29 @@ fn bind_udp(address: SocketAddr) -> Result<UdpSocket, ListenError> {
         address,
         source,
     };
-    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(error)?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(error)?;
     socket.set_nonblocking(true).map_err(error)?;
     socket.bind(&address.into()).map_err(error)?;
     UdpSocket::from_std(socket.into()).map_err(error)
 }
 
 fn bind_tcp(kind: &'static str, address: SocketAddr) -> Result<TcpListener, ListenError> {
-    let error = |source| ListenError { kind, address, source };
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP)).map_err(error)?;
+    let error = |source| ListenError {
+        kind,
+        address,
+        source,
+    };
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .map_err(error)?;
     socket.set_reuse_address(true).map_err(error)?;
     // Accepted sockets inherit it on Linux; each accepted stream sets it again anyway.
     socket.set_nodelay(true).map_err(error)?;

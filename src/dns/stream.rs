@@ -35,7 +35,12 @@ pub(super) struct Server {
 }
 
 impl Server {
-    pub(super) fn new(kind: Kind, handler: Arc<Handler>, limit: Arc<Semaphore>, tracker: TaskTracker) -> Self {
+    pub(super) fn new(
+        kind: Kind,
+        handler: Arc<Handler>,
+        limit: Arc<Semaphore>,
+        tracker: TaskTracker,
+    ) -> Self {
         Self {
             kind,
             handler,
@@ -61,7 +66,8 @@ impl Server {
                 tracing::warn!(%peer, "too many connections; closing a new one");
                 continue;
             };
-            let (kind, handler, shutdown) = (self.kind.clone(), self.handler.clone(), shutdown.clone());
+            let (kind, handler, shutdown) =
+                (self.kind.clone(), self.handler.clone(), shutdown.clone());
             self.tracker.spawn(async move {
                 connection(kind, stream, peer, handler, shutdown).await;
                 drop(permit);
@@ -70,7 +76,13 @@ impl Server {
     }
 }
 
-async fn connection(kind: Kind, stream: TcpStream, peer: SocketAddr, handler: Arc<Handler>, shutdown: CancellationToken) {
+async fn connection(
+    kind: Kind,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: Arc<Handler>,
+    shutdown: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     match kind {
         Kind::Tcp => serve_stream(stream, peer, Transport::Tcp, &handler, &shutdown).await,
@@ -101,7 +113,10 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let Ok(Ok(length)) = length else { break };
         let mut query = vec![0u8; usize::from(length)];
-        if !matches!(timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await, Ok(Ok(_))) {
+        if !matches!(
+            timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await,
+            Ok(Ok(_))
+        ) {
             break;
         }
         let Some(response) = handler.answer(&query, peer, transport).await else {
@@ -115,7 +130,10 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// One write for length and message, so they leave in one segment.
-async fn write_framed<S: AsyncWrite + Unpin>(stream: &mut S, message: &[u8]) -> std::io::Result<()> {
+async fn write_framed<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    message: &[u8],
+) -> std::io::Result<()> {
     let length = u16::try_from(message.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
     let mut framed = Vec::with_capacity(message.len() + 2);
     framed.extend_from_slice(&length.to_be_bytes());

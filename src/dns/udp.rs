@@ -10,7 +10,11 @@ use super::{Handler, Transport};
 /// Largest datagram read; larger EDNS queries do not exist in practice.
 const MAX_QUERY: usize = 4096;
 
-pub(super) async fn serve(socket: Arc<UdpSocket>, handler: Arc<Handler>, shutdown: CancellationToken) {
+pub(super) async fn serve(
+    socket: Arc<UdpSocket>,
+    handler: Arc<Handler>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; MAX_QUERY];
     loop {
         let received = tokio::select! {

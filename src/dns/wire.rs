@@ -28,7 +28,7 @@ pub(crate) fn header_only_response(query: &[u8], rcode: ResponseCode) -> Option<
     out[..2].copy_from_slice(&header[..2]);
     // QR=1, opcode and RD copied.
     out[2] = 0x80 | (header[2] & 0x79);
-    out[3] = u8::from(rcode.low());
+    out[3] = rcode.low();
     Some(out)
 }
 

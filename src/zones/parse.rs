@@ -30,12 +30,12 @@ pub enum ZoneError {
         message: String,
     },
     #[error("zone file {path}: no SOA record at the apex {origin}")]
-    NoSoa { path: PathBuf, origin: Name },
+    NoSoa { path: PathBuf, origin: String },
     #[error("zone file {path}: {name} is outside the zone {origin}")]
     OutOfZone {
         path: PathBuf,
-        name: Name,
-        origin: Name,
+        name: String,
+        origin: String,
     },
 }
 
@@ -81,8 +81,8 @@ fn check(origin: &Name, records: &Records, path: &Path) -> Result<(), ZoneError>
         if !origin.zone_of(&name) {
             return Err(ZoneError::OutOfZone {
                 path: path.to_path_buf(),
-                name,
-                origin: origin.clone(),
+                name: name.to_string(),
+                origin: origin.to_string(),
             });
         }
     }
@@ -93,7 +93,7 @@ fn check(origin: &Name, records: &Records, path: &Path) -> Result<(), ZoneError>
     if soa.is_none() {
         return Err(ZoneError::NoSoa {
             path: path.to_path_buf(),
-            origin: origin.clone(),
+            origin: origin.to_string(),
         });
     }
     Ok(())
@@ -114,7 +114,9 @@ fn first_bad_line(origin: &Name, text: &str, path: &Path) -> usize {
             hi = mid;
         }
     }
-    starts.get(lo).map_or_else(|| text.lines().count().max(1), |s| s.line)
+    starts
+        .get(lo)
+        .map_or_else(|| text.lines().count().max(1), |s| s.line)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -187,7 +189,10 @@ txt IN TXT \"a ; not a comment\" \"(\"
 
     #[test]
     fn syntax_error_names_its_line() {
-        for (line, bad) in [(8, "www IN A not-an-address\n"), (9, "mx IN MX notanumber mail\n")] {
+        for (line, bad) in [
+            (8, "www IN A not-an-address\n"),
+            (9, "mx IN MX notanumber mail\n"),
+        ] {
             let mut lines: Vec<&str> = ZONE.split_inclusive('\n').collect();
             lines[line - 1] = bad;
             let text = lines.concat();

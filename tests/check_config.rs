@@ -1,0 +1,134 @@
+//! Bad input refuses to start, with a message naming the problem; `check-config` and `run`
+//! say the same thing and exit 2.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Node, Scratch, certzone, node_config};
+
+/// `check-config` exits 2 naming `expected`; `run` refuses to start with the same message.
+fn refused(scratch: &Scratch, config_text: &str, expected: &[&str]) {
+    let config = scratch.write("node.toml", config_text);
+    let path = config.to_str().unwrap();
+    let out = certzone(&["check-config", "--config", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "check-config exit code; stderr: {stderr}"
+    );
+    for needle in expected {
+        assert!(
+            stderr.contains(needle),
+            "check-config names {needle:?}: {stderr}"
+        );
+    }
+    let mut node = Node::spawn(&config);
+    let code = node.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(2), "run refuses to start");
+    assert!(
+        !node.stdout().contains("certzone ready"),
+        "run never became ready"
+    );
+    let run_err = node.stderr();
+    for needle in expected {
+        assert!(run_err.contains(needle), "run names {needle:?}: {run_err}");
+    }
+}
+
+const IP: &str = "127.0.3.1";
+
+#[test]
+fn good_config_passes() {
+    let scratch = Scratch::new();
+    let config = scratch.write("node.toml", &node_config(IP, "state", "", ""));
+    let out = certzone(&["check-config", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !scratch.path("state").exists(),
+        "check-config writes nothing"
+    );
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let scratch = Scratch::new();
+    let text = node_config(IP, "state", "", "").replace("[listen]", "[listen]\nudp-port = 53");
+    refused(&scratch, &text, &["node.toml", "udp-port", "line 4"]);
+}
+
+#[test]
+fn missing_zone_file_is_named() {
+    let scratch = Scratch::new();
+    std::fs::remove_file(scratch.path("example.test.zone")).unwrap();
+    refused(
+        &scratch,
+        &node_config(IP, "state", "", ""),
+        &["example.test.zone", "No such file"],
+    );
+}
+
+#[test]
+fn zone_syntax_error_names_file_and_line() {
+    let scratch = Scratch::new();
+    let zone = std::fs::read_to_string(scratch.path("example.test.zone")).unwrap();
+    let broken = zone.replace("mail    IN A    192.0.2.25", "mail    IN A    192.0.2.25.9");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("192.0.2.25.9"))
+        .unwrap()
+        + 1;
+    scratch.write("example.test.zone", &broken);
+    refused(
+        &scratch,
+        &node_config(IP, "state", "", ""),
+        &[&format!("example.test.zone line {line}")],
+    );
+}
+
+#[test]
+fn unparseable_address_is_named() {
+    let scratch = Scratch::new();
+    let text =
+        node_config(IP, "state", "", "").replace(&format!("\"{IP}:8530\""), "\"127.0.0.1:85300\"");
+    refused(&scratch, &text, &["node.toml", "line 6", "socket address"]);
+}
+
+#[test]
+fn key_file_that_is_not_pem_is_named() {
+    let scratch = Scratch::new();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ns1.example.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    scratch.write("tls.pem", &cert.pem());
+    std::fs::write(scratch.path("tls.key"), key.serialize_der()).unwrap();
+    let tls = "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"tls.pem\"\nkey-file = \"tls.key\"";
+    refused(
+        &scratch,
+        &node_config(IP, "state", tls, ""),
+        &["tls.key", "not a PEM private key"],
+    );
+}
+
+#[test]
+fn several_problems_are_all_named() {
+    let scratch = Scratch::new();
+    let text = format!(
+        "{}\n[[zone]]\nname = \"missing.test\"\nfile = \"missing.test.zone\"\n",
+        node_config(IP, "state", "", "")
+    );
+    std::fs::write(
+        scratch.path("example.test.zone"),
+        "$ORIGIN example.test.\nwww 60 IN A 192.0.2.1\n",
+    )
+    .unwrap();
+    refused(&scratch, &text, &["missing.test.zone", "no SOA record"]);
+}

@@ -1,0 +1,276 @@
+//! The test harness: the real `certzone` binary as a child process, real clients (kdig, dig),
+//! and small Rust clients for what needs one connection held open.
+//!
+//! Every wait is bounded and names what it waited for. A node is killed when dropped, and its
+//! output is printed when the test failed, so a red test shows what the node said.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod client;
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+/// The binary under test, built once by cargo for every test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_certzone")
+}
+
+/// The repository root, for the checked-in zones and configs.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Polls `check` until it returns `Some`, at most `limit`; panics naming `what` otherwise.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `certzone run` process.
+pub struct Node {
+    child: Child,
+    pub config: PathBuf,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Node {
+    /// Starts `certzone run --config <config>` and waits for its ready banner.
+    pub fn start(config: &Path) -> Self {
+        let mut node = Self::spawn(config);
+        node.wait_ready();
+        node
+    }
+
+    /// Starts the process without waiting (for tests that expect it to fail).
+    pub fn spawn(config: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CERTZONE_LOG", "info,certzone=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start certzone");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, lines) = mpsc::channel();
+        collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        collect(child.stderr.take().unwrap(), stderr.clone(), None);
+        Self {
+            child,
+            config: config.to_path_buf(),
+            stdout,
+            stderr,
+            lines,
+        }
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with("certzone ready") => return,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "certzone did not print its ready line within 20 s\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (HUP, TERM, INT).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        wait_for("certzone to exit", limit, || {
+            self.child.try_wait().ok().flatten()
+        })
+        .code()
+    }
+
+    /// Stops the node with SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let code = self.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            code,
+            Some(0),
+            "certzone exits 0 on SIGTERM\n{}",
+            self.stderr()
+        );
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the node's log contains `needle`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        wait_for(&format!("log line containing {needle:?}"), limit, || {
+            self.stderr().contains(needle).then_some(())
+        });
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- certzone {} stdout ---\n{}",
+                self.config.display(),
+                self.stdout()
+            );
+            eprintln!(
+                "--- certzone {} stderr ---\n{}",
+                self.config.display(),
+                self.stderr()
+            );
+        }
+    }
+}
+
+fn collect(
+    pipe: impl std::io::Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+            drop(text);
+            if let Some(tx) = &lines {
+                let _ = tx.send(line);
+            }
+        }
+    });
+}
+
+/// Runs `certzone` with `args` to completion.
+pub fn certzone(args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .output()
+        .expect("run certzone")
+}
+
+/// Runs kdig with `args`; panics if it cannot start.
+pub fn kdig(args: &[&str]) -> String {
+    tool("kdig", &["+timeout=3", "+retry=0"], args)
+}
+
+/// Runs dig with `args`; panics if it cannot start.
+pub fn dig(args: &[&str]) -> String {
+    tool("dig", &["+time=3", "+tries=1"], args)
+}
+
+fn tool(name: &str, bounds: &[&str], args: &[&str]) -> String {
+    let out = Command::new(name)
+        .args(bounds)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name} (installed by .ci/run): {e}"));
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// A temporary directory with the checked-in example zone copied in.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(
+            repo().join("zones/example.test.zone"),
+            dir.path().join("example.test.zone"),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The local CA certificate of a node whose state dir is `state` in here.
+    pub fn local_ca(&self, state: &str) -> PathBuf {
+        self.path(state).join("local-ca/ca.pem")
+    }
+}
+
+/// A node config on `ip` with every listener (DNS 5300, DoT 8530, DoH 4430) and the example
+/// zone. `tls` is the body of `[tls]` (empty: the local CA for ns1.example.test); `extra`
+/// is appended.
+pub fn node_config(ip: &str, state: &str, tls: &str, extra: &str) -> String {
+    let tls = if tls.is_empty() {
+        "names = [\"ns1.example.test\"]"
+    } else {
+        tls
+    };
+    format!(
+        r#"state-dir = "{state}"
+
+[listen]
+udp = ["{ip}:5300"]
+tcp = ["{ip}:5300"]
+tls = ["{ip}:8530"]
+https = ["{ip}:4430"]
+
+[tls]
+{tls}
+
+[[zone]]
+name = "example.test."
+file = "example.test.zone"
+{extra}"#
+    )
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the real programs the tests start, from Debian's packages, if any is missing:
+# kdig (knot-dnsutils), dig (bind9-dnsutils), named (bind9), pebble (the ACME test CA).
+set -euo pipefail
+packages=(knot-dnsutils bind9-dnsutils bind9 pebble)
+tools=(kdig dig named pebble)
+missing=0
+for tool in "${tools[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
+done
+[ "$missing" = 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/setup.sh: missing test tools; install them with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${packages[@]}"
