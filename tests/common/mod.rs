@@ -48,6 +48,7 @@ pub struct Node {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     lines: mpsc::Receiver<String>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Node {
@@ -71,14 +72,17 @@ impl Node {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let (tx, lines) = mpsc::channel();
-        collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
-        collect(child.stderr.take().unwrap(), stderr.clone(), None);
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone(), Some(tx)),
+            collect(child.stderr.take().unwrap(), stderr.clone(), None),
+        ];
         Self {
             child,
             config: config.to_path_buf(),
             stdout,
             stderr,
             lines,
+            readers,
         }
     }
 
@@ -114,10 +118,14 @@ impl Node {
 
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        wait_for("certzone to exit", limit, || {
+        let status = wait_for("certzone to exit", limit, || {
             self.child.try_wait().ok().flatten()
-        })
-        .code()
+        });
+        // The pipes close with the process, so the readers end promptly.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        status.code()
     }
 
     /// Stops the node with SIGTERM and waits for a clean exit.
@@ -171,7 +179,7 @@ fn collect(
     pipe: impl std::io::Read + Send + 'static,
     sink: Arc<Mutex<String>>,
     lines: Option<mpsc::Sender<String>>,
-) {
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
@@ -183,7 +191,7 @@ fn collect(
                 let _ = tx.send(line);
             }
         }
-    });
+    })
 }
 
 /// Runs `certzone` with `args` to completion.
