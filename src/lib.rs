@@ -6,7 +6,8 @@
 //! config ──> zones (RFC 1035 files) ──> dns::Handler ──> dns listeners (UDP, TCP, DoT, DoH)
 //!                                          ^                      ^
 //!            forward (upstreams) ──────────┘                      │
-//! certificate source (local CA | PEM files) ──> tls::CertSlot ────┘ (hot swap)
+//! certificate source (local CA | PEM files | acme) ──> tls::CertSlot ─┘ (hot swap)
+//!            acme ──> zones (challenge TXT) ──> CA validates over DNS
 //! ```
 //!
 //! - [`config`]: the file, parsed once into typed values (pure).
@@ -14,10 +15,12 @@
 //! - [`dns`]: sockets and framing for every transport; the shared answer logic; forwarding.
 //! - [`tls`]: the swappable certificate every TLS listener reads.
 //! - [`localca`]: the built-in CA for first runs and tests.
+//! - [`acme`]: the master's ACME client: DNS-01 from its own zones, renewal, backoff.
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
 
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod dns;

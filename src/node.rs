@@ -14,7 +14,11 @@ use std::{
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use hickory_proto::rr::Name;
+use tokio::sync::Notify;
+
 use crate::{
+    acme::{self, ChallengeZone, Issuer},
     config::{CertificateSource, Config, TlsConfig},
     dns::{Bound, Forwarder, Handler},
     localca::{self, LocalCa},
@@ -73,6 +77,7 @@ fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), Stri
                 .check()
                 .map_err(|e| e.to_string())
         }
+        CertificateSource::Acme(acme) => acme::check(acme).map_err(|e| e.to_string()),
     }
 }
 
@@ -88,16 +93,25 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let certs = Arc::new(CertSlot::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let force_renewal = Arc::new(Notify::new());
     let source = match &config.tls {
-        Some(tls) => Some(start_certificates(
-            &config, tls, &certs, &shutdown, &tracker,
-        )?),
+        Some(tls) => {
+            let parts = Parts {
+                certs: &certs,
+                zones: &zones,
+                force_renewal: &force_renewal,
+                shutdown: &shutdown,
+                tracker: &tracker,
+            };
+            Some(start_certificates(&config, tls, parts)?)
+        }
         None => None,
     };
+    let _pid = PidFile::write(&config.state_dir)?;
     let handler = Arc::new(Handler::new(zones.clone(), forwarder));
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
-    signals(&zones, &config, &certs).await?;
+    signals(&zones, &config, &certs, &force_renewal).await?;
     tracing::info!("shutting down");
     shutdown.cancel();
     tracker.close();
@@ -114,15 +128,26 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
 enum Source {
     LocalCa(PathBuf),
     Files,
+    Acme,
 }
 
-fn start_certificates(
-    config: &Config,
-    tls: &TlsConfig,
-    certs: &Arc<CertSlot>,
-    shutdown: &CancellationToken,
-    tracker: &TaskTracker,
-) -> anyhow::Result<Source> {
+/// What certificate sources may use of the running node.
+struct Parts<'a> {
+    certs: &'a Arc<CertSlot>,
+    zones: &'a Arc<Zones>,
+    force_renewal: &'a Arc<Notify>,
+    shutdown: &'a CancellationToken,
+    tracker: &'a TaskTracker,
+}
+
+fn start_certificates(config: &Config, tls: &TlsConfig, parts: Parts<'_>) -> anyhow::Result<Source> {
+    let Parts {
+        certs,
+        zones,
+        force_renewal,
+        shutdown,
+        tracker,
+    } = parts;
     match &tls.source {
         CertificateSource::Files { cert, key } => {
             let summary = certs.install(&tls::load_pem_files(cert, key)?)?;
@@ -142,7 +167,48 @@ fn start_certificates(
             ));
             Ok(Source::LocalCa(path))
         }
+        CertificateSource::Acme(acme) => {
+            let issuer = Issuer::new((**acme).clone(), tls.names.clone(), &config.state_dir, certs.clone(), zones.clone());
+            if !issuer.start()? {
+                tracing::info!("no valid certificate stored: plain DNS is up, TLS follows the first issuance");
+            }
+            tracker.spawn(issuer.run(force_renewal.clone(), shutdown.clone()));
+            Ok(Source::Acme)
+        }
     }
+}
+
+impl ChallengeZone for Zones {
+    async fn publish(&self, owner: &Name, values: &[String]) {
+        if !self.set_txt(owner, values).await {
+            // The config check guarantees a zone for every challenge owner.
+            tracing::error!(%owner, "no zone holds the challenge owner");
+        }
+    }
+}
+
+/// `<state-dir>/certzone.pid`, so `certzone renew` can find the node; removed on exit.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(state_dir: &std::path::Path) -> anyhow::Result<Self> {
+        crate::state::ensure_dir(state_dir)?;
+        let path = pid_path(state_dir);
+        let pid = format!("{}\n", std::process::id());
+        crate::state::write_atomic(&path, pid.as_bytes(), crate::state::PUBLIC)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Where a node's pid is written.
+pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("certzone.pid")
 }
 
 /// Replaces the local CA leaf when a third of its life is left.
@@ -183,9 +249,10 @@ async fn renew_local(
     }
 }
 
-/// Waits for SIGTERM/SIGINT; handles SIGHUP meanwhile.
-async fn signals(zones: &Zones, config: &Config, certs: &CertSlot) -> anyhow::Result<()> {
+/// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
+async fn signals(zones: &Zones, config: &Config, certs: &CertSlot, force_renewal: &Notify) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     loop {
@@ -193,6 +260,7 @@ async fn signals(zones: &Zones, config: &Config, certs: &CertSlot) -> anyhow::Re
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
             _ = hup.recv() => reload(zones, config, certs),
+            _ = usr1.recv() => force_renewal.notify_one(),
         }
     }
 }

@@ -24,7 +24,7 @@ pub struct StateError {
 }
 
 impl StateError {
-    fn new(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn new(action: &'static str, path: &Path, source: std::io::Error) -> Self {
         Self {
             action,
             path: path.to_path_buf(),

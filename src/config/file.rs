@@ -20,6 +20,7 @@ pub(super) struct File {
     #[serde(default, rename = "zone")]
     pub(super) zones: Vec<Zone>,
     pub(super) forward: Option<Forward>,
+    pub(super) acme: Option<Acme>,
 }
 
 /// `[listen]`: every listener is optional; a node runs the subset it names.
@@ -94,6 +95,8 @@ pub(super) enum CertSource {
     LocalCa,
     /// PEM files named by `cert-file` and `key-file`, re-read on SIGHUP.
     Files,
+    /// An ACME CA, configured in `[acme]`.
+    Acme,
 }
 
 /// `forward.upstream.protocol`
@@ -106,4 +109,47 @@ pub(super) enum UpstreamProtocol {
     Tcp,
     /// DNS over TLS (RFC 7858), the upstream's name verified.
     Tls,
+}
+
+/// `[acme]`: the CA and how the master proves its names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Acme {
+    pub(super) directory: String,
+    #[serde(default)]
+    pub(super) contact: Vec<String>,
+    #[serde(default)]
+    pub(super) challenge: Challenge,
+    pub(super) eab_key_id: Option<String>,
+    pub(super) eab_hmac_key: Option<String>,
+    #[serde(default)]
+    pub(super) ca_roots: Vec<PathBuf>,
+    #[serde(default)]
+    pub(super) key_algorithm: KeyAlgorithm,
+    #[serde(default)]
+    pub(super) authoritative: Vec<SocketAddr>,
+    pub(super) propagation_timeout_secs: Option<u64>,
+    pub(super) retry_base_secs: Option<u64>,
+    pub(super) max_orders_per_hour: Option<u32>,
+}
+
+/// `acme.challenge`
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Challenge {
+    /// A TXT record in the master's own zone.
+    #[default]
+    #[serde(rename = "dns-01")]
+    Dns01,
+}
+
+/// `acme.key-algorithm`: the certificate's key.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyAlgorithm {
+    #[default]
+    #[serde(rename = "ecdsa-p256")]
+    EcdsaP256,
+    #[serde(rename = "ecdsa-p384")]
+    EcdsaP384,
 }

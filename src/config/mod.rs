@@ -16,7 +16,7 @@ use std::{
 
 use hickory_proto::rr::Name;
 
-pub use file::Role;
+pub use file::{Challenge, KeyAlgorithm, Role};
 use file::{CertSource, UpstreamProtocol};
 
 /// A problem with the configuration file itself.
@@ -72,7 +72,46 @@ pub enum CertificateSource {
     LocalCa { leaf_days: u32 },
     /// PEM files, re-read on SIGHUP.
     Files { cert: PathBuf, key: PathBuf },
+    /// An ACME CA.
+    Acme(Box<AcmeConfig>),
 }
+
+/// `[acme]`, typed.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The directory URL (presets already expanded).
+    pub directory: String,
+    pub contact: Vec<String>,
+    pub challenge: Challenge,
+    pub eab: Option<Eab>,
+    /// Extra roots for the directory's own HTTPS (Pebble, private CAs).
+    pub ca_roots: Vec<PathBuf>,
+    pub key_algorithm: KeyAlgorithm,
+    /// Servers that must answer the challenge before the CA is told "ready".
+    pub authoritative: Vec<SocketAddr>,
+    pub propagation_timeout: Duration,
+    /// First delay after a failure; later ones grow tenfold, capped.
+    pub retry_base: Duration,
+    pub max_orders_per_hour: u32,
+}
+
+/// External Account Binding credentials.
+#[derive(Clone)]
+pub struct Eab {
+    pub key_id: String,
+    pub hmac_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Eab {
+    // The HMAC key is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eab").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+/// Directory presets operators can name instead of a URL.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
 
 #[derive(Debug, Clone)]
 pub struct ZoneConfig {
@@ -107,6 +146,9 @@ pub enum UpstreamTransport {
 /// The local CA's default leaf lifetime, the same as a public ACME certificate's.
 const DEFAULT_LEAF_DAYS: u32 = 90;
 const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3000;
+const DEFAULT_PROPAGATION_SECS: u64 = 60;
+const DEFAULT_RETRY_BASE_SECS: u64 = 60;
+const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
 
 impl Config {
     /// Reads and checks the file at `path`.
@@ -156,7 +198,9 @@ impl Checker<'_> {
             tls,
             zones,
             forward,
+            acme,
         } = raw;
+        let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
         let config = Config {
             path: self.path.to_path_buf(),
             role,
@@ -167,7 +211,7 @@ impl Checker<'_> {
                 tls: listen.tls,
                 https: listen.https,
             },
-            tls: tls.map(|t| self.tls(t)).transpose()?,
+            tls: self.tls_with(tls, acme)?,
             zones: self.zones(zones)?,
             forward: forward.map(|f| self.forward(f)).transpose()?,
         };
@@ -175,7 +219,18 @@ impl Checker<'_> {
         Ok(config)
     }
 
-    fn tls(&self, raw: file::Tls) -> Result<TlsConfig, ConfigError> {
+    fn tls_with(&self, tls: Option<file::Tls>, acme: Option<AcmeConfig>) -> Result<Option<TlsConfig>, ConfigError> {
+        match (tls, acme) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(self.invalid("acme", "[acme] needs a [tls] section with source = \"acme\"")),
+            (Some(tls), acme) => self.tls(tls, acme).map(Some),
+        }
+    }
+
+    fn tls(&self, raw: file::Tls, acme: Option<AcmeConfig>) -> Result<TlsConfig, ConfigError> {
+        if raw.source != CertSource::Acme && acme.is_some() {
+            return Err(self.invalid("acme", "[acme] is used only with tls.source = \"acme\""));
+        }
         if raw.names.is_empty() {
             return Err(self.invalid("tls.names", "at least one name is needed"));
         }
@@ -213,10 +268,80 @@ impl Checker<'_> {
                     key: self.resolve(&key),
                 }
             }
+            CertSource::Acme => {
+                let acme = acme.ok_or_else(|| self.invalid("tls.source", "\"acme\" needs an [acme] section"))?;
+                if raw.cert_file.is_some() || raw.key_file.is_some() || raw.leaf_days.is_some() {
+                    return Err(self.invalid("tls.source", "cert-file, key-file and leaf-days do not go with \"acme\""));
+                }
+                if let Some(ip) = raw.names.iter().find(|n| n.parse::<IpAddr>().is_ok()) {
+                    return Err(self.invalid("tls.names", format!("`{ip}`: dns-01 proves DNS names, not addresses")));
+                }
+                CertificateSource::Acme(Box::new(acme))
+            }
         };
         Ok(TlsConfig {
             names: raw.names,
             source,
+        })
+    }
+
+    fn acme(&self, raw: file::Acme, udp: &[SocketAddr]) -> Result<AcmeConfig, ConfigError> {
+        let directory = match raw.directory.as_str() {
+            "letsencrypt" => LETSENCRYPT.to_string(),
+            "letsencrypt-staging" => LETSENCRYPT_STAGING.to_string(),
+            url if url.starts_with("https://") => url.to_string(),
+            other => {
+                return Err(self.invalid(
+                    "acme.directory",
+                    format!("`{other}` is neither an https:// URL nor a preset (letsencrypt, letsencrypt-staging)"),
+                ));
+            }
+        };
+        if let Some(bad) = raw.contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return Err(self.invalid("acme.contact", format!("`{bad}` must be a mailto: URL")));
+        }
+        let eab = match (raw.eab_key_id, raw.eab_hmac_key) {
+            (None, None) => None,
+            (Some(key_id), Some(key)) => {
+                use base64::Engine;
+                let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(key.trim_end_matches('='))
+                    .map_err(|e| self.invalid("acme.eab-hmac-key", format!("not base64url: {e}")))?;
+                Some(Eab { key_id, hmac_key })
+            }
+            _ => return Err(self.invalid("acme.eab-key-id", "eab-key-id and eab-hmac-key go together")),
+        };
+        let authoritative = if raw.authoritative.is_empty() {
+            let own = udp.first().ok_or_else(|| {
+                self.invalid("acme.authoritative", "no UDP listener to check the challenge on; list the servers here")
+            })?;
+            vec![*own]
+        } else {
+            raw.authoritative
+        };
+        let positive = |key: &str, value: u64| {
+            if value == 0 { Err(self.invalid(key, "must be above 0")) } else { Ok(value) }
+        };
+        Ok(AcmeConfig {
+            directory,
+            contact: raw.contact,
+            challenge: raw.challenge,
+            eab,
+            ca_roots: raw.ca_roots.iter().map(|p| self.resolve(p)).collect(),
+            key_algorithm: raw.key_algorithm,
+            authoritative,
+            propagation_timeout: Duration::from_secs(positive(
+                "acme.propagation-timeout-secs",
+                raw.propagation_timeout_secs.unwrap_or(DEFAULT_PROPAGATION_SECS),
+            )?),
+            retry_base: Duration::from_secs(positive(
+                "acme.retry-base-secs",
+                raw.retry_base_secs.unwrap_or(DEFAULT_RETRY_BASE_SECS),
+            )?),
+            max_orders_per_hour: positive(
+                "acme.max-orders-per-hour",
+                u64::from(raw.max_orders_per_hour.unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR)),
+            )? as u32,
         })
     }
 
@@ -308,8 +433,30 @@ impl Checker<'_> {
         if wants_tls && config.tls.is_none() {
             return Err(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));
         }
+        if let Some(TlsConfig {
+            names,
+            source: CertificateSource::Acme(_),
+        }) = &config.tls
+        {
+            self.challenges_in_zones(names, &config.zones)?;
+        }
         if listen.udp.is_empty() && stream.is_empty() {
             return Err(self.invalid("listen", "no listener is configured"));
+        }
+        Ok(())
+    }
+
+    /// dns-01 puts `_acme-challenge.<name>` in a zone this node serves: it must have one.
+    fn challenges_in_zones(&self, names: &[String], zones: &[ZoneConfig]) -> Result<(), ConfigError> {
+        for name in names {
+            let owner = challenge_owner(name)
+                .map_err(|e| self.invalid("tls.names", format!("`{name}`: {e}")))?;
+            if !zones.iter().any(|z| z.origin.zone_of(&owner)) {
+                return Err(self.invalid(
+                    "tls.names",
+                    format!("`{name}`: dns-01 needs {owner} inside one of this node's zones"),
+                ));
+            }
         }
         Ok(())
     }
@@ -329,6 +476,14 @@ impl Checker<'_> {
             message: message.into(),
         }
     }
+}
+
+/// Where dns-01 puts the challenge for `name` (RFC 8555 8.4); a wildcard's is its base's.
+pub fn challenge_owner(name: &str) -> Result<Name, hickory_proto::ProtoError> {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    let mut owner = Name::from_ascii(format!("_acme-challenge.{}", base.trim_end_matches('.')))?;
+    owner.set_fqdn(true);
+    Ok(owner)
 }
 
 #[cfg(test)]

@@ -7,10 +7,13 @@
 
 mod parse;
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey, rdata::TXT};
 use hickory_server::{
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
@@ -26,11 +29,19 @@ struct Loaded {
     handler: Arc<InMemoryZoneHandler>,
 }
 
+/// TXT records that live beside the files (ACME challenges), by owner: kept across reloads.
+type Overlay = BTreeMap<Name, Vec<String>>;
+
+/// TTL of overlay records: short, they change with every order.
+const OVERLAY_TTL: u32 = 60;
+
 /// The zones of a node.
 pub struct Zones {
     catalog: ArcSwap<Catalog>,
-    // Only reload and start-up take this; queries read `catalog` and never wait on it.
+    // Only reload, start-up and overlay changes take these; queries read `catalog` and
+    // never wait on them.
     loaded: Mutex<Vec<Loaded>>,
+    overlay: Mutex<Overlay>,
 }
 
 impl Zones {
@@ -54,6 +65,7 @@ impl Zones {
         Ok(Self {
             catalog: ArcSwap::from_pointee(catalog),
             loaded: Mutex::new(loaded),
+            overlay: Mutex::default(),
         })
     }
 
@@ -70,10 +82,11 @@ impl Zones {
     pub fn reload(&self) -> (Vec<Name>, Vec<ZoneError>) {
         // A poisoned lock means a reload panicked; the data under it is still whole.
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut errors = Vec::new();
         let mut changed = Vec::new();
         for zone in loaded.iter_mut() {
-            match handler(&zone.config) {
+            match handler_with(&zone.config, &overlay) {
                 Ok(handler) => {
                     zone.handler = handler;
                     changed.push(zone.config.origin.clone());
@@ -90,6 +103,38 @@ impl Zones {
         self.catalog.load_full()
     }
 
+    /// Serves exactly `values` as TXT at `owner` (none: removes them), in whichever zone
+    /// holds `owner`, until changed again. Returns false if no zone holds it.
+    pub async fn set_txt(&self, owner: &Name, values: &[String]) -> bool {
+        let Some(handler) = self.handler_for(owner) else {
+            return false;
+        };
+        {
+            let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+            if values.is_empty() {
+                overlay.remove(owner);
+            } else {
+                overlay.insert(owner.clone(), values.to_vec());
+            }
+        }
+        let serial = handler.serial().await;
+        handler.records_mut().await.remove(&RrKey::new(owner.into(), RecordType::TXT));
+        for record in txt_records(owner, values) {
+            handler.upsert(record, serial).await;
+        }
+        true
+    }
+
+    /// The handler of the deepest zone holding `name`.
+    fn handler_for(&self, name: &Name) -> Option<Arc<InMemoryZoneHandler>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .filter(|z| z.config.origin.zone_of(name))
+            .max_by_key(|z| z.config.origin.num_labels())
+            .map(|z| z.handler.clone())
+    }
+
     /// Whether `name` is at or below one of the node's zones.
     pub fn is_authoritative_for(&self, name: &LowerName) -> bool {
         self.catalog.load().find(name).is_some()
@@ -97,9 +142,14 @@ impl Zones {
 }
 
 fn handler(config: &ZoneConfig) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
+    handler_with(config, &Overlay::new())
+}
+
+/// Loads a zone from its file and adds the overlay records that fall inside it.
+fn handler_with(config: &ZoneConfig, overlay: &Overlay) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
     let records = parse::load(&config.origin, &config.file)?;
     // `parse::load` checked the SOA, the only thing `new` refuses.
-    let handler = InMemoryZoneHandler::new(
+    let mut handler = InMemoryZoneHandler::new(
         config.origin.clone(),
         records,
         ZoneType::Primary,
@@ -111,8 +161,23 @@ fn handler(config: &ZoneConfig) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
         line: 0,
         message,
     })?;
+    // Overlay names are checked against the deepest zone when set; here any zone holding
+    // them takes them, which is the same zone unless zones nest.
+    for (owner, values) in overlay.iter().filter(|(o, _)| config.origin.zone_of(o)) {
+        for record in txt_records(owner, values) {
+            // The serial only tags the record set for IXFR journals, which a file zone has not.
+            handler.upsert_mut(record, 0);
+        }
+    }
     Ok(Arc::new(handler))
 }
+
+fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
+    values
+        .iter()
+        .map(|v| Record::from_rdata(owner.clone(), OVERLAY_TTL, RData::TXT(TXT::new(vec![v.clone()]))))
+}
+
 
 fn catalog(loaded: &[Loaded]) -> Catalog {
     let mut catalog = Catalog::new();

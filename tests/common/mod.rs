@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod client;
+pub mod pebble;
 
 use std::{
     io::{BufRead, BufReader},
