@@ -140,7 +140,11 @@ struct Parts<'a> {
     tracker: &'a TaskTracker,
 }
 
-fn start_certificates(config: &Config, tls: &TlsConfig, parts: Parts<'_>) -> anyhow::Result<Source> {
+fn start_certificates(
+    config: &Config,
+    tls: &TlsConfig,
+    parts: Parts<'_>,
+) -> anyhow::Result<Source> {
     let Parts {
         certs,
         zones,
@@ -168,9 +172,17 @@ fn start_certificates(config: &Config, tls: &TlsConfig, parts: Parts<'_>) -> any
             Ok(Source::LocalCa(path))
         }
         CertificateSource::Acme(acme) => {
-            let issuer = Issuer::new((**acme).clone(), tls.names.clone(), &config.state_dir, certs.clone(), zones.clone());
+            let issuer = Issuer::new(
+                (**acme).clone(),
+                tls.names.clone(),
+                &config.state_dir,
+                certs.clone(),
+                zones.clone(),
+            );
             if !issuer.start()? {
-                tracing::info!("no valid certificate stored: plain DNS is up, TLS follows the first issuance");
+                tracing::info!(
+                    "no valid certificate stored: plain DNS is up, TLS follows the first issuance"
+                );
             }
             tracker.spawn(issuer.run(force_renewal.clone(), shutdown.clone()));
             Ok(Source::Acme)
@@ -250,7 +262,12 @@ async fn renew_local(
 }
 
 /// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
-async fn signals(zones: &Zones, config: &Config, certs: &CertSlot, force_renewal: &Notify) -> anyhow::Result<()> {
+async fn signals(
+    zones: &Zones,
+    config: &Config,
+    certs: &CertSlot,
+    force_renewal: &Notify,
+) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -14,8 +14,9 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, CertificateIdentifier, ChallengeType, ExternalAccountKey, HttpClient,
-    Identifier, NewAccount, NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, BodyWrapper, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, Order, OrderStatus,
+    RetryPolicy,
 };
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -44,12 +45,14 @@ pub(super) fn http_client(config: &AcmeConfig) -> Result<Box<dyn HttpClient>, Ac
             roots.add(cert).map_err(|e| root_error(path, e))?;
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        // Local invariant: ring's default provider supports the safe default versions.
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    // Local invariant: ring's default provider supports the safe default versions.
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
@@ -59,13 +62,17 @@ pub(super) fn http_client(config: &AcmeConfig) -> Result<Box<dyn HttpClient>, Ac
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    let client: HyperClient<_, BodyWrapper<Bytes>> = HyperClient::builder(TokioExecutor::new()).build(https);
+    let client: HyperClient<_, BodyWrapper<Bytes>> =
+        HyperClient::builder(TokioExecutor::new()).build(https);
     Ok(Box::new(client))
 }
 
 /// Checks the extra roots without building anything: for `check-config`.
 pub(super) fn check_roots(config: &AcmeConfig) -> Result<(), AcmeError> {
-    config.ca_roots.iter().try_for_each(|p| read_roots(p).map(drop))
+    config
+        .ca_roots
+        .iter()
+        .try_for_each(|p| read_roots(p).map(drop))
 }
 
 fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>, AcmeError> {
@@ -86,7 +93,10 @@ fn root_error(path: &Path, reason: impl ToString) -> AcmeError {
 }
 
 /// Loads the stored account, or creates one (with EAB when configured).
-pub(super) async fn account(config: &AcmeConfig, stored: Option<StoredAccount>) -> Result<(Account, Option<StoredAccount>), AcmeError> {
+pub(super) async fn account(
+    config: &AcmeConfig,
+    stored: Option<StoredAccount>,
+) -> Result<(Account, Option<StoredAccount>), AcmeError> {
     if let Some(stored) = stored {
         let account = Account::builder_with_http(http_client(config)?)
             .from_credentials(stored.credentials)
@@ -96,7 +106,10 @@ pub(super) async fn account(config: &AcmeConfig, stored: Option<StoredAccount>) 
         return Ok((account, None));
     }
     let contact: Vec<&str> = config.contact.iter().map(String::as_str).collect();
-    let eab = config.eab.as_ref().map(|e| ExternalAccountKey::new(e.key_id.clone(), &e.hmac_key));
+    let eab = config
+        .eab
+        .as_ref()
+        .map(|e| ExternalAccountKey::new(e.key_id.clone(), &e.hmac_key));
     let new = NewAccount {
         contact: &contact,
         terms_of_service_agreed: true,
@@ -146,12 +159,23 @@ async fn new_order(
 ) -> Result<Order, AcmeError> {
     let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
     let Some(replaces) = replaces else {
-        return account.new_order(&NewOrder::new(&identifiers)).await.map_err(AcmeError::ca("create the order"));
+        return account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(AcmeError::ca("create the order"));
     };
-    match account.new_order(&NewOrder::new(&identifiers).replaces(replaces)).await {
+    match account
+        .new_order(&NewOrder::new(&identifiers).replaces(replaces))
+        .await
+    {
         Err(instant_acme::Error::Api(problem)) if problem_is(&problem, "alreadyReplaced") => {
-            tracing::info!("the CA says the certificate was already replaced; ordering without `replaces`");
-            account.new_order(&NewOrder::new(&identifiers)).await.map_err(AcmeError::ca("create the order"))
+            tracing::info!(
+                "the CA says the certificate was already replaced; ordering without `replaces`"
+            );
+            account
+                .new_order(&NewOrder::new(&identifiers))
+                .await
+                .map_err(AcmeError::ca("create the order"))
         }
         other => other.map_err(AcmeError::ca("create the order")),
     }
@@ -170,13 +194,20 @@ async fn challenges(order: &mut Order) -> Result<BTreeMap<Name, Vec<String>>, Ac
                 tracing::info!(%identifier, "authorization already valid");
                 continue;
             }
-            status => return Err(AcmeError::Order(format!("authorization for {identifier} is {status:?}"))),
+            status => {
+                return Err(AcmeError::Order(format!(
+                    "authorization for {identifier} is {status:?}"
+                )));
+            }
         }
-        let challenge = authz
-            .challenge(ChallengeType::Dns01)
-            .ok_or_else(|| AcmeError::Order(format!("the CA offers no dns-01 challenge for {identifier}")))?;
+        let challenge = authz.challenge(ChallengeType::Dns01).ok_or_else(|| {
+            AcmeError::Order(format!(
+                "the CA offers no dns-01 challenge for {identifier}"
+            ))
+        })?;
         let value = challenge.key_authorization().dns_value();
-        let owner = challenge_owner(&identifier).map_err(|e| AcmeError::Order(format!("{identifier}: {e}")))?;
+        let owner = challenge_owner(&identifier)
+            .map_err(|e| AcmeError::Order(format!("{identifier}: {e}")))?;
         tracing::info!(%identifier, %owner, "authorization pending: dns-01 challenge");
         wanted.entry(owner).or_default().push(value);
     }
@@ -190,20 +221,38 @@ async fn prove_and_finish(
     wanted: &BTreeMap<Name, Vec<String>>,
 ) -> Result<Issued, AcmeError> {
     for (owner, values) in wanted {
-        propagation::confirm(&config.authoritative, owner, values, config.propagation_timeout).await?;
+        propagation::confirm(
+            &config.authoritative,
+            owner,
+            values,
+            config.propagation_timeout,
+        )
+        .await?;
     }
     set_ready(order).await?;
-    let status = order.poll_ready(&POLL).await.map_err(AcmeError::ca("wait for validation"))?;
+    let status = order
+        .poll_ready(&POLL)
+        .await
+        .map_err(AcmeError::ca("wait for validation"))?;
     if status != OrderStatus::Ready {
-        return Err(AcmeError::Order(format!("validation failed: {}", validation_errors(order).await)));
+        return Err(AcmeError::Order(format!(
+            "validation failed: {}",
+            validation_errors(order).await
+        )));
     }
     tracing::info!("validation succeeded; finalizing");
     let key = key_pair(config.key_algorithm)?;
     let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(AcmeError::Key)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).map_err(AcmeError::Key)?;
-    order.finalize_csr(csr.der()).await.map_err(AcmeError::ca("finalize the order"))?;
-    let chain_pem = order.poll_certificate(&POLL).await.map_err(AcmeError::ca("download the certificate"))?;
+    order
+        .finalize_csr(csr.der())
+        .await
+        .map_err(AcmeError::ca("finalize the order"))?;
+    let chain_pem = order
+        .poll_certificate(&POLL)
+        .await
+        .map_err(AcmeError::ca("download the certificate"))?;
     Ok(Issued {
         chain_pem,
         key_pem: key.serialize_pem(),
@@ -220,7 +269,10 @@ async fn set_ready(order: &mut Order) -> Result<(), AcmeError> {
         }
         let identifier = authz.identifier().to_string();
         if let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) {
-            challenge.set_ready().await.map_err(AcmeError::ca("mark the challenge ready"))?;
+            challenge
+                .set_ready()
+                .await
+                .map_err(AcmeError::ca("mark the challenge ready"))?;
             tracing::info!(%identifier, "challenge marked ready");
         }
     }
@@ -233,14 +285,20 @@ async fn validation_errors(order: &mut Order) -> String {
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authz)) = authorizations.next().await {
         let identifier = authz.identifier().to_string();
-        let Ok(state) = authz.refresh().await else { continue };
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
         for challenge in &state.challenges {
             if let Some(problem) = &challenge.error {
                 errors.push(format!("{identifier}: {}", describe(problem)));
             }
         }
     }
-    if errors.is_empty() { "the order became invalid".into() } else { errors.join("; ") }
+    if errors.is_empty() {
+        "the order became invalid".into()
+    } else {
+        errors.join("; ")
+    }
 }
 
 fn key_pair(algorithm: KeyAlgorithm) -> Result<rcgen::KeyPair, AcmeError> {

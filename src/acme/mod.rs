@@ -42,7 +42,10 @@ const ARI_RECHECK: Duration = Duration::from_secs(12 * 3600);
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
     #[error("failed to {action}: {detail}")]
-    Ca { action: &'static str, detail: String },
+    Ca {
+        action: &'static str,
+        detail: String,
+    },
     #[error("failed to read CA roots {path}: {reason}")]
     Roots { path: String, reason: String },
     #[error(transparent)]
@@ -110,12 +113,20 @@ pub struct Issuer<Z> {
     certs: Arc<CertSlot>,
     zone: Arc<Z>,
     account: Option<Account>,
+    /// Whether the CA answered renewal information (RFC 9773): only then is `replaces` sent.
+    ari: bool,
     failures: u32,
     retry_at: Option<SystemTime>,
 }
 
 impl<Z: ChallengeZone> Issuer<Z> {
-    pub fn new(config: AcmeConfig, names: Vec<String>, state_dir: &std::path::Path, certs: Arc<CertSlot>, zone: Arc<Z>) -> Self {
+    pub fn new(
+        config: AcmeConfig,
+        names: Vec<String>,
+        state_dir: &std::path::Path,
+        certs: Arc<CertSlot>,
+        zone: Arc<Z>,
+    ) -> Self {
         Self {
             config,
             names,
@@ -123,6 +134,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
             certs,
             zone,
             account: None,
+            ari: false,
             failures: 0,
             retry_at: None,
         }
@@ -167,7 +179,11 @@ impl<Z: ChallengeZone> Issuer<Z> {
     }
 
     /// One order under the hourly cap; on failure, schedules the retry.
-    async fn attempt(&mut self, current: Option<&Current>, shutdown: &CancellationToken) -> Option<Current> {
+    async fn attempt(
+        &mut self,
+        current: Option<&Current>,
+        shutdown: &CancellationToken,
+    ) -> Option<Current> {
         let now = SystemTime::now();
         match self.under_cap(now) {
             Ok(true) => {}
@@ -233,18 +249,31 @@ impl<Z: ChallengeZone> Issuer<Z> {
         if let Some((window, recheck)) = self.ari_window(current).await {
             let at = schedule::renewal_time(current.validity, window, current.fraction, now);
             let recheck_at = now + recheck.min(ARI_RECHECK);
-            return if at <= recheck_at { Next::Renew(at) } else { Next::Recheck(recheck_at) };
+            return if at <= recheck_at {
+                Next::Renew(at)
+            } else {
+                Next::Recheck(recheck_at)
+            };
         }
         let window = schedule::default_window(current.validity);
-        Next::Renew(schedule::renewal_time(current.validity, window, current.fraction, now))
+        Next::Renew(schedule::renewal_time(
+            current.validity,
+            window,
+            current.fraction,
+            now,
+        ))
     }
 
     /// The CA's suggested window (RFC 9773), if it offers one.
-    async fn ari_window(&mut self, current: &Current) -> Option<((SystemTime, SystemTime), Duration)> {
+    async fn ari_window(
+        &mut self,
+        current: &Current,
+    ) -> Option<((SystemTime, SystemTime), Duration)> {
         let id = current.id.clone()?;
         let account = self.account().await.ok()?;
         match account.renewal_info(&id).await {
             Ok((info, recheck)) => {
+                self.ari = true;
                 let window = (
                     SystemTime::from(info.suggested_window.start),
                     SystemTime::from(info.suggested_window.end),
@@ -261,7 +290,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
 
     /// Orders, stores and installs a certificate.
     async fn renew(&mut self, current: Option<&Current>) -> Result<Current, AcmeError> {
-        let replaces = current.and_then(|c| c.id.clone());
+        let replaces = current.filter(|_| self.ari).and_then(|c| c.id.clone());
         let issued = match self.order(replaces.clone()).await {
             Err(e) if e.is_account_gone() => {
                 tracing::warn!("the CA no longer knows the account; creating a new one");
@@ -271,14 +300,25 @@ impl<Z: ChallengeZone> Issuer<Z> {
             }
             other => other?,
         };
-        self.store.save_certificate(&issued.chain_pem, &issued.key_pem)?;
+        self.store
+            .save_certificate(&issued.chain_pem, &issued.key_pem)?;
         let served = tls::parse_pem(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes())?;
         self.install(&served)
     }
 
-    async fn order(&mut self, replaces: Option<CertificateIdentifier<'static>>) -> Result<client::Issued, AcmeError> {
+    async fn order(
+        &mut self,
+        replaces: Option<CertificateIdentifier<'static>>,
+    ) -> Result<client::Issued, AcmeError> {
         let account = self.account().await?;
-        client::order(&account, &self.config, &self.names, replaces, self.zone.as_ref()).await
+        client::order(
+            &account,
+            &self.config,
+            &self.names,
+            replaces,
+            self.zone.as_ref(),
+        )
+        .await
     }
 
     async fn account(&mut self) -> Result<Account, AcmeError> {
@@ -328,7 +368,10 @@ impl<Z: ChallengeZone> Issuer<Z> {
 
 fn same_names(a: &[String], b: &[String]) -> bool {
     let norm = |names: &[String]| {
-        let mut n: Vec<String> = names.iter().map(|s| s.trim_end_matches('.').to_lowercase()).collect();
+        let mut n: Vec<String> = names
+            .iter()
+            .map(|s| s.trim_end_matches('.').to_lowercase())
+            .collect();
         n.sort();
         n.dedup();
         n
@@ -340,10 +383,15 @@ fn same_names(a: &[String], b: &[String]) -> bool {
 fn certificate_id(leaf: &[u8]) -> Option<CertificateIdentifier<'static>> {
     use x509_parser::{extensions::ParsedExtension, prelude::*};
     let (_, cert) = X509Certificate::from_der(leaf).ok()?;
-    let aki = cert.extensions().iter().find_map(|ext| match ext.parsed_extension() {
-        ParsedExtension::AuthorityKeyIdentifier(aki) => aki.key_identifier.as_ref().map(|k| k.0.to_vec()),
-        _ => None,
-    })?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
     let serial = cert.tbs_certificate.raw_serial().to_vec();
     Some(CertificateIdentifier::new(aki.as_slice().into(), serial.as_slice().into()).into_owned())
 }

@@ -19,7 +19,9 @@ const INTERVAL: Duration = Duration::from_millis(25);
 const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
-#[error("authoritative server {server} did not serve {owner} TXT with the challenge within {waited:?} (last: {last})")]
+#[error(
+    "authoritative server {server} did not serve {owner} TXT with the challenge within {waited:?} (last: {last})"
+)]
 pub struct Laggard {
     pub server: SocketAddr,
     pub owner: String,
@@ -28,7 +30,12 @@ pub struct Laggard {
 }
 
 /// Waits until every server in `servers` answers `owner` TXT with all of `values`.
-pub(super) async fn confirm(servers: &[SocketAddr], owner: &Name, values: &[String], deadline: Duration) -> Result<(), Laggard> {
+pub(super) async fn confirm(
+    servers: &[SocketAddr],
+    owner: &Name,
+    values: &[String],
+    deadline: Duration,
+) -> Result<(), Laggard> {
     let start = Instant::now();
     for server in servers {
         let mut last;
@@ -65,7 +72,11 @@ async fn ask(server: SocketAddr, owner: &Name) -> Result<Vec<String>, String> {
     query.metadata.id = rand_id();
     query.add_query(Query::query(owner.clone(), RecordType::TXT));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let local: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    let local: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
     let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
     socket.connect(server).await.map_err(|e| e.to_string())?;
     socket.send(&bytes).await.map_err(|e| e.to_string())?;
@@ -82,7 +93,12 @@ async fn ask(server: SocketAddr, owner: &Name) -> Result<Vec<String>, String> {
         .answers
         .iter()
         .filter_map(|r| match &r.data {
-            RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<Vec<_>>()),
+            RData::TXT(txt) => Some(
+                txt.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .flatten()

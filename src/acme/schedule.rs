@@ -24,7 +24,9 @@ pub(super) struct Validity {
 
 impl Validity {
     pub(super) fn lifetime(&self) -> Duration {
-        self.not_after.duration_since(self.not_before).unwrap_or_default()
+        self.not_after
+            .duration_since(self.not_before)
+            .unwrap_or_default()
     }
 
     /// Less than 1/20 of the lifetime left: renew whatever the CA suggests.
@@ -36,7 +38,11 @@ impl Validity {
 /// The window in which to renew when the CA offers no ARI.
 pub(super) fn default_window(validity: Validity) -> (SystemTime, SystemTime) {
     let lifetime = validity.lifetime();
-    let left_at_start = if lifetime < SHORT_LIFETIME { lifetime / 2 } else { lifetime / 3 };
+    let left_at_start = if lifetime < SHORT_LIFETIME {
+        lifetime / 2
+    } else {
+        lifetime / 3
+    };
     let start = validity.not_after - left_at_start;
     // The window spans a tenth of the lifetime, ending well before the urgent point.
     (start, start + lifetime / 10)

@@ -66,7 +66,9 @@ impl Store {
     /// Drops the stored account: the CA no longer knows it.
     pub(super) fn forget_account(&self) -> Result<(), StateError> {
         match std::fs::remove_file(self.dir.join("account.json")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StateError::new("remove", &self.dir.join("account.json"), e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StateError::new("remove", &self.dir.join("account.json"), e))
+            }
             _ => Ok(()),
         }
     }
@@ -84,10 +86,18 @@ impl Store {
 
     /// Key first, then chain: a crash in between leaves a key without its chain, which is
     /// read as "no certificate", never a chain with the wrong key.
-    pub(super) fn save_certificate(&self, chain_pem: &str, key_pem: &str) -> Result<(), StateError> {
+    pub(super) fn save_certificate(
+        &self,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), StateError> {
         let _ = std::fs::remove_file(self.dir.join("cert.pem"));
         state::write_atomic(&self.dir.join("key.pem"), key_pem.as_bytes(), state::SECRET)?;
-        state::write_atomic(&self.dir.join("cert.pem"), chain_pem.as_bytes(), state::PUBLIC)
+        state::write_atomic(
+            &self.dir.join("cert.pem"),
+            chain_pem.as_bytes(),
+            state::PUBLIC,
+        )
     }
 
     /// Orders placed in the hour before `now`.
@@ -106,15 +116,25 @@ impl Store {
         let mut times: Vec<u64> = self
             .recent_orders(now)?
             .iter()
-            .map(|t| t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs())
+            .map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs()
+            })
             .collect();
-        times.push(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs());
+        times.push(
+            now.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+        );
         let json = serde_json::to_vec(&Orders { times }).expect("order times serialize");
         state::write_atomic(&self.dir.join("orders.json"), &json, state::PUBLIC)
     }
 
     fn orders(&self) -> Result<Orders, StateError> {
         let bytes = state::read_optional(&self.dir.join("orders.json"))?;
-        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default())
+        Ok(bytes
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default())
     }
 }

@@ -3,6 +3,7 @@
 //! 3 invalid bundle.
 
 mod check_config;
+mod renew;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -35,6 +36,11 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Ask the running node to renew its ACME certificate now (same as SIGUSR1).
+    Renew {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -44,15 +50,19 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => run::run(&config),
         Command::CheckConfig { config } => check_config::check_config(&config),
+        Command::Renew { config } => renew::renew(&config),
     }
 }
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for people at a terminal, never in files or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

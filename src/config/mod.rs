@@ -16,8 +16,8 @@ use std::{
 
 use hickory_proto::rr::Name;
 
-pub use file::{Challenge, KeyAlgorithm, Role};
 use file::{CertSource, UpstreamProtocol};
+pub use file::{Challenge, KeyAlgorithm, Role};
 
 /// A problem with the configuration file itself.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,9 @@ pub struct Eab {
 impl std::fmt::Debug for Eab {
     // The HMAC key is a secret: never in logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Eab").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Eab")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -219,10 +221,17 @@ impl Checker<'_> {
         Ok(config)
     }
 
-    fn tls_with(&self, tls: Option<file::Tls>, acme: Option<AcmeConfig>) -> Result<Option<TlsConfig>, ConfigError> {
+    fn tls_with(
+        &self,
+        tls: Option<file::Tls>,
+        acme: Option<AcmeConfig>,
+    ) -> Result<Option<TlsConfig>, ConfigError> {
         match (tls, acme) {
             (None, None) => Ok(None),
-            (None, Some(_)) => Err(self.invalid("acme", "[acme] needs a [tls] section with source = \"acme\"")),
+            (None, Some(_)) => Err(self.invalid(
+                "acme",
+                "[acme] needs a [tls] section with source = \"acme\"",
+            )),
             (Some(tls), acme) => self.tls(tls, acme).map(Some),
         }
     }
@@ -269,12 +278,20 @@ impl Checker<'_> {
                 }
             }
             CertSource::Acme => {
-                let acme = acme.ok_or_else(|| self.invalid("tls.source", "\"acme\" needs an [acme] section"))?;
+                let acme = acme.ok_or_else(|| {
+                    self.invalid("tls.source", "\"acme\" needs an [acme] section")
+                })?;
                 if raw.cert_file.is_some() || raw.key_file.is_some() || raw.leaf_days.is_some() {
-                    return Err(self.invalid("tls.source", "cert-file, key-file and leaf-days do not go with \"acme\""));
+                    return Err(self.invalid(
+                        "tls.source",
+                        "cert-file, key-file and leaf-days do not go with \"acme\"",
+                    ));
                 }
                 if let Some(ip) = raw.names.iter().find(|n| n.parse::<IpAddr>().is_ok()) {
-                    return Err(self.invalid("tls.names", format!("`{ip}`: dns-01 proves DNS names, not addresses")));
+                    return Err(self.invalid(
+                        "tls.names",
+                        format!("`{ip}`: dns-01 proves DNS names, not addresses"),
+                    ));
                 }
                 CertificateSource::Acme(Box::new(acme))
             }
@@ -306,21 +323,34 @@ impl Checker<'_> {
                 use base64::Engine;
                 let hmac_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(key.trim_end_matches('='))
-                    .map_err(|e| self.invalid("acme.eab-hmac-key", format!("not base64url: {e}")))?;
+                    .map_err(|e| {
+                        self.invalid("acme.eab-hmac-key", format!("not base64url: {e}"))
+                    })?;
                 Some(Eab { key_id, hmac_key })
             }
-            _ => return Err(self.invalid("acme.eab-key-id", "eab-key-id and eab-hmac-key go together")),
+            _ => {
+                return Err(
+                    self.invalid("acme.eab-key-id", "eab-key-id and eab-hmac-key go together")
+                );
+            }
         };
         let authoritative = if raw.authoritative.is_empty() {
             let own = udp.first().ok_or_else(|| {
-                self.invalid("acme.authoritative", "no UDP listener to check the challenge on; list the servers here")
+                self.invalid(
+                    "acme.authoritative",
+                    "no UDP listener to check the challenge on; list the servers here",
+                )
             })?;
             vec![*own]
         } else {
             raw.authoritative
         };
         let positive = |key: &str, value: u64| {
-            if value == 0 { Err(self.invalid(key, "must be above 0")) } else { Ok(value) }
+            if value == 0 {
+                Err(self.invalid(key, "must be above 0"))
+            } else {
+                Ok(value)
+            }
         };
         Ok(AcmeConfig {
             directory,
@@ -332,7 +362,8 @@ impl Checker<'_> {
             authoritative,
             propagation_timeout: Duration::from_secs(positive(
                 "acme.propagation-timeout-secs",
-                raw.propagation_timeout_secs.unwrap_or(DEFAULT_PROPAGATION_SECS),
+                raw.propagation_timeout_secs
+                    .unwrap_or(DEFAULT_PROPAGATION_SECS),
             )?),
             retry_base: Duration::from_secs(positive(
                 "acme.retry-base-secs",
@@ -340,7 +371,10 @@ impl Checker<'_> {
             )?),
             max_orders_per_hour: positive(
                 "acme.max-orders-per-hour",
-                u64::from(raw.max_orders_per_hour.unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR)),
+                u64::from(
+                    raw.max_orders_per_hour
+                        .unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR),
+                ),
             )? as u32,
         })
     }
@@ -447,7 +481,11 @@ impl Checker<'_> {
     }
 
     /// dns-01 puts `_acme-challenge.<name>` in a zone this node serves: it must have one.
-    fn challenges_in_zones(&self, names: &[String], zones: &[ZoneConfig]) -> Result<(), ConfigError> {
+    fn challenges_in_zones(
+        &self,
+        names: &[String],
+        zones: &[ZoneConfig],
+    ) -> Result<(), ConfigError> {
         for name in names {
             let owner = challenge_owner(name)
                 .map_err(|e| self.invalid("tls.names", format!("`{name}`: {e}")))?;

@@ -82,7 +82,11 @@ impl Zones {
     pub fn reload(&self) -> (Vec<Name>, Vec<ZoneError>) {
         // A poisoned lock means a reload panicked; the data under it is still whole.
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let overlay = self
+            .overlay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut errors = Vec::new();
         let mut changed = Vec::new();
         for zone in loaded.iter_mut() {
@@ -118,7 +122,10 @@ impl Zones {
             }
         }
         let serial = handler.serial().await;
-        handler.records_mut().await.remove(&RrKey::new(owner.into(), RecordType::TXT));
+        handler
+            .records_mut()
+            .await
+            .remove(&RrKey::new(owner.into(), RecordType::TXT));
         for record in txt_records(owner, values) {
             handler.upsert(record, serial).await;
         }
@@ -146,7 +153,10 @@ fn handler(config: &ZoneConfig) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
 }
 
 /// Loads a zone from its file and adds the overlay records that fall inside it.
-fn handler_with(config: &ZoneConfig, overlay: &Overlay) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
+fn handler_with(
+    config: &ZoneConfig,
+    overlay: &Overlay,
+) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
     let records = parse::load(&config.origin, &config.file)?;
     // `parse::load` checked the SOA, the only thing `new` refuses.
     let mut handler = InMemoryZoneHandler::new(
@@ -173,11 +183,14 @@ fn handler_with(config: &ZoneConfig, overlay: &Overlay) -> Result<Arc<InMemoryZo
 }
 
 fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
-    values
-        .iter()
-        .map(|v| Record::from_rdata(owner.clone(), OVERLAY_TTL, RData::TXT(TXT::new(vec![v.clone()]))))
+    values.iter().map(|v| {
+        Record::from_rdata(
+            owner.clone(),
+            OVERLAY_TTL,
+            RData::TXT(TXT::new(vec![v.clone()])),
+        )
+    })
 }
-
 
 fn catalog(loaded: &[Loaded]) -> Catalog {
     let mut catalog = Catalog::new();

@@ -18,7 +18,7 @@ use rustls::{ClientConnection, StreamOwned, pki_types::ServerName};
 use super::{client::tls_config, wait_for};
 
 /// Options that differ between tests.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PebbleOptions {
     /// Seconds a certificate lives; `None` for Pebble's default (years).
     pub validity_secs: Option<u64>,
@@ -26,16 +26,6 @@ pub struct PebbleOptions {
     pub nonce_reject: u8,
     /// `(kid, base64url key)` to require External Account Binding.
     pub eab: Option<(String, String)>,
-}
-
-impl Default for PebbleOptions {
-    fn default() -> Self {
-        Self {
-            validity_secs: None,
-            nonce_reject: 0,
-            eab: None,
-        }
-    }
 }
 
 pub struct Pebble {
@@ -87,9 +77,16 @@ impl Pebble {
             dir: dir.to_path_buf(),
             log,
         };
-        wait_for("Pebble's directory to answer", Duration::from_secs(20), || {
-            pebble.get(14000, "/dir").ok().filter(|(status, _)| *status == 200)
-        });
+        wait_for(
+            "Pebble's directory to answer",
+            Duration::from_secs(20),
+            || {
+                pebble
+                    .get(14000, "/dir")
+                    .ok()
+                    .filter(|(status, _)| *status == 200)
+            },
+        );
         pebble
     }
 
@@ -103,7 +100,9 @@ impl Pebble {
 
     /// Pebble's issuing root (new at every start), written to `dir/pebble-root.pem`.
     pub fn root(&self) -> PathBuf {
-        let (status, body) = self.get(15000, "/roots/0").expect("Pebble's management API");
+        let (status, body) = self
+            .get(15000, "/roots/0")
+            .expect("Pebble's management API");
         assert_eq!(status, 200, "GET /roots/0: {body}");
         let path = self.dir.join("pebble-root.pem");
         std::fs::write(&path, body).unwrap();
@@ -128,7 +127,11 @@ impl Pebble {
         let name = ServerName::try_from(self.ip.clone()).unwrap();
         let conn = ClientConnection::new(tls_config(&self.https_ca(), b"http/1.1"), name).unwrap();
         let mut stream = StreamOwned::new(conn, tcp);
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.ip)?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.ip
+        )?;
         let mut response = String::new();
         // Pebble closes without a TLS close_notify; what was read is all there is.
         let _ = stream.read_to_string(&mut response);
@@ -137,7 +140,10 @@ impl Pebble {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| std::io::Error::other(format!("no HTTP status in {response:?}")))?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Ok((status, body))
     }
 }
@@ -156,10 +162,13 @@ fn write_https_material(ip: &str, dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "pebble HTTPS test CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pebble HTTPS test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec![ip.to_string(), "localhost".to_string()]).unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec![ip.to_string(), "localhost".to_string()]).unwrap();
     let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
     std::fs::write(dir.join("pebble-https-ca.pem"), ca.pem()).unwrap();
     std::fs::write(dir.join("pebble-https.pem"), cert.pem()).unwrap();
