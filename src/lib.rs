@@ -1,1 +1,3 @@
 //! certzone
+
+pub mod bundle;
