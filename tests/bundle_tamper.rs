@@ -102,7 +102,7 @@ fn every_missing_record_is_named() {
             "{err}"
         );
     }
-    let mut short = records.clone();
+    let mut short = records;
     short.pop();
     assert!(matches!(
         read_as(&fx, &short, 0),
