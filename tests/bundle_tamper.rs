@@ -259,3 +259,26 @@ fn publisher_refuses_bad_input() {
     let err = certzone::bundle::publish(&fx.input, &fx.key, &mut OsRng).unwrap_err();
     assert!(matches!(err, BundleError::InvalidInput(_)));
 }
+
+#[test]
+fn a_newer_format_is_refused_as_such_whatever_its_other_records() {
+    let fx = Fixture::new(1, 1);
+    let mut records = fx.publish();
+    let i = find(&records, "manifest.");
+    let RData::TXT(txt) = &records[i].data else {
+        panic!("manifest is TXT");
+    };
+    let mut payload = STANDARD.decode(txt.txt_data.concat()).expect("base64");
+    payload[0] = 9;
+    payload.extend(vec![0u8; 40_000]);
+    let text = STANDARD.encode(payload);
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(255).collect();
+    records[i].data = RData::TXT(TXT::from_bytes(chunks));
+    let mut odd = records[find(&records, "0.chain")].clone();
+    odd.name = "00.chain._certzone.example.test.".parse().expect("name");
+    records.push(odd);
+    assert_eq!(
+        read_as(&fx, &records, 0),
+        Err(BundleError::UnknownFormat(9))
+    );
+}

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use hickory_proto::rr::rdata::cert::CertType;
 use hickory_proto::rr::{Name, RData, Record};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use super::error::BundleError;
 use super::keys::KeyId;
 use super::layout::{Slot, classify, slot_text};
@@ -30,6 +33,23 @@ pub(crate) struct Collected {
 pub(crate) struct Parts {
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) keys: Vec<(KeyId, Vec<u8>)>,
+}
+
+/// The format byte, read from the first base64 quad of the manifest alone,
+/// before any other record is judged: the one thing every format version
+/// keeps is a TXT at `manifest.<zone>` whose payload starts with it. So a
+/// newer bundle is refused as `UnknownFormat`, not as whatever its other
+/// records look like to this reader. `None`: no readable manifest (the
+/// full parse reports why).
+pub(crate) fn manifest_format(records: &[Record], zone: &Name) -> Option<u8> {
+    let txt = records
+        .iter()
+        .find_map(|r| match (&r.data, classify(&r.name, zone)) {
+            (RData::TXT(txt), Ok(Some(Slot::Manifest))) => Some(txt),
+            _ => None,
+        })?;
+    let quad = txt.txt_data.first()?.get(..4)?;
+    STANDARD.decode(quad).ok()?.first().copied()
 }
 
 pub(crate) fn collect(records: &[Record], zone: &Name) -> Result<Collected, BundleError> {

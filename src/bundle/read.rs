@@ -9,7 +9,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 
 use super::certs::{self, CertSummary, LeafFacts};
 use super::checks;
-use super::collect::{Parts, collect};
+use super::collect::{Parts, collect, manifest_format};
 use super::error::BundleError;
 use super::keys::{KeyId, VerifyingKey, WorkerSecretKey};
 use super::limits::FORMAT_VERSION;
@@ -71,8 +71,12 @@ struct Signed {
     parts: Parts,
 }
 
-/// Rules 1-3: records, format, limits, then the signature.
+/// Rules 1-5: format, records, manifest, counts, then the signature.
 fn signed(records: &[Record], zone: &Name, pinned: &VerifyingKey) -> Result<Signed, BundleError> {
+    match manifest_format(records, zone) {
+        Some(format) if format != FORMAT_VERSION => return Err(BundleError::UnknownFormat(format)),
+        _ => {}
+    }
     let mut found = collect(records, zone)?;
     let (manifest, sig) = Manifest::decode(&found.take_manifest(zone)?)?;
     let parts = found.into_parts(&manifest, zone)?;

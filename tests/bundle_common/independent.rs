@@ -42,6 +42,14 @@ fn be(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0, |acc, b| acc << 8 | u64::from(*b))
 }
 
+/// What section 4 needs, gathered from the zone text.
+struct Bundle {
+    version: u64,
+    signed: Vec<u8>,
+    sig: Vec<u8>,
+    keys: Vec<([u8; 8], Vec<u8>)>,
+}
+
 /// Checks the signature as the document describes and opens this worker's
 /// sealed key; returns the PKCS#8 DER. Panics on any failure.
 pub(crate) fn verify_and_unseal(
@@ -50,37 +58,67 @@ pub(crate) fn verify_and_unseal(
     pinned_pem: &str,
     worker_pem: &str,
 ) -> Vec<u8> {
-    let records = lines(text);
+    let bundle = gather(&lines(text), zone);
+    let pinned = VerifyingKey::from_public_key_pem(pinned_pem).expect("pinned key");
+    let sig = Signature::from_slice(&bundle.sig).expect("r || s");
+    pinned
+        .verify(&bundle.signed, &sig)
+        .expect("signature verifies");
+    unseal(&bundle, worker_pem)
+}
+
+/// Section 3 (manifest) and section 4 (signed bytes).
+fn gather(records: &[Line], zone: &str) -> Bundle {
     let manifest_line = records
         .iter()
         .find(|l| l.owner == format!("manifest.{zone}") && l.kind == "TXT");
     let manifest = txt_payload(manifest_line.expect("manifest record"));
     assert_eq!(manifest[0], 1, "format version");
-    let version = be(&manifest[1..9]);
     let mut at = 17;
-    let name_count = manifest[at] as usize;
-    at += 1;
-    for _ in 0..name_count {
-        at += 1 + manifest[at] as usize;
+    for _ in 0..manifest[at] {
+        at += 1 + manifest[at + 1] as usize;
     }
+    at += 1;
     let chain_count = manifest[at] as usize;
     let worker_count = be(&manifest[at + 1..at + 3]) as usize;
     let (body, sig) = manifest.split_at(manifest.len() - 64);
     assert_eq!(body.len(), at + 3);
-
     let mut signed = b"certzone bundle v1 sign\0".to_vec();
     signed.extend_from_slice(body);
     for i in 0..chain_count {
-        let line = records
-            .iter()
-            .find(|l| l.owner == format!("{i}.chain.{zone}"))
-            .expect("chain record");
-        assert_eq!(line.kind, "CERT");
-        assert_eq!(line.rdata[..3], ["1", "0", "0"]);
-        let der = STANDARD.decode(&line.rdata[3]).expect("base64");
-        signed.extend_from_slice(&(der.len() as u32).to_be_bytes());
-        signed.extend_from_slice(&der);
+        signed.extend(cert_entry(records, &format!("{i}.chain.{zone}")));
     }
+    let keys = sealed_keys(records, zone);
+    assert_eq!(keys.len(), worker_count);
+    for (id, blob) in &keys {
+        signed.extend_from_slice(id);
+        signed.extend_from_slice(&(blob.len() as u16).to_be_bytes());
+        signed.extend_from_slice(blob);
+    }
+    Bundle {
+        version: be(&manifest[1..9]),
+        signed,
+        sig: sig.to_vec(),
+        keys,
+    }
+}
+
+/// u32 length || DER of the CERT record at `owner`.
+fn cert_entry(records: &[Line], owner: &str) -> Vec<u8> {
+    let line = records
+        .iter()
+        .find(|l| l.owner == owner)
+        .expect("chain record");
+    assert_eq!(line.kind, "CERT");
+    assert_eq!(line.rdata[..3], ["1", "0", "0"]);
+    let der = STANDARD.decode(&line.rdata[3]).expect("base64");
+    let mut out = (der.len() as u32).to_be_bytes().to_vec();
+    out.extend(der);
+    out
+}
+
+/// (key id, sealed key), ascending id.
+fn sealed_keys(records: &[Line], zone: &str) -> Vec<([u8; 8], Vec<u8>)> {
     let suffix = format!(".keys.{zone}");
     let mut keys: Vec<([u8; 8], Vec<u8>)> = records
         .iter()
@@ -91,22 +129,18 @@ pub(crate) fn verify_and_unseal(
         })
         .collect();
     keys.sort();
-    assert_eq!(keys.len(), worker_count);
-    for (id, blob) in &keys {
-        signed.extend_from_slice(id);
-        signed.extend_from_slice(&(blob.len() as u16).to_be_bytes());
-        signed.extend_from_slice(blob);
-    }
-    let pinned = VerifyingKey::from_public_key_pem(pinned_pem).expect("pinned key");
-    let sig = Signature::from_slice(sig).expect("r || s");
-    pinned.verify(&signed, &sig).expect("signature verifies");
+    keys
+}
 
+/// Section 5, opening.
+fn unseal(bundle: &Bundle, worker_pem: &str) -> Vec<u8> {
     let me = p256::SecretKey::from_pkcs8_pem(worker_pem).expect("worker key");
     let my_point = me.public_key().to_encoded_point(false);
     let my_id: [u8; 8] = Sha256::digest(my_point.as_bytes())[..8]
         .try_into()
         .expect("8");
-    let blob = &keys
+    let blob = &bundle
+        .keys
         .iter()
         .find(|(id, _)| *id == my_id)
         .expect("my sealed key")
@@ -114,10 +148,9 @@ pub(crate) fn verify_and_unseal(
     let (eph, sealed) = blob.split_at(65);
     let eph_key = p256::PublicKey::from_sec1_bytes(eph).expect("point");
     let shared = p256::ecdh::diffie_hellman(me.to_nonzero_scalar(), eph_key.as_affine());
-
     let mut info = b"certzone bundle v1 seal".to_vec();
     info.push(1);
-    info.extend_from_slice(&version.to_be_bytes());
+    info.extend_from_slice(&bundle.version.to_be_bytes());
     info.extend_from_slice(&my_id);
     let salt = [eph, my_point.as_bytes()].concat();
     let mut okm = [0u8; 44];
@@ -126,14 +159,12 @@ pub(crate) fn verify_and_unseal(
         .expect("hkdf");
     let cipher = Aes256Gcm::new_from_slice(&okm[..32]).expect("key");
     let nonce: [u8; 12] = okm[32..].try_into().expect("12");
+    let payload = Payload {
+        msg: sealed,
+        aad: &info,
+    };
     cipher
-        .decrypt(
-            &Nonce::from(nonce),
-            Payload {
-                msg: sealed,
-                aad: &info,
-            },
-        )
+        .decrypt(&Nonce::from(nonce), payload)
         .expect("sealed key opens")
 }
 
