@@ -60,7 +60,11 @@ fuzz_target!(|data: &[u8]| {
         required_names: vec!["www.example.test".into()],
         now: 1_893_456_000,
         worker: (flags & 1 != 0).then(|| fx.worker.clone()),
-        roots: if flags & 2 != 0 { vec![fx.root.clone()] } else { vec![] },
+        roots: if flags & 2 != 0 {
+            vec![fx.root.clone()]
+        } else {
+            vec![]
+        },
     };
     let _ = read(&records, &fx.zone, &policy);
     let _ = inspect(&records, &fx.zone, &fx.pinned);

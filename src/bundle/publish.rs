@@ -68,6 +68,7 @@ pub fn publish(
 /// Refuses input a reader would refuse (except for time) and returns the
 /// canonical names, sorted and without repeats.
 fn validate(input: &BundleInput) -> Result<Vec<String>, BundleError> {
+    // check_sizes refuses an empty chain, so chain[0] exists from here on
     check_sizes(input)?;
     let names = canonical_names(&input.names)?;
     checks::check_links(&input.chain)?;

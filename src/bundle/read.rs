@@ -97,6 +97,8 @@ pub fn read(
 ) -> Result<VerifiedBundle, BundleError> {
     let bundle = signed(records, zone, &policy.pinned)?;
     check_version(bundle.manifest.version, policy.held_version)?;
+    // chain[0] exists below: the manifest requires C >= 1 and into_parts
+    // found every position below C
     let chain = &bundle.parts.chain;
     checks::check_links(chain)?;
     checks::check_roots(chain, &policy.roots)?;

@@ -1,5 +1,6 @@
 //! Unit tests that need the unchecked assembler: bundles the publisher
-//! refuses to make but a reader must still refuse on its own.
+//! refuses to make but a reader must still refuse on its own. Test code
+//! only; the public behaviour is tested in `tests/bundle_*.rs`.
 
 #[path = "../../tests/bundle_common/chain.rs"]
 mod chain;
