@@ -23,6 +23,9 @@ for flags in 00 01 03 07; do
     { printf "\\x$flags"; cat tests/vectors/bundle.wire; } > "$corpus/golden-$flags"
 done
 
+# inputs that once crashed it stay in the corpus
+cp tests/vectors/fuzz-regressions/* "$corpus/"
+
 export RUSTC_BOOTSTRAP=1
 cargo fuzz run --fuzz-dir fuzz read_bundle "$corpus" -- \
     -max_total_time="$secs" -max_len=16384 -rss_limit_mb=2048 -timeout=10

@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hickory_proto::rr::rdata::{CERT, TXT};
 use hickory_proto::rr::{RData, Record};
+use hickory_proto::serialize::binary::BinEncodable as _;
 
 /// One line per record: `owner TTL IN TYPE rdata`.
 pub fn zone_text(records: &[Record]) -> String {
@@ -20,7 +21,18 @@ pub fn zone_text(records: &[Record]) -> String {
         let rdata = match &record.data {
             RData::CERT(cert) => cert_text(cert),
             RData::TXT(txt) => txt_text(txt),
-            other => other.to_string(),
+            other => match other_text(other) {
+                Some(text) => text,
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "; {} {}: rdata cannot be printed",
+                        record.name,
+                        record.record_type()
+                    );
+                    continue;
+                }
+            },
         };
         // local invariant: writing to a String cannot fail
         let _ = writeln!(
@@ -34,6 +46,19 @@ pub fn zone_text(records: &[Record]) -> String {
         );
     }
     out
+}
+
+/// hickory's `Display`, or RFC 3597's generic `\# length hex` where that
+/// `Display` fails (OPT rdata in hickory-proto 0.26.3 returns an error, which `to_string`
+/// would turn into a panic; found by the fuzzer).
+fn other_text(rdata: &RData) -> Option<String> {
+    let mut out = String::new();
+    if write!(out, "{rdata}").is_ok() {
+        return Some(out);
+    }
+    let bytes = rdata.to_bytes().ok()?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("\\# {} {hex}", bytes.len()))
 }
 
 fn cert_text(cert: &CERT) -> String {
