@@ -16,11 +16,13 @@
 //! - [`tls`]: the swappable certificate every TLS listener reads.
 //! - [`localca`]: the built-in CA for first runs and tests.
 //! - [`acme`]: the master's ACME client: DNS-01 from its own zones, renewal, backoff.
+//! - [`bundle`]: the signed certificate-zone format (docs/PROTOCOL.md): pure, no I/O.
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
 
 pub mod acme;
+pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod dns;

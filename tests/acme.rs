@@ -272,10 +272,8 @@ fn a_lagging_authoritative_server_stops_the_order_before_ready() {
     let scratch = Scratch::new();
     let ip = "127.0.4.4";
     // The laggard: a second node serving the same zone file, which never gets the challenge.
-    let laggard_config = format!(
-        "state-dir = \"lag-state\"\n[listen]\nudp = [\"127.0.4.14:5300\"]\n[[zone]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n"
-    );
-    let laggard = Node::start(&scratch.write("laggard.toml", &laggard_config));
+    let laggard_config = "state-dir = \"lag-state\"\n[listen]\nudp = [\"127.0.4.14:5300\"]\n[[zone]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n";
+    let laggard = Node::start(&scratch.write("laggard.toml", laggard_config));
     let pebble = Pebble::start(
         "127.0.4.104",
         dns(ip),

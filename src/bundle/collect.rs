@@ -1,0 +1,146 @@
+//! Picks the bundle's records out of a zone's records and checks their
+//! structure: one record per slot, fixed CERT fields, canonical TXT split,
+//! size limits, and the counts the manifest announces.
+//!
+//! Owns record-level structure only; it must not verify signatures or look
+//! inside certificates. Records of other types or names (SOA, NS, RRSIG,
+//! NSEC, anything) are skipped, never errors.
+
+use std::collections::BTreeMap;
+
+use hickory_proto::rr::rdata::cert::CertType;
+use hickory_proto::rr::{Name, RData, Record};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::error::BundleError;
+use super::keys::KeyId;
+use super::layout::{Slot, classify, slot_text};
+use super::limits::{MAX_CERT_SIZE, MAX_MANIFEST, MAX_SEALED, MAX_WORKERS};
+use super::manifest::{Manifest, check_limit};
+use super::wire::from_txt_chunks;
+
+/// The bundle's payloads as found, before any signature check.
+#[derive(Default)]
+pub(crate) struct Collected {
+    pub(crate) manifest: Option<Vec<u8>>,
+    pub(crate) chain: BTreeMap<usize, Vec<u8>>,
+    pub(crate) keys: BTreeMap<KeyId, Vec<u8>>,
+}
+
+/// Chain (leaf first) and sealed keys (ascending id), matched to the manifest.
+pub(crate) struct Parts {
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) keys: Vec<(KeyId, Vec<u8>)>,
+}
+
+/// The format byte, read from the first base64 quad of the manifest alone,
+/// before any other record is judged: the one thing every format version
+/// keeps is a TXT at `manifest.<zone>` whose payload starts with it. So a
+/// newer bundle is refused as `UnknownFormat`, not as whatever its other
+/// records look like to this reader. `None`: no readable manifest (the
+/// full parse reports why).
+pub(crate) fn manifest_format(records: &[Record], zone: &Name) -> Option<u8> {
+    let txt = records
+        .iter()
+        .find_map(|r| match (&r.data, classify(&r.name, zone)) {
+            (RData::TXT(txt), Ok(Some(Slot::Manifest))) => Some(txt),
+            _ => None,
+        })?;
+    let quad = txt.txt_data.first()?.get(..4)?;
+    STANDARD.decode(quad).ok()?.first().copied()
+}
+
+pub(crate) fn collect(records: &[Record], zone: &Name) -> Result<Collected, BundleError> {
+    let mut found = Collected::default();
+    for record in records {
+        let Some(slot) = classify(&record.name, zone)? else {
+            continue;
+        };
+        if let Some(payload) = payload(record, slot)? {
+            found.insert(slot, payload, zone)?;
+        }
+    }
+    Ok(found)
+}
+
+/// The payload bytes of a record in a bundle slot, `None` if its type is
+/// not the slot's (an RRSIG next to the manifest, say).
+fn payload(record: &Record, slot: Slot) -> Result<Option<Vec<u8>>, BundleError> {
+    let what = record.name.to_string();
+    match (slot, &record.data) {
+        (Slot::Manifest, RData::TXT(txt)) => {
+            from_txt_chunks(&txt.txt_data, MAX_MANIFEST, &what).map(Some)
+        }
+        (Slot::Key(_), RData::TXT(txt)) => {
+            from_txt_chunks(&txt.txt_data, MAX_SEALED, &what).map(Some)
+        }
+        (Slot::Chain(_), RData::CERT(cert)) => cert_payload(cert, &what).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn cert_payload(cert: &hickory_proto::rr::rdata::CERT, what: &str) -> Result<Vec<u8>, BundleError> {
+    let fixed =
+        cert.cert_type == CertType::PKIX && cert.key_tag == 0 && u8::from(cert.algorithm) == 0;
+    if !fixed {
+        return Err(BundleError::malformed(what, "CERT fields are not PKIX 0 0"));
+    }
+    check_limit("certificate size", cert.cert_data.len(), MAX_CERT_SIZE)?;
+    Ok(cert.cert_data.clone())
+}
+
+impl Collected {
+    fn insert(&mut self, slot: Slot, payload: Vec<u8>, zone: &Name) -> Result<(), BundleError> {
+        let fresh = match slot {
+            Slot::Manifest => self.manifest.replace(payload).is_none(),
+            Slot::Chain(i) => self.chain.insert(i, payload).is_none(),
+            Slot::Key(id) => self.keys.insert(id, payload).is_none(),
+        };
+        if !fresh {
+            return Err(BundleError::DuplicateRecord(slot_text(zone, slot)));
+        }
+        check_limit("sealed key count", self.keys.len(), MAX_WORKERS)
+    }
+
+    pub(crate) fn take_manifest(&mut self, zone: &Name) -> Result<Vec<u8>, BundleError> {
+        self.manifest
+            .take()
+            .ok_or_else(|| BundleError::MissingRecord(slot_text(zone, Slot::Manifest)))
+    }
+
+    /// Checks the records against the manifest's counts: every chain
+    /// position present, none past the end, exactly as many sealed keys.
+    pub(crate) fn into_parts(self, manifest: &Manifest, zone: &Name) -> Result<Parts, BundleError> {
+        let count = usize::from(manifest.chain_count);
+        if let Some((&extra, _)) = self.chain.range(count..).next() {
+            return Err(BundleError::UnexpectedRecord(slot_text(
+                zone,
+                Slot::Chain(extra),
+            )));
+        }
+        if let Some(missing) = (0..count).find(|i| !self.chain.contains_key(i)) {
+            return Err(BundleError::MissingRecord(slot_text(
+                zone,
+                Slot::Chain(missing),
+            )));
+        }
+        check_key_count(self.keys.len(), usize::from(manifest.worker_count), zone)?;
+        Ok(Parts {
+            chain: self.chain.into_values().collect(),
+            keys: self.keys.into_iter().collect(),
+        })
+    }
+}
+
+fn check_key_count(found: usize, announced: usize, zone: &Name) -> Result<(), BundleError> {
+    let place = format!("under keys.{zone}: the manifest lists {announced}, found {found}");
+    match found.cmp(&announced) {
+        std::cmp::Ordering::Less => Err(BundleError::MissingRecord(format!("sealed key {place}"))),
+        std::cmp::Ordering::Greater => {
+            Err(BundleError::UnexpectedRecord(format!("sealed key {place}")))
+        }
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}

@@ -1,0 +1,123 @@
+//! The one error type of the bundle module: one variant per reader rule, so a
+//! caller (and a test) can tell which check refused a bundle.
+//!
+//! Owns only the error vocabulary; it must not carry secrets (no key bytes in
+//! any message) because these errors end up in logs.
+
+use thiserror::Error;
+
+/// Why a bundle could not be published, read or inspected.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// The manifest carries a format version this reader does not implement.
+    #[error("format check: unknown bundle format version {0}")]
+    UnknownFormat(u8),
+    /// A record the manifest calls for is absent.
+    #[error("record check: missing record {0}")]
+    MissingRecord(String),
+    /// Two records claim the same place in the bundle.
+    #[error("record check: duplicated record {0}")]
+    DuplicateRecord(String),
+    /// A record sits in the bundle's namespace that the manifest does not list.
+    #[error("record check: unexpected record {0}")]
+    UnexpectedRecord(String),
+    /// A record's data does not follow the format.
+    #[error("record check: malformed {what}: {reason}")]
+    Malformed {
+        /// the record or field
+        what: String,
+        /// what is wrong with it
+        reason: &'static str,
+    },
+    /// A count or a size is over the documented limit.
+    #[error("size check: {what} is {got}, the limit is {limit}")]
+    TooLarge {
+        /// what was counted
+        what: &'static str,
+        /// the count or size found
+        got: usize,
+        /// the limit
+        limit: usize,
+    },
+    /// The manifest's signature does not verify under the pinned key.
+    #[error("signature check: the bundle is not signed by the pinned key")]
+    BadSignature,
+    /// The bundle is the one already held.
+    #[error("version check: bundle version {0} is the same as the one held")]
+    SameVersion(u64),
+    /// The bundle is older than the one held.
+    #[error("version check: rollback from version {held} to {got}")]
+    Rollback {
+        /// version held by the reader
+        held: u64,
+        /// version found in the bundle
+        got: u64,
+    },
+    /// A chain certificate does not parse as X.509.
+    #[error("chain check: certificate {0} does not parse")]
+    BadCertificate(usize),
+    /// Certificate `position` is not issued and signed by the next one.
+    #[error("chain check: certificate {position} is not signed by certificate {}", position + 1)]
+    ChainBroken {
+        /// index of the child certificate (0 = leaf)
+        position: usize,
+    },
+    /// The chain does not end at, or under, one of the configured roots.
+    #[error("root check: the chain does not reach a configured root")]
+    UntrustedRoot,
+    /// The leaf's notBefore is in the future.
+    #[error("validity check: leaf not valid before {not_before}, now is {now}")]
+    LeafNotYetValid {
+        /// leaf notBefore, unix seconds
+        not_before: i64,
+        /// the reader's clock, unix seconds
+        now: u64,
+    },
+    /// The leaf's notAfter is in the past.
+    #[error("validity check: leaf expired at {not_after}, now is {now}")]
+    LeafExpired {
+        /// leaf notAfter, unix seconds
+        not_after: i64,
+        /// the reader's clock, unix seconds
+        now: u64,
+    },
+    /// The manifest's not-after differs from the leaf's notAfter.
+    #[error("validity check: manifest not-after {manifest} differs from the leaf's {leaf}")]
+    NotAfterMismatch {
+        /// value in the manifest
+        manifest: u64,
+        /// value in the leaf
+        leaf: i64,
+    },
+    /// A name the node serves is not covered by the bundle's names.
+    #[error("name check: {0} is not covered by the bundle's names")]
+    NameNotCovered(String),
+    /// A bundle name is not covered by the leaf's subjectAltName.
+    #[error("name check: the leaf certificate does not cover {0}")]
+    LeafNameMismatch(String),
+    /// The bundle has no sealed key for this worker.
+    #[error("key check: no sealed key for worker {0}")]
+    NoKeyForMe(String),
+    /// The sealed key for this worker does not open.
+    #[error("key check: the sealed key does not open with this worker's key")]
+    UnsealFailed,
+    /// The unsealed private key is not the leaf certificate's key.
+    #[error("key check: the private key does not match the leaf certificate")]
+    KeyMismatch,
+    /// Publisher input that cannot make a valid bundle.
+    #[error("publish input: {0}")]
+    InvalidInput(String),
+    /// A PEM or DER key that does not parse.
+    #[error("key format: {0}")]
+    KeyFormat(&'static str),
+}
+
+impl BundleError {
+    pub(crate) fn malformed(what: impl Into<String>, reason: &'static str) -> Self {
+        Self::Malformed {
+            what: what.into(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Key material: the cluster signing key (ECDSA P-256) and the workers'
+//! sealing keys (ECDH P-256), their PEM forms, and worker key ids.
+//!
+//! Pure functions over strings and bytes: writing key files, and their
+//! permissions, is the caller's job. Private keys are PKCS#8 PEM
+//! (RFC 5958), public keys SPKI PEM (RFC 5280); points are SEC1 uncompressed.
+
+use std::fmt;
+
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
+use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+use rand_core::CryptoRngCore;
+use sha2::{Digest as _, Sha256};
+
+use super::error::BundleError;
+use super::limits::{KEY_ID_LEN, POINT_LEN};
+
+/// The cluster's signing key; only the master holds it.
+pub type SigningKey = p256::ecdsa::SigningKey;
+/// The public half of [`SigningKey`]; every worker pins it.
+pub type VerifyingKey = p256::ecdsa::VerifyingKey;
+
+/// A fresh cluster signing key.
+pub fn generate_signing_key(rng: &mut impl CryptoRngCore) -> SigningKey {
+    SigningKey::random(rng)
+}
+
+/// PKCS#8 PEM of the signing key (a secret: write it with care).
+pub fn signing_key_to_pem(key: &SigningKey) -> Result<String, BundleError> {
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|_| BundleError::KeyFormat("signing key does not encode"))?;
+    Ok(pem.to_string())
+}
+
+/// Parses a PKCS#8 PEM P-256 signing key.
+pub fn signing_key_from_pem(pem: &str) -> Result<SigningKey, BundleError> {
+    SigningKey::from_pkcs8_pem(pem)
+        .map_err(|_| BundleError::KeyFormat("not a PKCS#8 PEM P-256 private key"))
+}
+
+/// SPKI PEM of the verifying key.
+pub fn verifying_key_to_pem(key: &VerifyingKey) -> Result<String, BundleError> {
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|_| BundleError::KeyFormat("verifying key does not encode"))
+}
+
+/// Parses an SPKI PEM P-256 public key to pin.
+pub fn verifying_key_from_pem(pem: &str) -> Result<VerifyingKey, BundleError> {
+    VerifyingKey::from_public_key_pem(pem)
+        .map_err(|_| BundleError::KeyFormat("not an SPKI PEM P-256 public key"))
+}
+
+/// A worker's key id: the first 8 bytes of SHA-256 over its uncompressed
+/// SEC1 point. Shown as 16 lowercase hex digits, a valid DNS label.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(pub [u8; KEY_ID_LEN]);
+
+impl KeyId {
+    /// Parses the 16-hex-digit form (either case, as DNS labels are
+    /// case-insensitive).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 2 * KEY_ID_LEN {
+            return None;
+        }
+        let mut id = [0u8; KEY_ID_LEN];
+        for (out, pair) in id.iter_mut().zip(bytes.chunks(2)) {
+            *out = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+        }
+        Some(Self(id))
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// A worker's public sealing key, as the master lists it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WorkerPublicKey(pub(crate) p256::PublicKey);
+
+impl WorkerPublicKey {
+    /// Uncompressed SEC1 point (65 bytes).
+    pub fn sec1(&self) -> [u8; POINT_LEN] {
+        let point = self.0.to_encoded_point(false);
+        let mut out = [0u8; POINT_LEN];
+        // local invariant: an uncompressed P-256 point is always 65 bytes
+        out.copy_from_slice(point.as_bytes());
+        out
+    }
+
+    /// The id that names this worker's record in the bundle.
+    pub fn key_id(&self) -> KeyId {
+        let digest = Sha256::digest(self.sec1());
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        KeyId(id)
+    }
+
+    /// SPKI PEM.
+    pub fn to_pem(&self) -> Result<String, BundleError> {
+        self.0
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|_| BundleError::KeyFormat("worker public key does not encode"))
+    }
+
+    /// Parses SPKI PEM of a P-256 key.
+    pub fn from_pem(pem: &str) -> Result<Self, BundleError> {
+        p256::PublicKey::from_public_key_pem(pem)
+            .map(Self)
+            .map_err(|_| BundleError::KeyFormat("not an SPKI PEM P-256 public key"))
+    }
+}
+
+impl fmt::Debug for WorkerPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkerPublicKey({})", self.key_id())
+    }
+}
+
+/// A worker's secret sealing key; only that worker holds it.
+#[derive(Clone)]
+pub struct WorkerSecretKey(pub(crate) p256::SecretKey);
+
+impl WorkerSecretKey {
+    /// A fresh worker key pair.
+    pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
+        Self(p256::SecretKey::random(rng))
+    }
+
+    /// The public half, to give to the master.
+    pub fn public_key(&self) -> WorkerPublicKey {
+        WorkerPublicKey(self.0.public_key())
+    }
+
+    /// This worker's key id.
+    pub fn key_id(&self) -> KeyId {
+        self.public_key().key_id()
+    }
+
+    /// PKCS#8 PEM (a secret: write it with care).
+    pub fn to_pem(&self) -> Result<String, BundleError> {
+        let pem = self
+            .0
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| BundleError::KeyFormat("worker secret key does not encode"))?;
+        Ok(pem.to_string())
+    }
+
+    /// Parses PKCS#8 PEM of a P-256 key.
+    pub fn from_pem(pem: &str) -> Result<Self, BundleError> {
+        p256::SecretKey::from_pkcs8_pem(pem)
+            .map(Self)
+            .map_err(|_| BundleError::KeyFormat("not a PKCS#8 PEM P-256 private key"))
+    }
+}
+
+impl fmt::Debug for WorkerSecretKey {
+    // never print the scalar
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkerSecretKey({})", self.key_id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn pem_round_trips() {
+        let sk = generate_signing_key(&mut OsRng);
+        let back = signing_key_from_pem(&signing_key_to_pem(&sk).unwrap()).unwrap();
+        assert_eq!(back, sk);
+        let vk = *sk.verifying_key();
+        assert_eq!(
+            verifying_key_from_pem(&verifying_key_to_pem(&vk).unwrap()).unwrap(),
+            vk
+        );
+        let wk = WorkerSecretKey::generate(&mut OsRng);
+        let back = WorkerSecretKey::from_pem(&wk.to_pem().unwrap()).unwrap();
+        assert_eq!(back.key_id(), wk.key_id());
+        let wp = WorkerPublicKey::from_pem(&wk.public_key().to_pem().unwrap()).unwrap();
+        assert_eq!(wp, wk.public_key());
+    }
+
+    #[test]
+    fn key_id_hex_round_trips() {
+        let id = WorkerSecretKey::generate(&mut OsRng).key_id();
+        let text = id.to_string();
+        assert_eq!(text.len(), 16);
+        assert_eq!(KeyId::from_hex(&text), Some(id));
+        assert_eq!(KeyId::from_hex(&text.to_uppercase()), Some(id));
+        assert_eq!(KeyId::from_hex("zz"), None);
+        assert!(
+            format!("{:?}", WorkerSecretKey::generate(&mut OsRng)).starts_with("WorkerSecretKey(")
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! The certificate bundle: the wire contract between the master, which
+//! publishes its TLS chain and sealed private keys as records of a DNS zone,
+//! and the workers, which transfer that zone, verify it and unseal their key.
+//! The full format is in `docs/PROTOCOL.md`; this module is its only
+//! implementation.
+//!
+//! Pure: no I/O, no async, no clock, no global randomness. Callers pass
+//! records in and out ([`hickory_proto::rr::Record`]), keys as values, the
+//! time as a number and randomness as an argument.
+//!
+//! - [`publish`]: chain (RFC 4398 CERT records), manifest, sealed keys.
+//! - [`read`]: every reader rule, in order, each with its own [`BundleError`].
+//! - [`inspect`]: signature and a description, for `certzone verify`.
+//! - key helpers: generate, PEM-encode and parse signing and worker keys.
+
+mod certs;
+mod checks;
+mod collect;
+mod error;
+mod keys;
+mod layout;
+pub mod limits;
+mod manifest;
+mod names;
+mod publish;
+mod read;
+mod seal;
+mod text;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use certs::CertSummary;
+pub use error::BundleError;
+pub use keys::{
+    KeyId, SigningKey, VerifyingKey, WorkerPublicKey, WorkerSecretKey, generate_signing_key,
+    signing_key_from_pem, signing_key_to_pem, verifying_key_from_pem, verifying_key_to_pem,
+};
+pub use publish::{BundleInput, publish};
+pub use read::{Inspection, ReaderPolicy, VerifiedBundle, inspect, read};
+pub use text::zone_text;
+
+/// The label put in front of the cluster's domain to make the default
+/// certificate zone, `_certzone.<cluster domain>.` (docs/PROTOCOL.md, "Zone").
+pub const DEFAULT_ZONE_LABEL: &str = "_certzone";

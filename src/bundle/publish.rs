@@ -1,0 +1,171 @@
+//! The master's side: turns a certificate chain, its private key and the
+//! worker list into the bundle's records.
+//!
+//! Owns input validation and assembly. No I/O and no clock: the caller
+//! supplies the randomness (ephemeral sealing keys) and writes the records
+//! wherever the zone lives. The signature itself is RFC 6979 deterministic.
+
+use hickory_proto::rr::{Name, Record};
+use rand_core::CryptoRngCore;
+use rustls_pki_types::PrivatePkcs8KeyDer;
+
+use super::certs;
+use super::checks;
+use super::error::BundleError;
+use super::keys::{KeyId, SigningKey, WorkerPublicKey};
+use super::layout::{self, Slot};
+use super::limits::{MAX_CERT_SIZE, MAX_CHAIN, MAX_NAMES, MAX_PRIVATE_KEY, MAX_WORKERS};
+use super::manifest::{Content, Manifest};
+use super::names::canonical;
+use super::seal::seal;
+
+/// Everything the master publishes in one bundle.
+#[derive(Debug)]
+pub struct BundleInput {
+    /// zone the records go under (made absolute)
+    pub zone: Name,
+    /// TTL of every record
+    pub ttl: u32,
+    /// bundle version; readers refuse anything not newer than what they hold
+    pub version: u64,
+    /// names the certificate is for (each covered by the leaf's dNSNames)
+    pub names: Vec<String>,
+    /// DER certificates, leaf first, each issued by the next
+    pub chain: Vec<Vec<u8>>,
+    /// the leaf's private key, PKCS#8 DER; never published in the clear
+    pub private_key: PrivatePkcs8KeyDer<'static>,
+    /// workers that get a sealed copy of the key; anyone not listed is cut off
+    pub workers: Vec<WorkerPublicKey>,
+}
+
+impl Clone for BundleInput {
+    // PrivatePkcs8KeyDer is not Clone on purpose; copying the input is
+    // deliberate here (tests derive variants of one input)
+    fn clone(&self) -> Self {
+        Self {
+            zone: self.zone.clone(),
+            ttl: self.ttl,
+            version: self.version,
+            names: self.names.clone(),
+            chain: self.chain.clone(),
+            private_key: self.private_key.clone_key(),
+            workers: self.workers.clone(),
+        }
+    }
+}
+
+/// Validates `input` and returns the bundle's records: manifest, chain,
+/// sealed keys, in that order.
+pub fn publish(
+    input: &BundleInput,
+    key: &SigningKey,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<Record>, BundleError> {
+    let names = validate(input)?;
+    assemble(input, names, key, rng)
+}
+
+/// Refuses input a reader would refuse (except for time) and returns the
+/// canonical names, sorted and without repeats.
+fn validate(input: &BundleInput) -> Result<Vec<String>, BundleError> {
+    // check_sizes refuses an empty chain, so chain[0] exists from here on
+    check_sizes(input)?;
+    let names = canonical_names(&input.names)?;
+    checks::check_links(&input.chain)?;
+    checks::check_leaf_names(&certs::leaf_facts(&input.chain[0])?, &names)?;
+    checks::check_key_matches(&input.chain[0], input.private_key.secret_pkcs8_der())?;
+    Ok(names)
+}
+
+fn check_sizes(input: &BundleInput) -> Result<(), BundleError> {
+    let too_big = |what: &str, got: usize, limit: usize| -> Result<(), BundleError> {
+        if got > limit {
+            return Err(BundleError::InvalidInput(format!(
+                "{what} is {got}, the limit is {limit}"
+            )));
+        }
+        Ok(())
+    };
+    if input.chain.is_empty() || input.names.is_empty() {
+        return Err(BundleError::InvalidInput("empty chain or no names".into()));
+    }
+    too_big("chain length", input.chain.len(), MAX_CHAIN)?;
+    let largest = input.chain.iter().map(Vec::len).max().unwrap_or(0);
+    too_big("certificate size", largest, MAX_CERT_SIZE)?;
+    too_big("worker count", input.workers.len(), MAX_WORKERS)?;
+    too_big("name count", input.names.len(), MAX_NAMES)?;
+    too_big(
+        "private key size",
+        input.private_key.secret_pkcs8_der().len(),
+        MAX_PRIVATE_KEY,
+    )
+}
+
+fn canonical_names(names: &[String]) -> Result<Vec<String>, BundleError> {
+    let mut out = names
+        .iter()
+        .map(|n| canonical(n).ok_or_else(|| BundleError::InvalidInput(format!("bad name {n:?}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Builds and signs the records without validating the certificates or the
+/// key, so tests can make bundles that only the reader refuses.
+pub(crate) fn assemble(
+    input: &BundleInput,
+    names: Vec<String>,
+    key: &SigningKey,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<Record>, BundleError> {
+    let not_after = certs::leaf_facts(&input.chain[0])?.not_after;
+    let not_after = u64::try_from(not_after)
+        .map_err(|_| BundleError::InvalidInput("leaf notAfter is before 1970".into()))?;
+    let keys = seal_all(input, rng)?;
+    let manifest = Manifest {
+        version: input.version,
+        not_after,
+        names,
+        // local invariant: check_sizes capped both counts below 256 and 65536
+        chain_count: input.chain.len() as u8,
+        worker_count: keys.len() as u16,
+    };
+    let content = Content {
+        manifest: &manifest,
+        chain: &input.chain,
+        keys: &keys,
+    };
+    records(input, &content, &Manifest::sign(&content, key))
+}
+
+/// One sealed key per worker, ascending key id, a worker listed twice once.
+fn seal_all(
+    input: &BundleInput,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<(KeyId, Vec<u8>)>, BundleError> {
+    let mut workers: Vec<&WorkerPublicKey> = input.workers.iter().collect();
+    workers.sort_by_key(|w| w.key_id());
+    workers.dedup_by_key(|w| w.key_id());
+    let secret = input.private_key.secret_pkcs8_der();
+    Ok(workers
+        .into_iter()
+        .map(|w| (w.key_id(), seal(secret, w, input.version, rng)))
+        .collect())
+}
+
+fn records(
+    input: &BundleInput,
+    content: &Content<'_>,
+    manifest: &[u8],
+) -> Result<Vec<Record>, BundleError> {
+    let (zone, ttl) = (&input.zone, input.ttl);
+    let mut out = vec![layout::txt_record(zone, ttl, Slot::Manifest, manifest)?];
+    for (i, der) in content.chain.iter().enumerate() {
+        out.push(layout::cert_record(zone, ttl, i, der)?);
+    }
+    for (id, blob) in content.keys {
+        out.push(layout::txt_record(zone, ttl, Slot::Key(*id), blob)?);
+    }
+    Ok(out)
+}

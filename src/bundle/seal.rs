@@ -1,0 +1,155 @@
+//! Sealing the leaf's private key to one worker: ephemeral-static ECDH on
+//! P-256 (SEC1 section 3.3.1, the shared secret is the x-coordinate), HKDF-SHA256
+//! (RFC 5869) to an AES-256-GCM key and nonce, and associated data binding the
+//! ciphertext to the format version, the bundle version and the worker id.
+//!
+//! Owns the sealed blob only. It must not look at records or certificates;
+//! the blob is opaque to everything but this file.
+
+use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use p256::ecdh::diffie_hellman;
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+use rand_core::CryptoRngCore;
+use sha2::Sha256;
+
+use super::error::BundleError;
+use super::keys::{KeyId, WorkerPublicKey, WorkerSecretKey};
+use super::limits::{FORMAT_VERSION, POINT_LEN, SEAL_LABEL, TAG_LEN};
+use super::wire::Writer;
+
+/// What a sealed key is bound to besides the worker's key pair.
+#[derive(Clone, Copy)]
+pub(crate) struct SealContext {
+    pub(crate) version: u64,
+    pub(crate) id: KeyId,
+}
+
+impl SealContext {
+    /// HKDF info and AEAD associated data: label || format || version || id.
+    fn bound_bytes(self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(SEAL_LABEL);
+        w.u8(FORMAT_VERSION);
+        w.u64(self.version);
+        w.bytes(&self.id.0);
+        w.0
+    }
+}
+
+/// Seals `secret` to `worker`: `ephemeral point (65) || ciphertext || tag (16)`.
+pub(crate) fn seal(
+    secret: &[u8],
+    worker: &WorkerPublicKey,
+    version: u64,
+    rng: &mut impl CryptoRngCore,
+) -> Vec<u8> {
+    let ephemeral = p256::SecretKey::random(rng);
+    let eph_point = ephemeral.public_key().to_encoded_point(false);
+    let shared = diffie_hellman(ephemeral.to_nonzero_scalar(), worker.0.as_affine());
+    let ctx = SealContext {
+        version,
+        id: worker.key_id(),
+    };
+    let cipher = derive(
+        shared.raw_secret_bytes(),
+        eph_point.as_bytes(),
+        &worker.sec1(),
+        ctx,
+    );
+    let mut out = eph_point.as_bytes().to_vec();
+    out.extend(cipher.seal(secret));
+    out
+}
+
+/// Opens a blob made by [`seal`] for `me`; any failure is `UnsealFailed`.
+pub(crate) fn unseal(
+    blob: &[u8],
+    me: &WorkerSecretKey,
+    version: u64,
+) -> Result<Vec<u8>, BundleError> {
+    if blob.len() < POINT_LEN + TAG_LEN {
+        return Err(BundleError::UnsealFailed);
+    }
+    let (eph_bytes, sealed) = blob.split_at(POINT_LEN);
+    let eph = p256::PublicKey::from_sec1_bytes(eph_bytes).map_err(|_| BundleError::UnsealFailed)?;
+    let shared = diffie_hellman(me.0.to_nonzero_scalar(), eph.as_affine());
+    let ctx = SealContext {
+        version,
+        id: me.key_id(),
+    };
+    let me_point = me.public_key().sec1();
+    derive(shared.raw_secret_bytes(), eph_bytes, &me_point, ctx).open(sealed)
+}
+
+/// The AEAD key, nonce and associated data for one sealed blob.
+struct Sealer {
+    key: [u8; 32],
+    nonce: [u8; 12],
+    aad: Vec<u8>,
+}
+
+/// HKDF-SHA256: salt = ephemeral point || worker point, IKM = ECDH x, info =
+/// the bound bytes; 44 bytes out = AES key (32) || GCM nonce (12). The key is
+/// fresh for every seal, so a derived nonce is never reused under one key.
+fn derive(shared_x: &[u8], eph_point: &[u8], worker_point: &[u8], ctx: SealContext) -> Sealer {
+    let salt = [eph_point, worker_point].concat();
+    let info = ctx.bound_bytes();
+    let mut okm = [0u8; 44];
+    // local invariant: 44 bytes is far below HKDF-SHA256's 255*32 limit
+    Hkdf::<Sha256>::new(Some(&salt), shared_x)
+        .expand(&info, &mut okm)
+        .expect("44 bytes is a valid HKDF-SHA256 length");
+    let (key, nonce) = okm.split_at(32);
+    Sealer {
+        key: key.try_into().expect("split at 32"),
+        nonce: nonce.try_into().expect("44 - 32 = 12"),
+        aad: info,
+    }
+}
+
+impl Sealer {
+    fn cipher(&self) -> Aes256Gcm {
+        // local invariant: the key is exactly 32 bytes
+        Aes256Gcm::new_from_slice(&self.key).expect("32-byte key")
+    }
+
+    fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let payload = Payload {
+            msg: plain,
+            aad: &self.aad,
+        };
+        // local invariant: AES-GCM encryption only fails past 64 GiB
+        self.cipher()
+            .encrypt(&Nonce::from(self.nonce), payload)
+            .expect("sealed keys are small")
+    }
+
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, BundleError> {
+        let payload = Payload {
+            msg: sealed,
+            aad: &self.aad,
+        };
+        self.cipher()
+            .decrypt(&Nonce::from(self.nonce), payload)
+            .map_err(|_| BundleError::UnsealFailed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    #[test]
+    fn seals_and_opens_only_for_its_worker_and_version() {
+        let me = WorkerSecretKey::generate(&mut OsRng);
+        let other = WorkerSecretKey::generate(&mut OsRng);
+        let blob = seal(b"secret pkcs8", &me.public_key(), 7, &mut OsRng);
+        assert_eq!(unseal(&blob, &me, 7).unwrap(), b"secret pkcs8");
+        assert_eq!(unseal(&blob, &other, 7), Err(BundleError::UnsealFailed));
+        assert_eq!(unseal(&blob, &me, 8), Err(BundleError::UnsealFailed));
+        assert_eq!(unseal(&blob[..70], &me, 7), Err(BundleError::UnsealFailed));
+    }
+}

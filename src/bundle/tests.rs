@@ -1,0 +1,119 @@
+//! Unit tests that need the unchecked assembler: bundles the publisher
+//! refuses to make but a reader must still refuse on its own. Test code
+//! only; the public behaviour is tested in `tests/bundle_*.rs`.
+
+#[path = "../../tests/bundle_common/chain.rs"]
+mod chain;
+
+use hickory_proto::rr::Name;
+use rand_core::OsRng;
+use rustls_pki_types::PrivatePkcs8KeyDer;
+
+use super::publish::assemble;
+use super::*;
+use chain::{LEAF_SPAN, NOW, make_chain};
+
+struct Setup {
+    input: BundleInput,
+    key: SigningKey,
+    worker: WorkerSecretKey,
+}
+
+fn setup(len: usize) -> Setup {
+    let made = make_chain(len, &["a.example.test"], LEAF_SPAN);
+    let worker = WorkerSecretKey::generate(&mut OsRng);
+    let input = BundleInput {
+        zone: Name::from_ascii("_certzone.example.test.").expect("valid name"),
+        ttl: 60,
+        version: 1,
+        names: vec!["a.example.test".into()],
+        chain: made.chain,
+        private_key: PrivatePkcs8KeyDer::from(made.leaf_key),
+        workers: vec![worker.public_key()],
+    };
+    Setup {
+        input,
+        key: generate_signing_key(&mut OsRng),
+        worker,
+    }
+}
+
+fn policy(s: &Setup) -> ReaderPolicy {
+    ReaderPolicy {
+        pinned: *s.key.verifying_key(),
+        held_version: None,
+        required_names: vec!["a.example.test".into()],
+        now: NOW,
+        worker: Some(s.worker.clone()),
+        roots: vec![],
+    }
+}
+
+fn read_assembled(s: &Setup, names: &[&str]) -> Result<VerifiedBundle, BundleError> {
+    let names = names.iter().map(|n| n.to_string()).collect();
+    let records = assemble(&s.input, names, &s.key, &mut OsRng)?;
+    read(&records, &s.input.zone, &policy(s))
+}
+
+#[test]
+fn assembled_good_bundle_reads() {
+    let s = setup(2);
+    let got = read_assembled(&s, &["a.example.test"]).unwrap();
+    assert_eq!(
+        got.private_key.unwrap().secret_pkcs8_der(),
+        s.input.private_key.secret_pkcs8_der()
+    );
+}
+
+#[test]
+fn sealed_key_of_another_certificate_is_refused() {
+    let mut s = setup(2);
+    let other = make_chain(1, &["a.example.test"], LEAF_SPAN);
+    s.input.private_key = PrivatePkcs8KeyDer::from(other.leaf_key);
+    assert_eq!(
+        read_assembled(&s, &["a.example.test"]).unwrap_err(),
+        BundleError::KeyMismatch
+    );
+    assert!(matches!(
+        publish(&s.input, &s.key, &mut OsRng),
+        Err(BundleError::KeyMismatch)
+    ));
+}
+
+#[test]
+fn signed_but_misordered_chain_is_refused() {
+    let mut s = setup(3);
+    s.input.chain.swap(1, 2);
+    let err = read_assembled(&s, &["a.example.test"]).unwrap_err();
+    assert_eq!(err, BundleError::ChainBroken { position: 0 });
+}
+
+#[test]
+fn names_beyond_the_leaf_are_refused() {
+    let s = setup(1);
+    let err = read_assembled(&s, &["a.example.test", "b.example.test"]).unwrap_err();
+    assert_eq!(err, BundleError::LeafNameMismatch("b.example.test".into()));
+}
+
+#[test]
+fn leaf_not_yet_valid_is_refused() {
+    let s = setup(1);
+    let records = publish(&s.input, &s.key, &mut OsRng).unwrap();
+    let mut p = policy(&s);
+    p.now = 1_000_000_000;
+    let err = read(&records, &s.input.zone, &p).unwrap_err();
+    assert!(matches!(err, BundleError::LeafNotYetValid { .. }));
+}
+
+#[test]
+fn unrelated_records_are_ignored() {
+    let s = setup(1);
+    let mut records = publish(&s.input, &s.key, &mut OsRng).unwrap();
+    let mut stray = records[0].clone();
+    stray.name = Name::from_ascii("other._certzone.example.test.").expect("valid name");
+    records.push(stray);
+    let mut outside = records[1].clone();
+    outside.name = Name::from_ascii("0.chain.elsewhere.test.").expect("valid name");
+    records.push(outside);
+    assert!(read(&records, &s.input.zone, &policy(&s)).is_ok());
+}

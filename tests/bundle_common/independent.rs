@@ -1,0 +1,177 @@
+//! A second bundle verifier written from docs/PROTOCOL.md alone, with the
+//! primitives (p256, hkdf, aes-gcm) and no code of `certzone::bundle`: if
+//! it accepts the golden zone text, the document is precise enough.
+
+use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hkdf::Hkdf;
+use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
+use sha2::{Digest as _, Sha256};
+
+struct Line {
+    owner: String,
+    kind: String,
+    rdata: Vec<String>,
+}
+
+/// `owner ttl class type rdata...`, one record per line.
+fn lines(text: &str) -> Vec<Line> {
+    text.lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            Line {
+                owner: fields[0].to_ascii_lowercase(),
+                kind: fields[3].to_string(),
+                rdata: fields[4..].iter().map(|s| s.to_string()).collect(),
+            }
+        })
+        .collect()
+}
+
+fn txt_payload(line: &Line) -> Vec<u8> {
+    let joined: String = line.rdata.iter().map(|s| s.trim_matches('"')).collect();
+    STANDARD.decode(joined).expect("TXT holds base64")
+}
+
+fn be(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0, |acc, b| acc << 8 | u64::from(*b))
+}
+
+/// What section 4 needs, gathered from the zone text.
+struct Bundle {
+    version: u64,
+    signed: Vec<u8>,
+    sig: Vec<u8>,
+    keys: Vec<([u8; 8], Vec<u8>)>,
+}
+
+/// Checks the signature as the document describes and opens this worker's
+/// sealed key; returns the PKCS#8 DER. Panics on any failure.
+pub(crate) fn verify_and_unseal(
+    text: &str,
+    zone: &str,
+    pinned_pem: &str,
+    worker_pem: &str,
+) -> Vec<u8> {
+    let bundle = gather(&lines(text), zone);
+    let pinned = VerifyingKey::from_public_key_pem(pinned_pem).expect("pinned key");
+    let sig = Signature::from_slice(&bundle.sig).expect("r || s");
+    pinned
+        .verify(&bundle.signed, &sig)
+        .expect("signature verifies");
+    unseal(&bundle, worker_pem)
+}
+
+/// Section 3 (manifest) and section 4 (signed bytes).
+fn gather(records: &[Line], zone: &str) -> Bundle {
+    let manifest_line = records
+        .iter()
+        .find(|l| l.owner == format!("manifest.{zone}") && l.kind == "TXT");
+    let manifest = txt_payload(manifest_line.expect("manifest record"));
+    assert_eq!(manifest[0], 1, "format version");
+    let mut at = 17;
+    for _ in 0..manifest[at] {
+        at += 1 + manifest[at + 1] as usize;
+    }
+    at += 1;
+    let chain_count = manifest[at] as usize;
+    let worker_count = be(&manifest[at + 1..at + 3]) as usize;
+    let (body, sig) = manifest.split_at(manifest.len() - 64);
+    assert_eq!(body.len(), at + 3);
+    let mut signed = b"certzone bundle v1 sign\0".to_vec();
+    signed.extend_from_slice(body);
+    for i in 0..chain_count {
+        signed.extend(cert_entry(records, &format!("{i}.chain.{zone}")));
+    }
+    let keys = sealed_keys(records, zone);
+    assert_eq!(keys.len(), worker_count);
+    for (id, blob) in &keys {
+        signed.extend_from_slice(id);
+        signed.extend_from_slice(&(blob.len() as u16).to_be_bytes());
+        signed.extend_from_slice(blob);
+    }
+    Bundle {
+        version: be(&manifest[1..9]),
+        signed,
+        sig: sig.to_vec(),
+        keys,
+    }
+}
+
+/// u32 length || DER of the CERT record at `owner`.
+fn cert_entry(records: &[Line], owner: &str) -> Vec<u8> {
+    let line = records
+        .iter()
+        .find(|l| l.owner == owner)
+        .expect("chain record");
+    assert_eq!(line.kind, "CERT");
+    assert_eq!(line.rdata[..3], ["1", "0", "0"]);
+    let der = STANDARD.decode(&line.rdata[3]).expect("base64");
+    let mut out = (der.len() as u32).to_be_bytes().to_vec();
+    out.extend(der);
+    out
+}
+
+/// (key id, sealed key), ascending id.
+fn sealed_keys(records: &[Line], zone: &str) -> Vec<([u8; 8], Vec<u8>)> {
+    let suffix = format!(".keys.{zone}");
+    let mut keys: Vec<([u8; 8], Vec<u8>)> = records
+        .iter()
+        .filter_map(|l| {
+            l.owner
+                .strip_suffix(&suffix)
+                .map(|id| (hex8(id), txt_payload(l)))
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Section 5, opening.
+fn unseal(bundle: &Bundle, worker_pem: &str) -> Vec<u8> {
+    let me = p256::SecretKey::from_pkcs8_pem(worker_pem).expect("worker key");
+    let my_point = me.public_key().to_encoded_point(false);
+    let my_id: [u8; 8] = Sha256::digest(my_point.as_bytes())[..8]
+        .try_into()
+        .expect("8");
+    let blob = &bundle
+        .keys
+        .iter()
+        .find(|(id, _)| *id == my_id)
+        .expect("my sealed key")
+        .1;
+    let (eph, sealed) = blob.split_at(65);
+    let eph_key = p256::PublicKey::from_sec1_bytes(eph).expect("point");
+    let shared = p256::ecdh::diffie_hellman(me.to_nonzero_scalar(), eph_key.as_affine());
+    let mut info = b"certzone bundle v1 seal".to_vec();
+    info.push(1);
+    info.extend_from_slice(&bundle.version.to_be_bytes());
+    info.extend_from_slice(&my_id);
+    let salt = [eph, my_point.as_bytes()].concat();
+    let mut okm = [0u8; 44];
+    Hkdf::<Sha256>::new(Some(&salt), shared.raw_secret_bytes())
+        .expand(&info, &mut okm)
+        .expect("hkdf");
+    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).expect("key");
+    let nonce: [u8; 12] = okm[32..].try_into().expect("12");
+    let payload = Payload {
+        msg: sealed,
+        aad: &info,
+    };
+    cipher
+        .decrypt(&Nonce::from(nonce), payload)
+        .expect("sealed key opens")
+}
+
+fn hex8(text: &str) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    out
+}
