@@ -17,6 +17,7 @@
 //! - [`localca`]: the built-in CA for first runs and tests.
 //! - [`acme`]: the master's ACME client: DNS-01 from its own zones, renewal, backoff.
 //! - [`bundle`]: the signed certificate-zone format (docs/PROTOCOL.md): pure, no I/O.
+//! - [`tsig`]: TSIG keys in the BIND/Knot key-file form.
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
@@ -30,4 +31,5 @@ pub mod localca;
 pub mod node;
 pub mod state;
 pub mod tls;
+pub mod tsig;
 pub mod zones;
