@@ -29,6 +29,7 @@ pub mod config;
 pub mod dns;
 pub mod localca;
 pub mod node;
+pub mod publication;
 pub mod state;
 pub mod tls;
 pub mod tsig;

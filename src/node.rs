@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 use crate::{
     acme::{self, ChallengeZone, Issuer},
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Forwarder, Handler},
+    dns::{Bound, Forwarder, Handler, TransferPolicy},
     localca::{self, LocalCa},
+    publication::Publisher,
     tls::{self, CertSlot, CertSummary},
     zones::Zones,
 };
@@ -36,6 +37,7 @@ pub struct Prepared {
     config: Config,
     zones: Zones,
     forwarder: Option<Forwarder>,
+    publisher: Option<Publisher>,
 }
 
 /// Checks and loads what `config` names: zone files, TLS material, upstream CA files.
@@ -57,11 +59,23 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     {
         problems.push(e);
     }
+    let publisher = match (&config.certificate_zone, &config.tls) {
+        (Some(zone), Some(tls)) => Publisher::new(zone, &tls.names, &config.state_dir)
+            .map_err(|e| problems.push(e.to_string()))
+            .ok(),
+        _ => None,
+    };
+    if let Some(transfer) = &config.transfer
+        && let Err(e) = crate::tsig::load(&transfer.tsig_key_file)
+    {
+        problems.push(e.to_string());
+    }
     match zones {
         Some(zones) if problems.is_empty() => Ok(Prepared {
             config,
             zones,
             forwarder,
+            publisher,
         }),
         _ => Err(problems),
     }
@@ -87,6 +101,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         config,
         zones,
         forwarder,
+        publisher,
     } = prepared;
     let bound = Bound::bind(&config.listen)?;
     let zones = Arc::new(zones);
@@ -107,8 +122,18 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(publisher) = publisher {
+        tracker.spawn(publisher.run(certs.clone(), zones.clone(), shutdown.clone()));
+    }
     let _pid = PidFile::write(&config.state_dir)?;
-    let handler = Arc::new(Handler::new(zones.clone(), forwarder));
+    let transfer = match &config.transfer {
+        Some(t) => Some(TransferPolicy {
+            keys: crate::tsig::load(&t.tsig_key_file)?,
+            allow: t.allow.clone(),
+        }),
+        None => None,
+    };
+    let handler = Arc::new(Handler::new(zones.clone(), forwarder, transfer));
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals(&zones, &config, &certs, &force_renewal).await?;

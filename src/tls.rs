@@ -68,6 +68,8 @@ pub struct CertSummary {
 #[derive(Debug)]
 pub struct CertSlot {
     current: ArcSwapOption<CertifiedKey>,
+    /// The chain and key behind `current`, for the certificate zone to publish.
+    served: ArcSwapOption<Served>,
     changes: watch::Sender<Option<CertSummary>>,
 }
 
@@ -75,6 +77,7 @@ impl Default for CertSlot {
     fn default() -> Self {
         Self {
             current: ArcSwapOption::empty(),
+            served: ArcSwapOption::empty(),
             changes: watch::channel(None).0,
         }
     }
@@ -85,9 +88,15 @@ impl CertSlot {
     pub fn install(&self, served: &Served) -> Result<CertSummary, TlsError> {
         let certified = certified_key(served)?;
         let summary = summarize(&served.chain[0])?;
+        self.served.store(Some(Arc::new(served.clone())));
         self.current.store(Some(Arc::new(certified)));
         self.changes.send_replace(Some(summary.clone()));
         Ok(summary)
+    }
+
+    /// The chain and key now served, if any.
+    pub fn served(&self) -> Option<Arc<Served>> {
+        self.served.load_full()
     }
 
     /// The certificate now served, if any.

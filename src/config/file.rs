@@ -21,6 +21,8 @@ pub(super) struct File {
     pub(super) zones: Vec<Zone>,
     pub(super) forward: Option<Forward>,
     pub(super) acme: Option<Acme>,
+    pub(super) certificate_zone: Option<CertificateZone>,
+    pub(super) transfer: Option<Transfer>,
 }
 
 /// `[listen]`: every listener is optional; a node runs the subset it names.
@@ -152,4 +154,34 @@ pub enum KeyAlgorithm {
     EcdsaP256,
     #[serde(rename = "ecdsa-p384")]
     EcdsaP384,
+}
+
+/// `[certificate-zone]`: the master publishes its certificate here, signed and sealed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct CertificateZone {
+    pub(super) name: Option<String>,
+    pub(super) signing_key: PathBuf,
+    #[serde(default, rename = "worker")]
+    pub(super) workers: Vec<Worker>,
+    pub(super) ttl: Option<u32>,
+    pub(super) refresh_secs: Option<u32>,
+    pub(super) retry_secs: Option<u32>,
+}
+
+/// `[[certificate-zone.worker]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Worker {
+    pub(super) name: String,
+    pub(super) public_key: PathBuf,
+}
+
+/// `[transfer]`: who may AXFR the node's zones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Transfer {
+    pub(super) tsig_key_file: PathBuf,
+    #[serde(default)]
+    pub(super) allow: Vec<std::net::IpAddr>,
 }

@@ -48,6 +48,33 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     pub zones: Vec<ZoneConfig>,
     pub forward: Option<ForwardConfig>,
+    pub certificate_zone: Option<CertificateZoneConfig>,
+    pub transfer: Option<TransferConfig>,
+}
+
+/// `[certificate-zone]`, typed.
+#[derive(Debug, Clone)]
+pub struct CertificateZoneConfig {
+    pub origin: Name,
+    pub signing_key: PathBuf,
+    pub workers: Vec<WorkerKey>,
+    pub ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+}
+
+/// A worker the master seals the key for.
+#[derive(Debug, Clone)]
+pub struct WorkerKey {
+    pub name: String,
+    pub public_key: PathBuf,
+}
+
+/// `[transfer]`, typed: AXFR needs one of these TSIG keys, and a listed address if any.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    pub tsig_key_file: PathBuf,
+    pub allow: Vec<IpAddr>,
 }
 
 /// The listener addresses; each list may be empty.
@@ -151,6 +178,8 @@ const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3000;
 const DEFAULT_PROPAGATION_SECS: u64 = 60;
 const DEFAULT_RETRY_BASE_SECS: u64 = 60;
 const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
+/// The certificate zone's label under the first zone when no name is given.
+pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
 
 impl Config {
     /// Reads and checks the file at `path`.
@@ -201,6 +230,8 @@ impl Checker<'_> {
             zones,
             forward,
             acme,
+            certificate_zone,
+            transfer,
         } = raw;
         let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
         let config = Config {
@@ -216,6 +247,17 @@ impl Checker<'_> {
             tls: self.tls_with(tls, acme)?,
             zones: self.zones(zones)?,
             forward: forward.map(|f| self.forward(f)).transpose()?,
+            certificate_zone: None,
+            transfer: transfer.map(|t| TransferConfig {
+                tsig_key_file: self.resolve(&t.tsig_key_file),
+                allow: t.allow,
+            }),
+        };
+        let config = Config {
+            certificate_zone: certificate_zone
+                .map(|c| self.certificate_zone(c, &config))
+                .transpose()?,
+            ..config
         };
         self.listeners(&config)?;
         Ok(config)
@@ -376,6 +418,66 @@ impl Checker<'_> {
                         .unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR),
                 ),
             )? as u32,
+        })
+    }
+
+    fn certificate_zone(
+        &self,
+        raw: file::CertificateZone,
+        config: &Config,
+    ) -> Result<CertificateZoneConfig, ConfigError> {
+        if config.tls.is_none() {
+            return Err(self.invalid(
+                "certificate-zone",
+                "publishing a certificate needs a [tls] section",
+            ));
+        }
+        let origin = match &raw.name {
+            Some(name) => Name::from_ascii(name)
+                .map_err(|e| self.invalid("certificate-zone.name", format!("`{name}`: {e}")))?,
+            None => {
+                let first = config.zones.first().ok_or_else(|| {
+                    self.invalid(
+                        "certificate-zone.name",
+                        "no name given and no [[zone]] to put it under",
+                    )
+                })?;
+                Name::from_ascii(CERTIFICATE_ZONE_LABEL)
+                    .and_then(|label| label.append_domain(&first.origin))
+                    .map_err(|e| self.invalid("certificate-zone.name", e.to_string()))?
+            }
+        };
+        let mut origin = origin;
+        origin.set_fqdn(true);
+        if config.zones.iter().any(|z| z.origin == origin) {
+            return Err(self.invalid(
+                "certificate-zone.name",
+                format!("{origin} is also a [[zone]]"),
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, worker) in raw.workers.iter().enumerate() {
+            if !names.insert(worker.name.as_str()) {
+                return Err(self.invalid(
+                    &format!("certificate-zone.worker[{i}].name"),
+                    format!("`{}` is listed twice", worker.name),
+                ));
+            }
+        }
+        Ok(CertificateZoneConfig {
+            origin,
+            signing_key: self.resolve(&raw.signing_key),
+            workers: raw
+                .workers
+                .into_iter()
+                .map(|w| WorkerKey {
+                    name: w.name,
+                    public_key: self.resolve(&w.public_key),
+                })
+                .collect(),
+            ttl: raw.ttl.unwrap_or(300),
+            refresh: raw.refresh_secs.unwrap_or(300),
+            retry: raw.retry_secs.unwrap_or(60),
         })
     }
 

@@ -20,18 +20,61 @@ use hickory_server::{
     zone_handler::MessageResponse,
 };
 
-use super::{Transport, forward::Forwarder, wire};
+use super::{
+    Transport,
+    axfr::{self, TransferPolicy},
+    forward::Forwarder,
+    wire,
+};
 use crate::zones::Zones;
 
 /// Answers queries for a node.
 pub struct Handler {
     zones: Arc<Zones>,
     forwarder: Option<Forwarder>,
+    transfer: Option<TransferPolicy>,
 }
 
+/// AXFR and IXFR type codes.
+const TRANSFER_TYPES: [u16; 2] = [252, 251];
+
 impl Handler {
-    pub fn new(zones: Arc<Zones>, forwarder: Option<Forwarder>) -> Self {
-        Self { zones, forwarder }
+    pub fn new(
+        zones: Arc<Zones>,
+        forwarder: Option<Forwarder>,
+        transfer: Option<TransferPolicy>,
+    ) -> Self {
+        Self {
+            zones,
+            forwarder,
+            transfer,
+        }
+    }
+
+    /// Every message answering `query` on a stream: several for a zone transfer.
+    pub async fn answer_stream(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Vec<Vec<u8>> {
+        if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t))
+            && let Ok(request) = hickory_proto::op::Message::from_vec(query)
+            && axfr::is_transfer(&request)
+        {
+            return axfr::respond(
+                query,
+                &request,
+                src.ip(),
+                &self.zones,
+                self.transfer.as_ref(),
+            )
+            .await;
+        }
+        self.answer(query, src, transport)
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// The response to `query`, or `None` when nothing should be sent (not even a header).
@@ -46,6 +89,10 @@ impl Handler {
             // The catalog only distinguishes datagrams (size limits) from streams.
             Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
         };
+        if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t)) {
+            // Transfers need a stream (RFC 5936 4.2); over UDP and DoH they are refused.
+            return wire::header_only_response(query, ResponseCode::Refused);
+        }
         let Ok(request) = Request::from_bytes(query.to_vec(), src, protocol) else {
             return wire::header_only_response(query, ResponseCode::FormErr);
         };

@@ -6,6 +6,7 @@
 //! certificate from the swappable [`crate::tls::CertSlot`]. It must not know about zones or
 //! certificates' origins.
 
+mod axfr;
 mod doh;
 mod forward;
 mod handler;
@@ -19,6 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use axfr::TransferPolicy;
 pub use forward::{ForwardError, Forwarder};
 pub use handler::Handler;
 

@@ -106,7 +106,7 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     handler: &Handler,
     shutdown: &CancellationToken,
 ) {
-    loop {
+    'serve: loop {
         let length = tokio::select! {
             () = shutdown.cancelled() => break,
             r = timeout(IDLE_TIMEOUT, stream.read_u16()) => r,
@@ -119,11 +119,10 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         ) {
             break;
         }
-        let Some(response) = handler.answer(&query, peer, transport).await else {
-            continue;
-        };
-        if write_framed(&mut stream, &response).await.is_err() {
-            break;
+        for response in handler.answer_stream(&query, peer, transport).await {
+            if write_framed(&mut stream, &response).await.is_err() {
+                break 'serve;
+            }
         }
     }
     let _ = stream.shutdown().await;

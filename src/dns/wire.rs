@@ -46,6 +46,19 @@ pub(crate) fn truncated(response: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The type of the first question, if there is one.
+pub(crate) fn question_type(message: &[u8]) -> Option<u16> {
+    let qdcount = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);
+    if qdcount == 0 {
+        return None;
+    }
+    let at = skip_name(message, HEADER_LEN)?;
+    Some(u16::from_be_bytes([
+        *message.get(at)?,
+        *message.get(at + 1)?,
+    ]))
+}
+
 /// The offset just past the (possibly compressed) name at `at`.
 fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
     loop {

@@ -29,6 +29,8 @@ pub enum ZoneError {
         line: usize,
         message: String,
     },
+    #[error("generated zone {origin} is unusable: {message}")]
+    Generated { origin: String, message: String },
     #[error("zone file {path}: no SOA record at the apex {origin}")]
     NoSoa { path: PathBuf, origin: String },
     #[error("zone file {path}: {name} is outside the zone {origin}")]

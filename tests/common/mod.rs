@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod axfr;
 pub mod client;
 pub mod pebble;
 

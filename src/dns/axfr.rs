@@ -1,0 +1,282 @@
+//! Zone transfer out (AXFR, RFC 5936), streamed in as many messages as the zone needs, each
+//! TSIG-signed (RFC 8945 5.3.1: the first over the request's MAC and all TSIG variables,
+//! the next ones over the previous MAC and the timers only).
+//!
+//! hickory 0.26's catalog answers AXFR with a single message and cuts zones past 64 KB;
+//! this module replaces that path. Policy: only TSIG-signed requests with a configured key,
+//! and only from listed addresses when a list is configured. IXFR requests are answered with
+//! a full transfer in AXFR form, which RFC 1995 section 4 allows. It reads zones through
+//! [`Zones::transfer_records`] and must not change them.
+
+use std::{net::IpAddr, time::SystemTime};
+
+use hickory_proto::{
+    op::{Message, OpCode, Query, ResponseCode},
+    rr::{
+        Record, RecordType, TSigResponseContext, TSigner,
+        rdata::tsig::{TSIG, TsigError, make_tsig_record},
+    },
+    serialize::binary::BinEncodable,
+};
+
+use crate::{tsig::TsigKey, zones::Zones};
+
+/// A transfer message is cut once its records pass this many bytes (before compression),
+/// well under the 64 KiB limit, as BIND and Knot do.
+const MESSAGE_TARGET: usize = 16 * 1024;
+
+/// Who may transfer.
+#[derive(Debug, Clone)]
+pub struct TransferPolicy {
+    pub keys: Vec<TsigKey>,
+    /// Empty: any address holding a key.
+    pub allow: Vec<IpAddr>,
+}
+
+/// Whether `query` asks for a zone transfer.
+pub(super) fn is_transfer(query: &Message) -> bool {
+    query
+        .queries
+        .first()
+        .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
+}
+
+/// The messages answering a transfer request received over a stream from `peer`.
+pub(super) async fn respond(
+    raw: &[u8],
+    request: &Message,
+    peer: IpAddr,
+    zones: &Zones,
+    policy: Option<&TransferPolicy>,
+) -> Vec<Vec<u8>> {
+    let id = request.metadata.id;
+    let Some(query) = request.queries.first().cloned() else {
+        return error(id, None, ResponseCode::FormErr);
+    };
+    let Some(policy) = policy else {
+        tracing::info!(%peer, zone = %query.name(), "transfer refused: transfers are not configured");
+        return error(id, Some(query), ResponseCode::Refused);
+    };
+    if !policy.allow.is_empty() && !policy.allow.contains(&peer) {
+        tracing::info!(%peer, zone = %query.name(), "transfer refused: address not allowed");
+        return error(id, Some(query), ResponseCode::Refused);
+    }
+    let signing = match authenticate(raw, request, policy) {
+        Ok(signing) => signing,
+        Err(rejection) => {
+            tracing::info!(%peer, zone = %query.name(), reason = rejection.reason, "transfer refused");
+            return vec![rejection.response(id, query)];
+        }
+    };
+    let Some((soa, records)) = zones.transfer_records(&query.name().into()).await else {
+        tracing::info!(%peer, zone = %query.name(), "transfer refused: not a zone of this node");
+        return error(id, Some(query), ResponseCode::NotAuth);
+    };
+    let count = records.len() + 2;
+    let messages = sign_all(pack(id, query.clone(), soa, records), signing);
+    tracing::info!(%peer, zone = %query.name(), records = count, messages = messages.len(), "zone transferred");
+    messages
+}
+
+/// What a verified request lets the response be signed with.
+struct Signing {
+    signer: TSigner,
+    request_mac: Vec<u8>,
+    time: u64,
+    original_id: u16,
+}
+
+/// Why a request was refused, and the TSIG context for the error response.
+struct Rejection {
+    reason: &'static str,
+    rcode: ResponseCode,
+    context: Option<TSigResponseContext>,
+}
+
+impl Rejection {
+    fn response(self, id: u16, query: Query) -> Vec<u8> {
+        let mut bytes = error(id, Some(query), self.rcode).remove(0);
+        if let Some(context) = self.context
+            && let Ok(tsig) = context.sign(&bytes)
+        {
+            append_tsig(&mut bytes, &tsig);
+        }
+        bytes
+    }
+}
+
+fn authenticate(
+    raw: &[u8],
+    request: &Message,
+    policy: &TransferPolicy,
+) -> Result<Signing, Rejection> {
+    let now = unix_now();
+    let id = request.metadata.id;
+    let Some(tsig) = request.signature() else {
+        return Err(Rejection {
+            reason: "request is not TSIG-signed",
+            rcode: ResponseCode::Refused,
+            context: None,
+        });
+    };
+    let Some(key) = policy.keys.iter().find(|k| k.name == tsig.name) else {
+        return Err(Rejection {
+            reason: "unknown TSIG key",
+            rcode: ResponseCode::NotAuth,
+            context: Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
+        });
+    };
+    let signer = key.signer();
+    let Ok((request_mac, _, window)) = signer.verify_message_byte(raw, None, true) else {
+        return Err(Rejection {
+            reason: "bad TSIG signature",
+            rcode: ResponseCode::NotAuth,
+            context: Some(TSigResponseContext::bad_signature(id, now, signer)),
+        });
+    };
+    if !window.contains(&now) {
+        return Err(Rejection {
+            reason: "TSIG time outside the fudge window",
+            rcode: ResponseCode::NotAuth,
+            context: Some(TSigResponseContext::new(
+                id,
+                now,
+                signer,
+                request_mac,
+                Some(TsigError::BadTime),
+            )),
+        });
+    }
+    Ok(Signing {
+        signer,
+        request_mac,
+        time: now,
+        original_id: tsig.data.oid,
+    })
+}
+
+/// SOA, every record, SOA again, in messages of about [`MESSAGE_TARGET`] bytes; only the
+/// first carries the question.
+fn pack(id: u16, query: Query, soa: Record, records: Vec<Record>) -> Vec<Vec<u8>> {
+    let all = std::iter::once(soa.clone())
+        .chain(records)
+        .chain(std::iter::once(soa));
+    let mut messages = Vec::new();
+    let mut current = start(id, Some(query));
+    let mut size = 0;
+    for record in all {
+        let record_size = record.to_bytes().map_or(512, |b| b.len());
+        if size + record_size > MESSAGE_TARGET && !current.answers.is_empty() {
+            messages.push(encode(&current));
+            current = start(id, None);
+            size = 0;
+        }
+        size += record_size;
+        current.add_answer(record);
+    }
+    messages.push(encode(&current));
+    messages
+}
+
+fn start(id: u16, query: Option<Query>) -> Message {
+    let mut message = Message::response(id, OpCode::Query);
+    message.metadata.authoritative = true;
+    if let Some(query) = query {
+        message.add_query(query);
+    }
+    message
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    // Local invariant: records that came out of a zone encode, and a message of them under
+    // 64 KiB fits (records are cut at a quarter of that).
+    message.to_vec().expect("transfer message encodes")
+}
+
+/// Signs each message in turn, chaining MACs (RFC 8945 5.3.1).
+fn sign_all(messages: Vec<Vec<u8>>, signing: Signing) -> Vec<Vec<u8>> {
+    let Signing {
+        signer,
+        request_mac,
+        time,
+        original_id,
+    } = signing;
+    let mut previous_mac = request_mac;
+    let mut signed = Vec::with_capacity(messages.len());
+    for (index, mut bytes) in messages.into_iter().enumerate() {
+        let tsig = if index == 0 {
+            TSigResponseContext::new(
+                original_id,
+                time,
+                signer.clone(),
+                previous_mac.clone(),
+                None,
+            )
+            .sign(&bytes)
+        } else {
+            next_tsig(&signer, &previous_mac, &bytes, time, original_id)
+        };
+        // Local invariant: HMAC over bytes we just encoded cannot fail.
+        let tsig = tsig.expect("TSIG signing of an encoded message");
+        previous_mac = tsig.data.mac.clone();
+        append_tsig(&mut bytes, &tsig);
+        signed.push(bytes);
+    }
+    signed
+}
+
+/// A later message's TSIG: MAC over the previous MAC, the message and the timers.
+fn next_tsig(
+    signer: &TSigner,
+    previous_mac: &[u8],
+    message: &[u8],
+    time: u64,
+    original_id: u16,
+) -> Result<Box<Record<TSIG>>, hickory_proto::ProtoError> {
+    let mut tbs = Vec::with_capacity(previous_mac.len() + message.len() + 10);
+    tbs.extend_from_slice(&(previous_mac.len() as u16).to_be_bytes());
+    tbs.extend_from_slice(previous_mac);
+    tbs.extend_from_slice(message);
+    tbs.extend_from_slice(&((time >> 32) as u16).to_be_bytes());
+    tbs.extend_from_slice(&(time as u32).to_be_bytes());
+    tbs.extend_from_slice(&signer.fudge().to_be_bytes());
+    let mac = signer
+        .sign(&tbs)
+        .map_err(|e| hickory_proto::ProtoError::from(e.to_string()))?;
+    let rdata = TSIG::new(
+        signer.algorithm().clone(),
+        time,
+        signer.fudge(),
+        mac,
+        original_id,
+        None,
+        Vec::new(),
+    );
+    Ok(Box::new(make_tsig_record(
+        signer.signer_name().clone(),
+        rdata,
+    )))
+}
+
+/// Appends a TSIG record as the last additional record.
+fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) {
+    let Ok(bytes) = tsig.to_bytes() else { return };
+    let additionals = u16::from_be_bytes([message[10], message[11]]).saturating_add(1);
+    message[10..12].copy_from_slice(&additionals.to_be_bytes());
+    message.extend_from_slice(&bytes);
+}
+
+fn error(id: u16, query: Option<Query>, rcode: ResponseCode) -> Vec<Vec<u8>> {
+    let mut message = Message::error_msg(id, OpCode::Query, rcode);
+    if let Some(query) = query {
+        message.add_query(query);
+    }
+    vec![encode(&message)]
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}

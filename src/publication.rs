@@ -1,0 +1,199 @@
+//! The master's certificate zone: whenever the served certificate changes, build the signed
+//! bundle (`bundle`, docs/PROTOCOL.md) and serve it as the whole zone, with a new SOA serial.
+//!
+//! Owns the bundle version, kept in `<state-dir>/bundle/version` so it never goes backwards,
+//! across restarts too: a new version is the larger of the stored one plus one and the
+//! current Unix time (so even a lost state directory cannot make workers see a rollback).
+//! The SOA serial is the version's low 32 bits. It listens to [`CertSlot`] changes and
+//! writes through [`Zones::replace_generated`]; it never touches listeners.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use hickory_proto::rr::{
+    Name, RData, Record,
+    rdata::{NS, SOA},
+};
+use rustls_pki_types::PrivateKeyDer;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bundle::{self, BundleError, BundleInput, SigningKey, WorkerPublicKey},
+    config::CertificateZoneConfig,
+    state::{self, StateError},
+    tls::{CertSlot, Served},
+    zones::{ZoneError, Zones},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("failed to read {what} {path}: {reason}")]
+    Key {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error(
+        "the certificate's private key is not PKCS#8; the certificate zone carries PKCS#8 only"
+    )]
+    NotPkcs8,
+    #[error("failed to build the bundle: {0}")]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
+/// Publishes one master's certificate zone.
+pub struct Publisher {
+    config: CertificateZoneConfig,
+    names: Vec<String>,
+    signing: SigningKey,
+    workers: Vec<WorkerPublicKey>,
+    version_path: PathBuf,
+    /// The SOA's MNAME: the master's first TLS name.
+    primary: Name,
+}
+
+impl Publisher {
+    /// Reads the signing key and the workers' public keys; `check-config` runs this too.
+    pub fn new(
+        config: &CertificateZoneConfig,
+        names: &[String],
+        state_dir: &Path,
+    ) -> Result<Self, PublishError> {
+        let pem = read(&config.signing_key, "the signing key")?;
+        let signing = bundle::signing_key_from_pem(&pem)
+            .map_err(|e| key_error("the signing key", &config.signing_key, e))?;
+        let workers = config
+            .workers
+            .iter()
+            .map(|w| {
+                let what = "a worker public key";
+                let pem = read(&w.public_key, what)?;
+                WorkerPublicKey::from_pem(&pem).map_err(|e| key_error(what, &w.public_key, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut primary = Name::from_ascii(
+            names
+                .first()
+                .map_or("localhost", String::as_str)
+                .trim_start_matches("*."),
+        )
+        .unwrap_or_else(|_| Name::root());
+        primary.set_fqdn(true);
+        Ok(Self {
+            config: config.clone(),
+            names: names.to_vec(),
+            signing,
+            workers,
+            version_path: state_dir.join("bundle").join("version"),
+            primary,
+        })
+    }
+
+    /// Publishes on every certificate change until `shutdown`.
+    pub async fn run(self, certs: Arc<CertSlot>, zones: Arc<Zones>, shutdown: CancellationToken) {
+        let mut changes = certs.subscribe();
+        loop {
+            let installed = changes.borrow_and_update().is_some();
+            if installed && let Some(served) = certs.served() {
+                match self.publish(&served, &zones) {
+                    Ok(version) => tracing::info!(
+                        zone = %self.config.origin,
+                        version,
+                        workers = self.workers.len(),
+                        "certificate zone published"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "certificate zone not published; it keeps its previous bundle")
+                    }
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Builds and serves a new bundle for `served`; returns its version.
+    pub fn publish(&self, served: &Served, zones: &Zones) -> Result<u64, PublishError> {
+        let PrivateKeyDer::Pkcs8(key) = served.key.as_ref() else {
+            return Err(PublishError::NotPkcs8);
+        };
+        let version = self.next_version()?;
+        let input = BundleInput {
+            zone: self.config.origin.clone(),
+            ttl: self.config.ttl,
+            version,
+            names: self.names.clone(),
+            chain: served.chain.iter().map(|c| c.to_vec()).collect(),
+            private_key: key.clone_key(),
+            workers: self.workers.clone(),
+        };
+        let mut records = bundle::publish(&input, &self.signing, &mut rand_core::OsRng)?;
+        // The version is on disk before anyone can see it: a crash never reuses it.
+        state::ensure_dir(self.version_path.parent().unwrap_or(Path::new(".")))?;
+        state::write_atomic(
+            &self.version_path,
+            format!("{version}\n").as_bytes(),
+            state::PUBLIC,
+        )?;
+        records.extend(self.apex(version));
+        zones.replace_generated(&self.config.origin, records)?;
+        Ok(version)
+    }
+
+    /// SOA and NS at the zone's apex.
+    fn apex(&self, version: u64) -> [Record; 2] {
+        let origin = &self.config.origin;
+        let rname = Name::from_ascii("hostmaster")
+            .and_then(|h| h.append_domain(origin))
+            .unwrap_or_else(|_| origin.clone());
+        let soa = SOA::new(
+            self.primary.clone(),
+            rname,
+            version as u32,
+            self.config.refresh as i32,
+            self.config.retry as i32,
+            1_209_600,
+            self.config.ttl,
+        );
+        [
+            Record::from_rdata(origin.clone(), self.config.ttl, RData::SOA(soa)),
+            Record::from_rdata(
+                origin.clone(),
+                self.config.ttl,
+                RData::NS(NS(self.primary.clone())),
+            ),
+        ]
+    }
+
+    fn next_version(&self) -> Result<u64, PublishError> {
+        let stored = state::read_optional(&self.version_path)?
+            .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        Ok((stored + 1).max(now))
+    }
+}
+
+fn read(path: &Path, what: &'static str) -> Result<String, PublishError> {
+    std::fs::read_to_string(path).map_err(|e| key_error(what, path, e))
+}
+
+fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> PublishError {
+    PublishError::Key {
+        what,
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
