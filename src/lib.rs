@@ -30,6 +30,7 @@ pub mod dns;
 pub mod localca;
 pub mod node;
 pub mod publication;
+pub mod replication;
 pub mod state;
 pub mod tls;
 pub mod tsig;

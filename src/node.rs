@@ -108,6 +108,28 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let certs = Arc::new(CertSlot::default());
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let transfer = match &config.transfer {
+        Some(t) => Some(TransferPolicy {
+            keys: crate::tsig::load(&t.tsig_key_file)?,
+            allow: t.allow.clone(),
+        }),
+        None => None,
+    };
+    if let (Some(t), Some(policy)) = (&config.transfer, &transfer)
+        && !t.notify.is_empty()
+    {
+        let key = policy.keys.first().cloned();
+        let changes = zones.subscribe();
+        let notifier = crate::replication::notifier(
+            changes,
+            zones.clone(),
+            t.notify.clone(),
+            key,
+            shutdown.clone(),
+            tracker.clone(),
+        );
+        tracker.spawn(notifier);
+    }
     let force_renewal = Arc::new(Notify::new());
     let source = match &config.tls {
         Some(tls) => {
@@ -126,13 +148,6 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracker.spawn(publisher.run(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
-    let transfer = match &config.transfer {
-        Some(t) => Some(TransferPolicy {
-            keys: crate::tsig::load(&t.tsig_key_file)?,
-            allow: t.allow.clone(),
-        }),
-        None => None,
-    };
     let handler = Arc::new(Handler::new(zones.clone(), forwarder, transfer));
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());

@@ -184,4 +184,6 @@ pub(super) struct Transfer {
     pub(super) tsig_key_file: PathBuf,
     #[serde(default)]
     pub(super) allow: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub(super) notify: Vec<SocketAddr>,
 }

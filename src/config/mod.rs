@@ -75,6 +75,8 @@ pub struct WorkerKey {
 pub struct TransferConfig {
     pub tsig_key_file: PathBuf,
     pub allow: Vec<IpAddr>,
+    /// Secondaries told of every change (NOTIFY), signed with the file's first key.
+    pub notify: Vec<SocketAddr>,
 }
 
 /// The listener addresses; each list may be empty.
@@ -251,6 +253,7 @@ impl Checker<'_> {
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
+                notify: t.notify,
             }),
         };
         let config = Config {

@@ -259,7 +259,7 @@ fn next_tsig(
 }
 
 /// Appends a TSIG record as the last additional record.
-fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) {
+pub(super) fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) {
     let Ok(bytes) = tsig.to_bytes() else { return };
     let additionals = u16::from_be_bytes([message[10], message[11]]).saturating_add(1);
     message[10..12].copy_from_slice(&additionals.to_be_bytes());

@@ -24,6 +24,7 @@ use super::{
     Transport,
     axfr::{self, TransferPolicy},
     forward::Forwarder,
+    notify::{self, NotifyPolicy},
     wire,
 };
 use crate::zones::Zones;
@@ -33,6 +34,7 @@ pub struct Handler {
     zones: Arc<Zones>,
     forwarder: Option<Forwarder>,
     transfer: Option<TransferPolicy>,
+    notify: Option<NotifyPolicy>,
 }
 
 /// AXFR and IXFR type codes.
@@ -48,6 +50,15 @@ impl Handler {
             zones,
             forwarder,
             transfer,
+            notify: None,
+        }
+    }
+
+    /// Accepts NOTIFY as `policy` says (secondaries only).
+    pub fn with_notify(self, policy: NotifyPolicy) -> Self {
+        Self {
+            notify: Some(policy),
+            ..self
         }
     }
 
@@ -89,6 +100,9 @@ impl Handler {
             // The catalog only distinguishes datagrams (size limits) from streams.
             Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
         };
+        if wire::opcode(query) == Some(u8::from(OpCode::Notify)) {
+            return notify::respond(query, src.ip(), self.notify.as_ref());
+        }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t)) {
             // Transfers need a stream (RFC 5936 4.2); over UDP and DoH they are refused.
             return wire::header_only_response(query, ResponseCode::Refused);

@@ -10,6 +10,7 @@ mod axfr;
 mod doh;
 mod forward;
 mod handler;
+mod notify;
 mod stream;
 mod udp;
 pub(crate) mod wire;
@@ -23,6 +24,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use axfr::TransferPolicy;
 pub use forward::{ForwardError, Forwarder};
 pub use handler::Handler;
+pub use notify::{Notifiable, NotifyPolicy};
 
 use crate::{config::Listen, tls::CertSlot};
 

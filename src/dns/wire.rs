@@ -46,6 +46,11 @@ pub(crate) fn truncated(response: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The opcode (RFC 1035 4.1.1), if there is a header.
+pub(crate) fn opcode(message: &[u8]) -> Option<u8> {
+    Some((message.get(2)? >> 3) & 0x0F)
+}
+
 /// The type of the first question, if there is one.
 pub(crate) fn question_type(message: &[u8]) -> Option<u16> {
     let qdcount = u16::from_be_bytes([*message.get(4)?, *message.get(5)?]);

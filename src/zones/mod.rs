@@ -44,7 +44,12 @@ pub struct Zones {
     // never wait on them.
     loaded: Mutex<Vec<Loaded>>,
     overlay: Mutex<Overlay>,
+    /// The origin of every zone whose contents changed: what NOTIFY follows.
+    changes: tokio::sync::broadcast::Sender<Name>,
 }
+
+/// Changes a slow subscriber may fall behind by before it is told it lagged.
+const CHANGE_BACKLOG: usize = 256;
 
 impl Zones {
     /// Loads every configured zone; any failure is returned (a bad zone refuses start).
@@ -69,6 +74,7 @@ impl Zones {
             catalog: ArcSwap::from_pointee(catalog),
             loaded: Mutex::new(loaded),
             overlay: Mutex::default(),
+            changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
         })
     }
 
@@ -103,6 +109,9 @@ impl Zones {
             }
         }
         self.catalog.store(Arc::new(catalog(&loaded)));
+        for origin in &changed {
+            let _ = self.changes.send(origin.clone());
+        }
         (changed, errors)
     }
 
@@ -125,7 +134,7 @@ impl Zones {
                 overlay.insert(owner.clone(), values.to_vec());
             }
         }
-        let serial = handler.serial().await;
+        let serial = bump_serial(&handler).await;
         handler
             .records_mut()
             .await
@@ -133,7 +142,27 @@ impl Zones {
         for record in txt_records(owner, values) {
             handler.upsert(record, serial).await;
         }
+        let _ = self.changes.send(Name::from(handler.origin().clone()));
         true
+    }
+
+    /// Origins of zones as they change (files reloaded, challenges, generated zones).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Name> {
+        self.changes.subscribe()
+    }
+
+    /// The SOA serial a zone has now.
+    pub async fn serial(&self, origin: &Name) -> Option<u32> {
+        let handler = self.handler_exact(origin)?;
+        Some(handler.serial().await)
+    }
+
+    fn handler_exact(&self, origin: &Name) -> Option<Arc<InMemoryZoneHandler>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .find(|z| z.origin == *origin)
+            .map(|z| z.handler.clone())
     }
 
     /// Serves `records` (SOA included) as the whole zone `origin`, replacing what it held:
@@ -168,6 +197,8 @@ impl Zones {
             }),
         }
         self.catalog.store(Arc::new(catalog(&loaded)));
+        drop(loaded);
+        let _ = self.changes.send(origin.clone());
         Ok(())
     }
 
@@ -245,6 +276,27 @@ fn handler_with(
         }
     }
     Ok(Arc::new(handler))
+}
+
+/// Raises the zone's SOA serial by one (RFC 1982), so secondaries see the change.
+async fn bump_serial(handler: &InMemoryZoneHandler) -> u32 {
+    let key = RrKey::new(handler.origin().clone(), RecordType::SOA);
+    let soa = handler
+        .records_mut()
+        .await
+        .remove(&key)
+        .and_then(|set| set.records_without_rrsigs().next().cloned());
+    // Every zone is built with an SOA (checked at load), so this is always there.
+    let Some(mut soa) = soa else { return 0 };
+    let serial = match &mut soa.data {
+        RData::SOA(data) => {
+            data.increment_serial();
+            data.serial
+        }
+        _ => 0,
+    };
+    handler.upsert(soa, serial).await;
+    serial
 }
 
 fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {

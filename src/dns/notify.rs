@@ -1,0 +1,87 @@
+//! NOTIFY in (RFC 1996) on a secondary: accepted only from a configured primary address,
+//! TSIG-signed with a configured key (RFC 8945), for a zone the node replicates. Others get
+//! REFUSED (wrong source, unknown zone) or NOTAUTH (no or bad signature), and nothing moves.
+//!
+//! The zone's refresh is asked for through the [`Notifiable`] trait this module owns, so
+//! the DNS layer never reaches into replication.
+
+use std::{net::IpAddr, sync::Arc, time::SystemTime};
+
+use hickory_proto::{
+    op::{Message, OpCode, ResponseCode},
+    rr::{Name, TSigResponseContext},
+};
+
+use crate::tsig::TsigKey;
+
+/// What a NOTIFY asks of the node.
+pub trait Notifiable: Send + Sync + 'static {
+    /// Whether `zone` is replicated here (its primary may NOTIFY it).
+    fn replicates(&self, zone: &Name) -> bool;
+    /// `zone` changed at the primary: check it now.
+    fn notified(&self, zone: &Name);
+}
+
+/// Who may NOTIFY this node.
+#[derive(Clone)]
+pub struct NotifyPolicy {
+    pub primaries: Vec<IpAddr>,
+    pub keys: Vec<TsigKey>,
+    pub target: Arc<dyn Notifiable>,
+}
+
+/// The answer to a NOTIFY `raw` from `peer`.
+pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -> Option<Vec<u8>> {
+    let request = Message::from_vec(raw).ok()?;
+    let id = request.metadata.id;
+    let zone = request.queries.first().map(|q| q.name().clone());
+    let Some(policy) = policy else {
+        return Some(answer(&request, ResponseCode::Refused, None));
+    };
+    let Some(zone) = zone.filter(|z| policy.target.replicates(z)) else {
+        tracing::info!(%peer, "NOTIFY refused: not a zone this node replicates");
+        return Some(answer(&request, ResponseCode::Refused, None));
+    };
+    if !policy.primaries.contains(&peer) {
+        tracing::warn!(%peer, %zone, "NOTIFY refused: not from the primary");
+        return Some(answer(&request, ResponseCode::Refused, None));
+    }
+    let Some(context) = verify(raw, &request, policy) else {
+        tracing::warn!(%peer, %zone, "NOTIFY refused: missing or bad TSIG");
+        return Some(answer(&request, ResponseCode::NotAuth, None));
+    };
+    tracing::info!(%peer, %zone, id, "NOTIFY accepted");
+    policy.target.notified(&zone);
+    Some(answer(&request, ResponseCode::NoError, Some(context)))
+}
+
+fn verify(raw: &[u8], request: &Message, policy: &NotifyPolicy) -> Option<TSigResponseContext> {
+    let tsig = request.signature()?;
+    let key = policy.keys.iter().find(|k| k.name == tsig.name)?;
+    let signer = key.signer();
+    let (mac, _, window) = signer.verify_message_byte(raw, None, true).ok()?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    window
+        .contains(&now)
+        .then(|| TSigResponseContext::new(request.metadata.id, now, signer, mac, None))
+}
+
+fn answer(request: &Message, rcode: ResponseCode, context: Option<TSigResponseContext>) -> Vec<u8> {
+    let mut message = Message::response(request.metadata.id, OpCode::Notify);
+    message.metadata.authoritative = true;
+    message.metadata.response_code = rcode;
+    for query in &request.queries {
+        message.add_query(query.clone());
+    }
+    // Local invariant: a header and a question always encode.
+    let mut bytes = message.to_vec().expect("NOTIFY answer encodes");
+    if let Some(context) = context
+        && let Ok(tsig) = context.sign(&bytes)
+    {
+        super::axfr::append_tsig(&mut bytes, &tsig);
+    }
+    bytes
+}

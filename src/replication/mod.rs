@@ -1,0 +1,49 @@
+//! Replication between nodes with standard DNS: NOTIFY (RFC 1996) out from the master on
+//! every zone change, and (on workers) transfers in. Interoperates with BIND and Knot.
+//!
+//! Owns the notifier task; reads zone changes from [`Zones::subscribe`] and serials from
+//! [`Zones::serial`], and never changes the master's zones.
+
+mod notify;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{tsig::TsigKey, zones::Zones};
+
+/// Sends NOTIFY to every target for every zone change read from `changes` (subscribe
+/// before anything can change, so the first change is not missed), until `shutdown`.
+pub async fn notifier(
+    mut changes: tokio::sync::broadcast::Receiver<hickory_proto::rr::Name>,
+    zones: Arc<Zones>,
+    targets: Vec<SocketAddr>,
+    key: Option<TsigKey>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let key = key.map(Arc::new);
+    loop {
+        let zone = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => match change {
+                Ok(zone) => zone,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "zone changes came faster than NOTIFY could follow");
+                    continue;
+                }
+                Err(RecvError::Closed) => return,
+            },
+        };
+        let Some(serial) = zones.serial(&zone).await else {
+            continue;
+        };
+        tracing::info!(%zone, serial, targets = targets.len(), "zone changed; sending NOTIFY");
+        for target in &targets {
+            let (zone, key, target) = (zone.clone(), key.clone(), *target);
+            tracker
+                .spawn(async move { notify::notify(target, &zone, serial, key.as_deref()).await });
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! NOTIFY out (RFC 1996): tells secondaries a zone changed, TSIG-signed (RFC 8945).
+//!
+//! Over UDP with retries and growing waits, then one attempt over TCP, until the secondary
+//! acknowledges or the attempts run out; a secondary that never acknowledges is logged (it
+//! catches up on its SOA refresh timer). Every target is notified in parallel.
+
+use std::{net::SocketAddr, time::Duration};
+
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, Query, ResponseCode},
+    rr::{DNSClass, Name, RecordType},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpStream, UdpSocket},
+    time::timeout,
+};
+
+use crate::tsig::TsigKey;
+
+/// Waits for an acknowledgement over UDP, doubling after each try.
+const UDP_WAITS: [Duration; 5] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+const TCP_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends NOTIFY for `zone` with `serial` to `target`; true once it is acknowledged.
+pub(super) async fn notify(
+    target: SocketAddr,
+    zone: &Name,
+    serial: u32,
+    key: Option<&TsigKey>,
+) -> bool {
+    let id = random_id();
+    let Some(message) = message(id, zone, key) else {
+        return false;
+    };
+    for wait in UDP_WAITS {
+        if let Ok(Ok(true)) = timeout(wait, over_udp(target, &message, id)).await {
+            tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged");
+            return true;
+        }
+    }
+    if let Ok(Ok(true)) = timeout(TCP_WAIT, over_tcp(target, &message, id)).await {
+        tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged over TCP");
+        return true;
+    }
+    tracing::warn!(%target, %zone, serial, "NOTIFY not acknowledged; the secondary will catch up on its refresh timer");
+    false
+}
+
+fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Vec<u8>> {
+    let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
+    message.metadata.authoritative = true;
+    let mut query = Query::query(zone.clone(), RecordType::SOA);
+    query.set_query_class(DNSClass::IN);
+    message.add_query(query);
+    if let Some(key) = key {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let (tsig, _) = key.signer().sign_message(&message, now).ok()?;
+        message.set_signature(tsig);
+    }
+    message.to_vec().ok()
+}
+
+async fn over_udp(target: SocketAddr, message: &[u8], id: u16) -> std::io::Result<bool> {
+    let local: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(target).await?;
+    socket.send(message).await?;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).await?;
+        if let Some(acked) = acknowledged(&buf[..n], id) {
+            return Ok(acked);
+        }
+    }
+}
+
+async fn over_tcp(target: SocketAddr, message: &[u8], id: u16) -> std::io::Result<bool> {
+    let mut stream = TcpStream::connect(target).await?;
+    stream.set_nodelay(true)?;
+    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await?;
+    let len = stream.read_u16().await?;
+    let mut buf = vec![0u8; usize::from(len)];
+    stream.read_exact(&mut buf).await?;
+    Ok(acknowledged(&buf, id).unwrap_or(false))
+}
+
+/// `Some(true)` for a NOERROR answer to our NOTIFY, `Some(false)` for a refusal, `None`
+/// for anything that is not an answer to it.
+fn acknowledged(response: &[u8], id: u16) -> Option<bool> {
+    let message = Message::from_vec(response).ok()?;
+    let m = &message.metadata;
+    if m.id != id || m.message_type != MessageType::Response || m.op_code != OpCode::Notify {
+        return None;
+    }
+    if m.response_code != ResponseCode::NoError {
+        tracing::warn!(rcode = %m.response_code, "NOTIFY refused");
+    }
+    Some(m.response_code == ResponseCode::NoError)
+}
+
+fn random_id() -> u16 {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 2];
+    let _ = SystemRandom::new().fill(&mut bytes);
+    u16::from_be_bytes(bytes)
+}
