@@ -210,26 +210,44 @@ fn unquote(token: &str) -> &str {
     token.trim_matches('"')
 }
 
+/// Removes `#`, `//` and `/* */` comments outside quoted strings: base64 secrets often
+/// hold `/` and even `//`.
 fn strip_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("/*") {
-        out.push_str(&rest[..start]);
-        rest = rest[start..]
-            .find("*/")
-            .map_or("", |end| &rest[start + end + 2..]);
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            _ if quoted => out.push(c),
+            '#' => skip_line(&mut chars),
+            '/' if chars.peek() == Some(&'/') => skip_line(&mut chars),
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
     }
-    out.push_str(rest);
-    out.lines()
-        .map(|line| {
-            let cut = [line.find('#'), line.find("//")]
-                .into_iter()
-                .flatten()
-                .min();
-            cut.map_or(line, |c| &line[..c])
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    out
+}
+
+fn skip_line(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    for c in chars.by_ref() {
+        if c == '\n' {
+            break;
+        }
+    }
 }
 
 /// Splits into words, quoted strings, and the punctuation `{`, `}`, `;`.
@@ -298,6 +316,13 @@ mod tests {
         assert!(parse("").unwrap_err().contains("no `key"));
         let bad = BIND.replace("0AyJ", "!!!!");
         assert!(parse(&bad).unwrap_err().contains("not base64"));
+    }
+
+    #[test]
+    fn slashes_inside_a_secret_are_not_a_comment() {
+        let key = "key \"k\" { algorithm hmac-sha256; secret \"ab//cd/+ef//ghij\"; }; // note";
+        let keys = parse(key).unwrap();
+        assert_eq!(STANDARD.encode(&keys[0].secret), "ab//cd/+ef//ghij");
     }
 
     #[test]
