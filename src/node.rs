@@ -20,7 +20,9 @@ use tokio::sync::Notify;
 use crate::{
     acme::{self, ChallengeZone, Issuer},
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Forwarder, Handler, TransferPolicy},
+    config::WorkerConfig,
+    dns::{Bound, Forwarder, Handler, NotifyPolicy, TransferPolicy},
+    replication::{Reader, Replica},
     localca::{self, LocalCa},
     publication::Publisher,
     tls::{self, CertSlot, CertSummary},
@@ -38,6 +40,7 @@ pub struct Prepared {
     zones: Zones,
     forwarder: Option<Forwarder>,
     publisher: Option<Publisher>,
+    reader: Option<Reader>,
 }
 
 /// Checks and loads what `config` names: zone files, TLS material, upstream CA files.
@@ -70,12 +73,24 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     {
         problems.push(e.to_string());
     }
+    if let Some(worker) = &config.worker
+        && let Err(e) = crate::tsig::load(&worker.tsig_key_file)
+    {
+        problems.push(e.to_string());
+    }
+    let reader = match (config.worker.as_ref().and_then(|w| w.certificate.as_ref()), &config.tls) {
+        (Some(reader), Some(tls)) => Reader::new(reader, &tls.names, &config.state_dir)
+            .map_err(|e| problems.push(e.to_string()))
+            .ok(),
+        _ => None,
+    };
     match zones {
         Some(zones) if problems.is_empty() => Ok(Prepared {
             config,
             zones,
             forwarder,
             publisher,
+            reader,
         }),
         _ => Err(problems),
     }
@@ -92,6 +107,8 @@ fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), Stri
                 .map_err(|e| e.to_string())
         }
         CertificateSource::Acme(acme) => acme::check(acme).map_err(|e| e.to_string()),
+        // Checked with the worker's keys in `prepare`.
+        CertificateSource::CertificateZone => Ok(()),
     }
 }
 
@@ -102,6 +119,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         zones,
         forwarder,
         publisher,
+        reader,
     } = prepared;
     let bound = Bound::bind(&config.listen)?;
     let zones = Arc::new(zones);
@@ -148,7 +166,12 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracker.spawn(publisher.run(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
-    let handler = Arc::new(Handler::new(zones.clone(), forwarder, transfer));
+    let mut handler = Handler::new(zones.clone(), forwarder, transfer);
+    if let Some(worker) = &config.worker {
+        let policy = start_replica(worker, reader, &zones, &certs, &shutdown, &tracker)?;
+        handler = handler.with_notify(policy);
+    }
+    let handler = Arc::new(handler);
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals(&zones, &config, &certs, &force_renewal).await?;
@@ -164,11 +187,45 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts one replication loop per replicated zone; returns who may NOTIFY them.
+fn start_replica(
+    worker: &WorkerConfig,
+    reader: Option<Reader>,
+    zones: &Arc<Zones>,
+    certs: &Arc<CertSlot>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> anyhow::Result<NotifyPolicy> {
+    let keys = crate::tsig::load(&worker.tsig_key_file)?;
+    let reader = reader.map(Arc::new);
+    if let Some(reader) = &reader {
+        reader.load_cache(certs);
+    }
+    let signer = keys.first().map(|k| k.signer());
+    let replica = Arc::new(Replica::new(
+        worker.primary,
+        signer,
+        &worker.secondaries,
+        reader,
+        zones.clone(),
+        certs.clone(),
+    ));
+    for zone in replica.zones() {
+        tracker.spawn(replica.clone().run(zone, shutdown.clone()));
+    }
+    Ok(NotifyPolicy {
+        primaries: vec![worker.primary.ip()],
+        keys,
+        target: replica,
+    })
+}
+
 /// Where the certificate came from, for the banner.
 enum Source {
     LocalCa(PathBuf),
     Files,
     Acme,
+    CertificateZone,
 }
 
 /// What certificate sources may use of the running node.
@@ -227,6 +284,8 @@ fn start_certificates(
             tracker.spawn(issuer.run(force_renewal.clone(), shutdown.clone()));
             Ok(Source::Acme)
         }
+        // Installed by the replica from its cache and from the primary.
+        CertificateSource::CertificateZone => Ok(Source::CertificateZone),
     }
 }
 

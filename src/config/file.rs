@@ -23,6 +23,24 @@ pub(super) struct File {
     pub(super) acme: Option<Acme>,
     pub(super) certificate_zone: Option<CertificateZone>,
     pub(super) transfer: Option<Transfer>,
+    pub(super) primary: Option<Primary>,
+    #[serde(default, rename = "secondary")]
+    pub(super) secondaries: Vec<Secondary>,
+}
+
+/// `[primary]` (workers): the master they replicate from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Primary {
+    pub(super) address: SocketAddr,
+    pub(super) tsig_key_file: PathBuf,
+}
+
+/// `[[secondary]]` (workers): an ordinary zone transferred from the primary.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Secondary {
+    pub(super) name: String,
 }
 
 /// `[listen]`: every listener is optional; a node runs the subset it names.
@@ -86,6 +104,8 @@ pub enum Role {
     /// The primary nameserver: owns the certificate and the zones.
     #[default]
     Master,
+    /// A secondary: replicates the master's zones and serves its certificate.
+    Worker,
 }
 
 /// `tls.source`: where the served certificate comes from.
@@ -99,6 +119,8 @@ pub(super) enum CertSource {
     Files,
     /// An ACME CA, configured in `[acme]`.
     Acme,
+    /// The master's certificate zone, verified and unsealed (workers).
+    CertificateZone,
 }
 
 /// `forward.upstream.protocol`
@@ -161,7 +183,11 @@ pub enum KeyAlgorithm {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct CertificateZone {
     pub(super) name: Option<String>,
-    pub(super) signing_key: PathBuf,
+    pub(super) signing_key: Option<PathBuf>,
+    pub(super) signing_public_key: Option<PathBuf>,
+    pub(super) sealing_key: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) roots: Vec<PathBuf>,
     #[serde(default, rename = "worker")]
     pub(super) workers: Vec<Worker>,
     pub(super) ttl: Option<u32>,

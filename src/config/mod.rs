@@ -50,6 +50,29 @@ pub struct Config {
     pub forward: Option<ForwardConfig>,
     pub certificate_zone: Option<CertificateZoneConfig>,
     pub transfer: Option<TransferConfig>,
+    /// Set exactly when `role` is worker.
+    pub worker: Option<WorkerConfig>,
+}
+
+/// What a worker replicates, and from whom.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub primary: SocketAddr,
+    pub tsig_key_file: PathBuf,
+    /// Ordinary zones transferred from the primary.
+    pub secondaries: Vec<Name>,
+    /// The certificate zone to read, verify and serve TLS from.
+    pub certificate: Option<CertificateReader>,
+}
+
+/// How a worker reads the certificate zone.
+#[derive(Debug, Clone)]
+pub struct CertificateReader {
+    pub origin: Name,
+    pub signing_public_key: PathBuf,
+    pub sealing_key: PathBuf,
+    /// Roots the chain must reach; empty: not checked.
+    pub roots: Vec<PathBuf>,
 }
 
 /// `[certificate-zone]`, typed.
@@ -103,6 +126,8 @@ pub enum CertificateSource {
     Files { cert: PathBuf, key: PathBuf },
     /// An ACME CA.
     Acme(Box<AcmeConfig>),
+    /// The master's certificate zone (workers).
+    CertificateZone,
 }
 
 /// `[acme]`, typed.
@@ -234,6 +259,8 @@ impl Checker<'_> {
             acme,
             certificate_zone,
             transfer,
+            primary,
+            secondaries,
         } = raw;
         let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
         let config = Config {
@@ -250,17 +277,31 @@ impl Checker<'_> {
             zones: self.zones(zones)?,
             forward: forward.map(|f| self.forward(f)).transpose()?,
             certificate_zone: None,
+            worker: None,
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
                 notify: t.notify,
             }),
         };
-        let config = Config {
-            certificate_zone: certificate_zone
-                .map(|c| self.certificate_zone(c, &config))
-                .transpose()?,
-            ..config
+        let config = match role {
+            Role::Master => {
+                if primary.is_some() || !secondaries.is_empty() {
+                    return Err(self.invalid("primary", "[primary] and [[secondary]] are for role = \"worker\""));
+                }
+                let certificate_zone = certificate_zone.map(|c| self.certificate_zone(c, &config)).transpose()?;
+                Config {
+                    certificate_zone,
+                    ..config
+                }
+            }
+            Role::Worker => {
+                let worker = self.worker(primary, secondaries, certificate_zone, &config)?;
+                Config {
+                    worker: Some(worker),
+                    ..config
+                }
+            }
         };
         self.listeners(&config)?;
         Ok(config)
@@ -321,6 +362,15 @@ impl Checker<'_> {
                     cert: self.resolve(&cert),
                     key: self.resolve(&key),
                 }
+            }
+            CertSource::CertificateZone => {
+                if raw.cert_file.is_some() || raw.key_file.is_some() || raw.leaf_days.is_some() {
+                    return Err(self.invalid(
+                        "tls.source",
+                        "cert-file, key-file and leaf-days do not go with \"certificate-zone\"",
+                    ));
+                }
+                CertificateSource::CertificateZone
             }
             CertSource::Acme => {
                 let acme = acme.ok_or_else(|| {
@@ -424,39 +474,102 @@ impl Checker<'_> {
         })
     }
 
-    fn certificate_zone(
+    fn worker(
         &self,
-        raw: file::CertificateZone,
+        primary: Option<file::Primary>,
+        secondaries: Vec<file::Secondary>,
+        certificate_zone: Option<file::CertificateZone>,
         config: &Config,
-    ) -> Result<CertificateZoneConfig, ConfigError> {
-        if config.tls.is_none() {
-            return Err(self.invalid(
-                "certificate-zone",
-                "publishing a certificate needs a [tls] section",
-            ));
+    ) -> Result<WorkerConfig, ConfigError> {
+        let primary = primary.ok_or_else(|| self.invalid("primary", "a worker needs a [primary] section"))?;
+        let mut names = Vec::with_capacity(secondaries.len());
+        for (i, secondary) in secondaries.iter().enumerate() {
+            let key = format!("secondary[{i}].name");
+            let mut name = Name::from_ascii(&secondary.name)
+                .map_err(|e| self.invalid(&key, format!("`{}`: {e}", secondary.name)))?;
+            name.set_fqdn(true);
+            if names.contains(&name) || config.zones.iter().any(|z| z.origin == name) {
+                return Err(self.invalid(&key, format!("zone {name} is listed twice")));
+            }
+            names.push(name);
         }
-        let origin = match &raw.name {
-            Some(name) => Name::from_ascii(name)
-                .map_err(|e| self.invalid("certificate-zone.name", format!("`{name}`: {e}")))?,
+        let from_zone = matches!(
+            config.tls.as_ref().map(|t| &t.source),
+            Some(CertificateSource::CertificateZone)
+        );
+        let certificate = match (certificate_zone, from_zone) {
+            (Some(raw), true) => Some(self.certificate_reader(raw, config)?),
+            (None, true) => {
+                return Err(self.invalid("certificate-zone", "tls.source = \"certificate-zone\" needs this section"));
+            }
+            (Some(_), false) => {
+                return Err(self.invalid("tls.source", "reading [certificate-zone] needs tls.source = \"certificate-zone\""));
+            }
+            (None, false) => None,
+        };
+        Ok(WorkerConfig {
+            primary: primary.address,
+            tsig_key_file: self.resolve(&primary.tsig_key_file),
+            secondaries: names,
+            certificate,
+        })
+    }
+
+    fn certificate_reader(&self, raw: file::CertificateZone, config: &Config) -> Result<CertificateReader, ConfigError> {
+        if raw.signing_key.is_some() || !raw.workers.is_empty() {
+            return Err(self.invalid("certificate-zone.signing-key", "signing-key and workers are for the master"));
+        }
+        let public = raw.signing_public_key.as_ref().ok_or_else(|| {
+            self.invalid("certificate-zone.signing-public-key", "missing: the worker pins the signing key")
+        })?;
+        let sealing = raw
+            .sealing_key
+            .as_ref()
+            .ok_or_else(|| self.invalid("certificate-zone.sealing-key", "missing: the worker's own sealing key"))?;
+        Ok(CertificateReader {
+            origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
+            signing_public_key: self.resolve(public),
+            sealing_key: self.resolve(sealing),
+            roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
+        })
+    }
+
+    /// The configured name, or `_certzone.<first zone>`.
+    fn certificate_zone_name(&self, name: Option<&str>, config: &Config) -> Result<Name, ConfigError> {
+        let key = "certificate-zone.name";
+        let mut origin = match name {
+            Some(name) => Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?,
             None => {
-                let first = config.zones.first().ok_or_else(|| {
-                    self.invalid(
-                        "certificate-zone.name",
-                        "no name given and no [[zone]] to put it under",
-                    )
-                })?;
+                let first = config
+                    .zones
+                    .first()
+                    .ok_or_else(|| self.invalid(key, "no name given and no [[zone]] to put it under"))?;
                 Name::from_ascii(CERTIFICATE_ZONE_LABEL)
                     .and_then(|label| label.append_domain(&first.origin))
-                    .map_err(|e| self.invalid("certificate-zone.name", e.to_string()))?
+                    .map_err(|e| self.invalid(key, e.to_string()))?
             }
         };
-        let mut origin = origin;
         origin.set_fqdn(true);
-        if config.zones.iter().any(|z| z.origin == origin) {
+        Ok(origin)
+    }
+
+    fn certificate_zone(&self, raw: file::CertificateZone, config: &Config) -> Result<CertificateZoneConfig, ConfigError> {
+        if config.tls.is_none() {
+            return Err(self.invalid("certificate-zone", "publishing a certificate needs a [tls] section"));
+        }
+        if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {
             return Err(self.invalid(
-                "certificate-zone.name",
-                format!("{origin} is also a [[zone]]"),
+                "certificate-zone.sealing-key",
+                "signing-public-key, sealing-key and roots are for workers",
             ));
+        }
+        let signing_key = raw
+            .signing_key
+            .as_ref()
+            .ok_or_else(|| self.invalid("certificate-zone.signing-key", "missing: the master signs the bundle"))?;
+        let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
+        if config.zones.iter().any(|z| z.origin == origin) {
+            return Err(self.invalid("certificate-zone.name", format!("{origin} is also a [[zone]]")));
         }
         let mut names = HashSet::new();
         for (i, worker) in raw.workers.iter().enumerate() {
@@ -469,7 +582,7 @@ impl Checker<'_> {
         }
         Ok(CertificateZoneConfig {
             origin,
-            signing_key: self.resolve(&raw.signing_key),
+            signing_key: self.resolve(signing_key),
             workers: raw
                 .workers
                 .into_iter()

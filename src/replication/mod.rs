@@ -5,6 +5,10 @@
 //! [`Zones::serial`], and never changes the master's zones.
 
 mod notify;
+mod soa;
+mod worker;
+
+pub use worker::{Reader, Replica, WorkerError};
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -1,0 +1,291 @@
+//! The worker's side of replication: one loop per replicated zone that checks the primary's
+//! SOA serial at start, on NOTIFY and on the SOA refresh timer (retry timer after a failure),
+//! and transfers what changed.
+//!
+//! Ordinary zones are served as transferred, swapped whole. The certificate zone is read by
+//! the bundle rules (`bundle::read`: pinned signing key, no rollback, chain, names, the key
+//! unsealed for this worker); an accepted bundle is installed into the TLS listeners, cached
+//! on disk (0600) and served; a refused one is logged and counted, and the current
+//! certificate stays. Nothing here ever removes a certificate: the zone's SOA expire does not
+//! apply to it. Not implemented: IXFR (transfers are whole), expiry of ordinary zones.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use hickory_proto::rr::{Name, RData, Record, TSigner};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::soa;
+use crate::{
+    bundle::{self, BundleError, ReaderPolicy, VerifiedBundle, VerifyingKey, WorkerSecretKey},
+    config::CertificateReader,
+    dns::Notifiable,
+    state,
+    tls::{CertSlot, Served},
+    xfr,
+    zones::Zones,
+};
+
+/// Retry delay until the zone's own SOA is known.
+const DEFAULT_RETRY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("failed to read {what} {path}: {reason}")]
+    Key {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
+}
+
+/// What the worker needs to accept a certificate zone.
+pub struct Reader {
+    origin: Name,
+    pinned: VerifyingKey,
+    sealing: WorkerSecretKey,
+    roots: Vec<Vec<u8>>,
+    names: Vec<String>,
+    cache: PathBuf,
+    /// The version of the bundle in service.
+    held: Mutex<Option<u64>>,
+    refused: AtomicU64,
+}
+
+impl Reader {
+    /// Reads the pinned public key, the sealing key and the roots; `check-config` runs it.
+    pub fn new(config: &CertificateReader, names: &[String], state_dir: &Path) -> Result<Self, WorkerError> {
+        let pem = read(&config.signing_public_key, "the signing public key")?;
+        let pinned = bundle::verifying_key_from_pem(&pem)
+            .map_err(|e| key_error("the signing public key", &config.signing_public_key, e))?;
+        let pem = read(&config.sealing_key, "the sealing key")?;
+        let sealing = WorkerSecretKey::from_pem(&pem).map_err(|e| key_error("the sealing key", &config.sealing_key, e))?;
+        let roots = config.roots.iter().map(|p| read_roots(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            origin: config.origin.clone(),
+            pinned,
+            sealing,
+            roots: roots.concat(),
+            names: names.to_vec(),
+            cache: state_dir.join("cache").join(format!("{}zone", config.origin)),
+            held: Mutex::new(None),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    /// Serves the cached bundle, if it is still good: TLS is up before the primary answers.
+    pub fn load_cache(&self, certs: &CertSlot) {
+        let Ok(Some(text)) = state::read_optional(&self.cache) else { return };
+        let text = String::from_utf8_lossy(&text);
+        let records = match hickory_proto::serialize::txt::Parser::new(text, None, Some(self.origin.clone())).parse() {
+            Ok((_, sets)) => sets.into_values().flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>()).collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!(path = %self.cache.display(), error = %e, "certificate cache unreadable; waiting for the primary");
+                return;
+            }
+        };
+        match self.read(&records, None) {
+            Ok(verified) => self.install(verified, certs, "cache"),
+            Err(e) => tracing::warn!(path = %self.cache.display(), error = %e, "cached bundle not usable; waiting for the primary"),
+        }
+    }
+
+    /// Checks fetched records; installs, caches and returns true for a new bundle.
+    fn accept(&self, records: &[Record], certs: &CertSlot, how: &str) -> bool {
+        let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match self.read(records, held) {
+            Ok(verified) => {
+                let text = bundle::zone_text(records);
+                if let Err(e) = write_cache(&self.cache, &text) {
+                    tracing::warn!(error = %e, "failed to cache the bundle");
+                }
+                self.install(verified, certs, how);
+                true
+            }
+            Err(BundleError::SameVersion { .. }) => false,
+            Err(e) => {
+                let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(error = %e, refused, "bundle refused; keeping the current certificate");
+                false
+            }
+        }
+    }
+
+    fn read(&self, records: &[Record], held: Option<u64>) -> Result<VerifiedBundle, BundleError> {
+        let policy = ReaderPolicy {
+            pinned: self.pinned,
+            held_version: held,
+            required_names: self.names.clone(),
+            now: unix_now(),
+            worker: Some(self.sealing.clone()),
+            roots: self.roots.clone(),
+        };
+        bundle::read(records, &self.origin, &policy)
+    }
+
+    fn install(&self, verified: VerifiedBundle, certs: &CertSlot, how: &str) {
+        let Some(key) = verified.private_key else { return };
+        let served = Served {
+            chain: verified.chain.into_iter().map(CertificateDer::from).collect(),
+            key: Arc::new(PrivateKeyDer::Pkcs8(key)),
+        };
+        match certs.install(&served) {
+            Ok(summary) => {
+                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(verified.version);
+                tracing::info!(
+                    version = verified.version,
+                    from = how,
+                    sha256 = %summary.fingerprint,
+                    not_after = %crate::localca::humantime(summary.not_after),
+                    "certificate installed from the certificate zone"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "bundle certificate unusable; keeping the current one"),
+        }
+    }
+}
+
+/// Replicates zones from one primary.
+pub struct Replica {
+    primary: SocketAddr,
+    signer: Option<TSigner>,
+    zones: Arc<Zones>,
+    certs: Arc<CertSlot>,
+    reader: Option<Arc<Reader>>,
+    wakes: HashMap<Name, Arc<Notify>>,
+}
+
+impl Replica {
+    pub fn new(
+        primary: SocketAddr,
+        signer: Option<TSigner>,
+        secondaries: &[Name],
+        reader: Option<Arc<Reader>>,
+        zones: Arc<Zones>,
+        certs: Arc<CertSlot>,
+    ) -> Self {
+        let mut names: Vec<Name> = secondaries.to_vec();
+        names.extend(reader.as_ref().map(|r| r.origin.clone()));
+        let wakes = names.into_iter().map(|n| (n, Arc::new(Notify::new()))).collect();
+        Self {
+            primary,
+            signer,
+            zones,
+            certs,
+            reader,
+            wakes,
+        }
+    }
+
+    /// Every zone this worker replicates.
+    pub fn zones(&self) -> Vec<Name> {
+        self.wakes.keys().cloned().collect()
+    }
+
+    /// Keeps `zone` in step with the primary until `shutdown`.
+    pub async fn run(self: Arc<Self>, zone: Name, shutdown: CancellationToken) {
+        let wake = self.wakes[&zone].clone();
+        let mut held: Option<u32> = None;
+        let mut timers: Option<soa::Timers> = None;
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = match self.refresh(&zone, &mut held).await {
+                Ok(now) => {
+                    timers = Some(now);
+                    now.refresh
+                }
+                Err(e) => {
+                    let retry = timers.map_or(DEFAULT_RETRY, |t| t.retry);
+                    tracing::warn!(%zone, primary = %self.primary, error = %e, retry_in = ?retry, "refresh failed");
+                    retry
+                }
+            };
+        }
+    }
+
+    /// Compares serials and transfers when the primary's is newer.
+    async fn refresh(&self, zone: &Name, held: &mut Option<u32>) -> Result<soa::Timers, String> {
+        let current = soa::query(self.primary, zone).await?;
+        if held.is_some_and(|h| !soa::newer(current.serial, h)) {
+            return Ok(current);
+        }
+        let options = xfr::Options::default();
+        let fetched = match &self.reader {
+            Some(reader) if reader.origin == *zone => {
+                let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options).await.map_err(|e| e.to_string())?;
+                reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
+                fetched
+            }
+            _ => xfr::transfer(self.primary, zone, self.signer.as_ref(), &options).await.map_err(|e| e.to_string())?,
+        };
+        let timers = soa_timers(&fetched.records).unwrap_or(current);
+        if fetched.method == xfr::Method::Axfr {
+            self.zones.replace_generated(zone, fetched.records).map_err(|e| e.to_string())?;
+            tracing::info!(%zone, serial = timers.serial, "zone transferred");
+        }
+        *held = Some(timers.serial);
+        Ok(timers)
+    }
+}
+
+impl Notifiable for Replica {
+    fn replicates(&self, zone: &Name) -> bool {
+        self.wakes.contains_key(zone)
+    }
+
+    fn notified(&self, zone: &Name) {
+        if let Some(wake) = self.wakes.get(zone) {
+            wake.notify_one();
+        }
+    }
+}
+
+fn soa_timers(records: &[Record]) -> Option<soa::Timers> {
+    records.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa::Timers::from(soa)),
+        _ => None,
+    })
+}
+
+fn write_cache(path: &Path, text: &str) -> Result<(), state::StateError> {
+    state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
+    state::write_atomic(path, text.as_bytes(), state::SECRET)
+}
+
+fn read(path: &Path, what: &'static str) -> Result<String, WorkerError> {
+    std::fs::read_to_string(path).map_err(|e| key_error(what, path, e))
+}
+
+fn read_roots(path: &Path) -> Result<Vec<Vec<u8>>, WorkerError> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.map(|c| c.map(|c| c.to_vec())).collect::<Result<Vec<_>, _>>())
+        .map_err(|e| key_error("the roots", path, e))
+}
+
+fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> WorkerError {
+    WorkerError::Key {
+        what,
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
