@@ -2,8 +2,8 @@
 # Installs the real programs the tests start, from Debian's packages, if any is missing:
 # kdig (knot-dnsutils), dig (bind9-dnsutils), named (bind9), pebble (the ACME test CA).
 set -euo pipefail
-packages=(knot-dnsutils bind9-dnsutils bind9 pebble)
-tools=(kdig dig named pebble)
+packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego iproute2)
+tools=(kdig dig named tsig-keygen pebble lego ip)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
