@@ -6,6 +6,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bind;
 pub mod client;
 pub mod pebble;
 
