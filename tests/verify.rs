@@ -5,6 +5,8 @@
 
 mod common;
 
+// shared with the bundle tests; this file uses only make_chain
+#[allow(dead_code)]
 #[path = "bundle_common/chain.rs"]
 mod chain;
 
