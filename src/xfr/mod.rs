@@ -11,6 +11,9 @@ mod axfr;
 mod query;
 mod stream;
 
+#[cfg(test)]
+mod tests;
+
 use std::{net::SocketAddr, time::Duration};
 
 use hickory_proto::op::ResponseCode;
