@@ -18,6 +18,7 @@
 //! - [`acme`]: the master's ACME client: DNS-01 from its own zones, renewal, backoff.
 //! - [`bundle`]: the signed certificate-zone format (docs/PROTOCOL.md): pure, no I/O.
 //! - [`tsig`]: TSIG keys in the BIND/Knot key-file form.
+//! - [`xfr`]: fetching a certificate zone: AXFR with TSIG, or plain queries when refused.
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
@@ -34,4 +35,5 @@ pub mod replication;
 pub mod state;
 pub mod tls;
 pub mod tsig;
+pub mod xfr;
 pub mod zones;

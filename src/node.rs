@@ -19,12 +19,12 @@ use tokio::sync::Notify;
 
 use crate::{
     acme::{self, ChallengeZone, Issuer},
-    config::{CertificateSource, Config, TlsConfig},
     config::WorkerConfig,
+    config::{CertificateSource, Config, TlsConfig},
     dns::{Bound, Forwarder, Handler, NotifyPolicy, TransferPolicy},
-    replication::{Reader, Replica},
     localca::{self, LocalCa},
     publication::Publisher,
+    replication::{Reader, Replica},
     tls::{self, CertSlot, CertSummary},
     zones::Zones,
 };
@@ -78,7 +78,10 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     {
         problems.push(e.to_string());
     }
-    let reader = match (config.worker.as_ref().and_then(|w| w.certificate.as_ref()), &config.tls) {
+    let reader = match (
+        config.worker.as_ref().and_then(|w| w.certificate.as_ref()),
+        &config.tls,
+    ) {
         (Some(reader), Some(tls)) => Reader::new(reader, &tls.names, &config.state_dir)
             .map_err(|e| problems.push(e.to_string()))
             .ok(),
@@ -141,6 +144,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         let notifier = crate::replication::notifier(
             changes,
             zones.clone(),
+            notify_source(&config),
             t.notify.clone(),
             key,
             shutdown.clone(),
@@ -163,7 +167,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(publisher) = publisher {
-        tracker.spawn(publisher.run(certs.clone(), zones.clone(), shutdown.clone()));
+        tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer);
@@ -185,6 +189,18 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
+}
+
+/// NOTIFY leaves from the node's own address (its first listener), because secondaries
+/// accept it only from the primary's address.
+fn notify_source(config: &Config) -> std::net::IpAddr {
+    let listen = &config.listen;
+    listen
+        .udp
+        .iter()
+        .chain(&listen.tcp)
+        .next()
+        .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip())
 }
 
 /// Starts one replication loop per replicated zone; returns who may NOTIFY them.

@@ -96,27 +96,48 @@ impl Publisher {
         })
     }
 
-    /// Publishes on every certificate change until `shutdown`.
-    pub async fn run(self, certs: Arc<CertSlot>, zones: Arc<Zones>, shutdown: CancellationToken) {
-        let mut changes = certs.subscribe();
+    /// Publishes what is served now (before the node says it is ready, so secondaries that
+    /// ask at once find the zone), then on every certificate change until `shutdown`.
+    pub fn start(
+        self,
+        certs: Arc<CertSlot>,
+        zones: Arc<Zones>,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> {
+        // Subscribed before the first publication: an install in between is not missed.
+        let changes = certs.subscribe();
+        self.publish_current(&certs, &zones);
+        self.run(changes, certs, zones, shutdown)
+    }
+
+    async fn run(
+        self,
+        mut changes: tokio::sync::watch::Receiver<Option<crate::tls::CertSummary>>,
+        certs: Arc<CertSlot>,
+        zones: Arc<Zones>,
+        shutdown: CancellationToken,
+    ) {
         loop {
-            let installed = changes.borrow_and_update().is_some();
-            if installed && let Some(served) = certs.served() {
-                match self.publish(&served, &zones) {
-                    Ok(version) => tracing::info!(
-                        zone = %self.config.origin,
-                        version,
-                        workers = self.workers.len(),
-                        "certificate zone published"
-                    ),
-                    Err(e) => {
-                        tracing::error!(error = %e, "certificate zone not published; it keeps its previous bundle")
-                    }
-                }
-            }
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = changes.changed() => if changed.is_err() { return },
+            }
+            changes.mark_unchanged();
+            self.publish_current(&certs, &zones);
+        }
+    }
+
+    fn publish_current(&self, certs: &CertSlot, zones: &Zones) {
+        let Some(served) = certs.served() else { return };
+        match self.publish(&served, zones) {
+            Ok(version) => tracing::info!(
+                zone = %self.config.origin,
+                version,
+                workers = self.workers.len(),
+                "certificate zone published"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "certificate zone not published; it keeps its previous bundle")
             }
         }
     }

@@ -89,3 +89,19 @@ fn a_worker_listed_twice_gets_one_record() {
     fx.input.workers.push(fx.input.workers[0].clone());
     assert_eq!(fx.publish().len(), 1 + 1 + 2);
 }
+
+/// Reading by queries: the manifest alone names every other record, in
+/// publication order (chain positions, then key ids ascending).
+#[test]
+fn the_manifest_names_every_record_to_query() {
+    let fx = Fixture::new(3, 4);
+    let records = fx.publish();
+    let manifest = certzone::bundle::manifest_name(&zone()).expect("name");
+    assert_eq!(records[0].name, manifest);
+    let wanted = certzone::bundle::record_names(&records[..1], &zone()).expect("lists");
+    let published: Vec<_> = records[1..]
+        .iter()
+        .map(|r| (r.name.clone(), r.record_type()))
+        .collect();
+    assert_eq!(wanted, published);
+}

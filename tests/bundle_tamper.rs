@@ -1,7 +1,8 @@
 //! Every tampering a transfer path could do is refused, each by its own
 //! check: swapped or reordered certificates, a flipped byte anywhere, a
 //! foreign signer, rollback, missing or duplicated records, someone else's
-//! key, an expired leaf, names that do not cover the node, unknown formats.
+//! key, a sealed key not listed in the manifest, an expired leaf, names
+//! that do not cover the node, unknown formats.
 
 mod bundle_common;
 
@@ -141,6 +142,39 @@ fn records_beyond_the_manifest_are_refused() {
     records.push(extra);
     assert!(matches!(
         read_as(&fx, &records, 0),
+        Err(BundleError::UnexpectedRecord(_))
+    ));
+}
+
+#[test]
+fn keys_records_must_be_exactly_the_listed_ids() {
+    let fx = Fixture::new(1, 3);
+    let records = fx.publish();
+    let mine = format!("{}.keys.", fx.workers[1].key_id());
+    let mut short = records.clone();
+    short.remove(find(&records, &mine));
+    let err = read_as(&fx, &short, 0).unwrap_err();
+    assert!(
+        matches!(&err, BundleError::MissingRecord(n) if n.starts_with(&mine)),
+        "{err}"
+    );
+    let stranger = WorkerSecretKey::generate(&mut OsRng).key_id();
+    let mut extra = records.clone();
+    let mut moved = records[find(&records, &mine)].clone();
+    moved.name = format!("{stranger}.keys._certzone.example.test.")
+        .parse()
+        .expect("name");
+    extra.push(moved.clone());
+    let err = read_as(&fx, &extra, 0).unwrap_err();
+    let want = format!("{stranger}.keys.");
+    assert!(
+        matches!(&err, BundleError::UnexpectedRecord(n) if n.starts_with(&want)),
+        "{err}"
+    );
+    // renamed: same count as the manifest says, but not the listed ids
+    short.push(moved);
+    assert!(matches!(
+        read_as(&fx, &short, 0),
         Err(BundleError::UnexpectedRecord(_))
     ));
 }

@@ -110,8 +110,8 @@ impl Collected {
             .ok_or_else(|| BundleError::MissingRecord(slot_text(zone, Slot::Manifest)))
     }
 
-    /// Checks the records against the manifest's counts: every chain
-    /// position present, none past the end, exactly as many sealed keys.
+    /// Checks the records against the manifest: every chain position
+    /// present, none past the end, a sealed key for exactly the listed ids.
     pub(crate) fn into_parts(self, manifest: &Manifest, zone: &Name) -> Result<Parts, BundleError> {
         let count = usize::from(manifest.chain_count);
         if let Some((&extra, _)) = self.chain.range(count..).next() {
@@ -126,7 +126,7 @@ impl Collected {
                 Slot::Chain(missing),
             )));
         }
-        check_key_count(self.keys.len(), usize::from(manifest.worker_count), zone)?;
+        check_key_ids(&self.keys, &manifest.workers, zone)?;
         Ok(Parts {
             chain: self.chain.into_values().collect(),
             keys: self.keys.into_iter().collect(),
@@ -134,13 +134,24 @@ impl Collected {
     }
 }
 
-fn check_key_count(found: usize, announced: usize, zone: &Name) -> Result<(), BundleError> {
-    let place = format!("under keys.{zone}: the manifest lists {announced}, found {found}");
-    match found.cmp(&announced) {
-        std::cmp::Ordering::Less => Err(BundleError::MissingRecord(format!("sealed key {place}"))),
-        std::cmp::Ordering::Greater => {
-            Err(BundleError::UnexpectedRecord(format!("sealed key {place}")))
-        }
-        std::cmp::Ordering::Equal => Ok(()),
+/// The `keys` records must be exactly the manifest's list: an extra one is
+/// reported before a missing one, as for chain positions.
+fn check_key_ids(
+    found: &BTreeMap<KeyId, Vec<u8>>,
+    listed: &[KeyId],
+    zone: &Name,
+) -> Result<(), BundleError> {
+    if let Some(extra) = found.keys().find(|id| listed.binary_search(id).is_err()) {
+        return Err(BundleError::UnexpectedRecord(slot_text(
+            zone,
+            Slot::Key(*extra),
+        )));
+    }
+    match listed.iter().find(|id| !found.contains_key(id)) {
+        Some(missing) => Err(BundleError::MissingRecord(slot_text(
+            zone,
+            Slot::Key(*missing),
+        ))),
+        None => Ok(()),
     }
 }

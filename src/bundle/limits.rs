@@ -42,8 +42,10 @@ pub const TXT_CHUNK: usize = 255;
 
 /// Largest sealed key blob: point, ciphertext of the largest key, tag.
 pub const MAX_SEALED: usize = POINT_LEN + MAX_PRIVATE_KEY + TAG_LEN;
-/// Largest manifest: fixed fields, the most and longest names, signature.
-pub const MAX_MANIFEST: usize = 1 + 8 + 8 + 1 + MAX_NAMES * (1 + MAX_NAME_LEN) + 1 + 2 + SIG_LEN;
+/// Largest manifest: fixed fields, the most and longest names, the most
+/// key ids, signature.
+pub const MAX_MANIFEST: usize =
+    1 + 8 + 8 + 1 + MAX_NAMES * (1 + MAX_NAME_LEN) + 1 + 2 + MAX_WORKERS * KEY_ID_LEN + SIG_LEN;
 
 /// Base64 length of `n` bytes (padded).
 pub(crate) const fn b64_len(n: usize) -> usize {

@@ -9,7 +9,9 @@ use p256::ecdsa::signature::{Signer as _, Verifier as _};
 
 use super::error::BundleError;
 use super::keys::{KeyId, SigningKey, VerifyingKey};
-use super::limits::{FORMAT_VERSION, MAX_CHAIN, MAX_NAMES, MAX_WORKERS, SIG_LEN, SIGN_LABEL};
+use super::limits::{
+    FORMAT_VERSION, KEY_ID_LEN, MAX_CHAIN, MAX_NAMES, MAX_WORKERS, SIG_LEN, SIGN_LABEL,
+};
 use super::names::canonical;
 use super::wire::{Reader, Writer};
 
@@ -23,7 +25,9 @@ pub(crate) struct Manifest {
     /// canonical, strictly ascending
     pub(crate) names: Vec<String>,
     pub(crate) chain_count: u8,
-    pub(crate) worker_count: u16,
+    /// ids of the workers with a sealed key, strictly ascending: listed so
+    /// a reader that fetches records one query at a time knows their names
+    pub(crate) workers: Vec<KeyId>,
 }
 
 /// The bundle's content in the order it is signed.
@@ -35,7 +39,8 @@ pub(crate) struct Content<'a> {
 }
 
 impl Manifest {
-    /// format || version || not_after || names || chain count || worker count
+    /// format || version || not_after || names || chain count || worker
+    /// count || worker key ids
     fn body(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(FORMAT_VERSION);
@@ -49,7 +54,11 @@ impl Manifest {
             w.bytes(name.as_bytes());
         }
         w.u8(self.chain_count);
-        w.u16(self.worker_count);
+        // local invariant: publish and decode cap workers at MAX_WORKERS
+        w.u16(self.workers.len() as u16);
+        for id in &self.workers {
+            w.bytes(&id.0);
+        }
         w.0
     }
 
@@ -66,7 +75,7 @@ impl Manifest {
         let not_after = r.u64()?;
         let names = decode_names(&mut r)?;
         let chain_count = r.u8()?;
-        let worker_count = r.u16()?;
+        let workers = decode_workers(&mut r)?;
         let sig = r.array::<SIG_LEN>()?;
         r.finish()?;
         let manifest = Self {
@@ -74,7 +83,7 @@ impl Manifest {
             not_after,
             names,
             chain_count,
-            worker_count,
+            workers,
         };
         manifest.check_counts()?;
         Ok((manifest, sig))
@@ -85,8 +94,7 @@ impl Manifest {
         if chain == 0 {
             return Err(BundleError::malformed(WHAT, "empty chain"));
         }
-        check_limit("chain length", chain, MAX_CHAIN)?;
-        check_limit("worker count", usize::from(self.worker_count), MAX_WORKERS)
+        check_limit("chain length", chain, MAX_CHAIN)
     }
 
     /// The manifest record payload: body || signature over [`signed_bytes`].
@@ -123,6 +131,25 @@ fn decode_names(r: &mut Reader<'_>) -> Result<Vec<String>, BundleError> {
         names.push(name);
     }
     Ok(names)
+}
+
+/// W, then W key ids; W is checked against the limit before anything is
+/// allocated for the ids.
+fn decode_workers(r: &mut Reader<'_>) -> Result<Vec<KeyId>, BundleError> {
+    let count = usize::from(r.u16()?);
+    check_limit("worker count", count, MAX_WORKERS)?;
+    let mut ids: Vec<KeyId> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id = KeyId(r.array::<KEY_ID_LEN>()?);
+        if ids.last().is_some_and(|prev| *prev >= id) {
+            return Err(BundleError::malformed(
+                WHAT,
+                "key ids not strictly ascending",
+            ));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 fn decode_name(bytes: &[u8]) -> Result<String, BundleError> {
@@ -183,7 +210,7 @@ mod tests {
             not_after: 1_900_000_000,
             names: vec!["*.example.test".into(), "example.test".into()],
             chain_count: 2,
-            worker_count: 0,
+            workers: vec![KeyId([1; 8]), KeyId([2; 8])],
         }
     }
 
@@ -215,5 +242,32 @@ mod tests {
             Manifest::decode(&[]),
             Err(BundleError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn key_ids_must_ascend_and_are_capped() {
+        let key = SigningKey::random(&mut OsRng);
+        let mut m = sample();
+        m.workers.reverse();
+        let content = Content {
+            manifest: &m,
+            chain: &[],
+            keys: &[],
+        };
+        let err = Manifest::decode(&Manifest::sign(&content, &key)).unwrap_err();
+        assert_eq!(
+            err,
+            BundleError::malformed(WHAT, "key ids not strictly ascending")
+        );
+        m.workers = (0..=MAX_WORKERS as u16)
+            .map(|i| KeyId([0, 0, 0, 0, 0, 0, (i >> 8) as u8, i as u8]))
+            .collect();
+        let content = Content {
+            manifest: &m,
+            chain: &[],
+            keys: &[],
+        };
+        let err = Manifest::decode(&Manifest::sign(&content, &key)).unwrap_err();
+        assert!(matches!(err, BundleError::TooLarge { .. }), "{err}");
     }
 }

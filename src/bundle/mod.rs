@@ -11,6 +11,7 @@
 //! - [`publish`]: chain (RFC 4398 CERT records), manifest, sealed keys.
 //! - [`read`]: every reader rule, in order, each with its own [`BundleError`].
 //! - [`inspect`]: signature and a description, for `certzone verify`.
+//! - [`record_names`]: the records a manifest calls for, to read by queries.
 //! - key helpers: generate, PEM-encode and parse signing and worker keys.
 
 mod certs;
@@ -22,6 +23,7 @@ mod layout;
 pub mod limits;
 mod manifest;
 mod names;
+mod plan;
 mod publish;
 mod read;
 mod seal;
@@ -37,6 +39,7 @@ pub use keys::{
     KeyId, SigningKey, VerifyingKey, WorkerPublicKey, WorkerSecretKey, generate_signing_key,
     signing_key_from_pem, signing_key_to_pem, verifying_key_from_pem, verifying_key_to_pem,
 };
+pub use plan::{manifest_name, record_names};
 pub use publish::{BundleInput, publish};
 pub use read::{Inspection, ReaderPolicy, VerifiedBundle, inspect, read};
 pub use text::zone_text;

@@ -127,9 +127,9 @@ pub(crate) fn assemble(
         version: input.version,
         not_after,
         names,
-        // local invariant: check_sizes capped both counts below 256 and 65536
+        // local invariant: check_sizes capped the chain length below 256
         chain_count: input.chain.len() as u8,
-        worker_count: keys.len() as u16,
+        workers: keys.iter().map(|(id, _)| *id).collect(),
     };
     let content = Content {
         manifest: &manifest,

@@ -175,6 +175,6 @@ pub fn inspect(
         names: bundle.manifest.names,
         not_after: bundle.manifest.not_after,
         chain,
-        workers: bundle.parts.keys.iter().map(|(id, _)| *id).collect(),
+        workers: bundle.manifest.workers,
     })
 }

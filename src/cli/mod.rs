@@ -3,8 +3,10 @@
 //! 3 invalid bundle.
 
 mod check_config;
+mod keygen;
 mod renew;
 mod run;
+mod verify;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -41,6 +43,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Make a key: the cluster signing key, a worker's sealing key, a TSIG key.
+    Keygen {
+        #[command(subcommand)]
+        kind: keygen::Keygen,
+    },
+    /// Fetch a certificate zone from a server and check its bundle.
+    Verify(verify::VerifyArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -51,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::Run { config } => run::run(&config),
         Command::CheckConfig { config } => check_config::check_config(&config),
         Command::Renew { config } => renew::renew(&config),
+        Command::Keygen { kind } => keygen::keygen(&kind),
+        Command::Verify(args) => verify::verify(&args),
     }
 }
 
@@ -58,7 +69,9 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
         // hickory's catalog warns on every negative answer of an unsigned zone (it looks
         // for NSEC records that cannot exist): noise, not news.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hickory_server::zone_handler::catalog=error"));
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,hickory_server::zone_handler::catalog=error")
+        });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -287,9 +287,14 @@ impl Checker<'_> {
         let config = match role {
             Role::Master => {
                 if primary.is_some() || !secondaries.is_empty() {
-                    return Err(self.invalid("primary", "[primary] and [[secondary]] are for role = \"worker\""));
+                    return Err(self.invalid(
+                        "primary",
+                        "[primary] and [[secondary]] are for role = \"worker\"",
+                    ));
                 }
-                let certificate_zone = certificate_zone.map(|c| self.certificate_zone(c, &config)).transpose()?;
+                let certificate_zone = certificate_zone
+                    .map(|c| self.certificate_zone(c, &config))
+                    .transpose()?;
                 Config {
                     certificate_zone,
                     ..config
@@ -481,7 +486,8 @@ impl Checker<'_> {
         certificate_zone: Option<file::CertificateZone>,
         config: &Config,
     ) -> Result<WorkerConfig, ConfigError> {
-        let primary = primary.ok_or_else(|| self.invalid("primary", "a worker needs a [primary] section"))?;
+        let primary =
+            primary.ok_or_else(|| self.invalid("primary", "a worker needs a [primary] section"))?;
         let mut names = Vec::with_capacity(secondaries.len());
         for (i, secondary) in secondaries.iter().enumerate() {
             let key = format!("secondary[{i}].name");
@@ -500,10 +506,16 @@ impl Checker<'_> {
         let certificate = match (certificate_zone, from_zone) {
             (Some(raw), true) => Some(self.certificate_reader(raw, config)?),
             (None, true) => {
-                return Err(self.invalid("certificate-zone", "tls.source = \"certificate-zone\" needs this section"));
+                return Err(self.invalid(
+                    "certificate-zone",
+                    "tls.source = \"certificate-zone\" needs this section",
+                ));
             }
             (Some(_), false) => {
-                return Err(self.invalid("tls.source", "reading [certificate-zone] needs tls.source = \"certificate-zone\""));
+                return Err(self.invalid(
+                    "tls.source",
+                    "reading [certificate-zone] needs tls.source = \"certificate-zone\"",
+                ));
             }
             (None, false) => None,
         };
@@ -515,17 +527,29 @@ impl Checker<'_> {
         })
     }
 
-    fn certificate_reader(&self, raw: file::CertificateZone, config: &Config) -> Result<CertificateReader, ConfigError> {
+    fn certificate_reader(
+        &self,
+        raw: file::CertificateZone,
+        config: &Config,
+    ) -> Result<CertificateReader, ConfigError> {
         if raw.signing_key.is_some() || !raw.workers.is_empty() {
-            return Err(self.invalid("certificate-zone.signing-key", "signing-key and workers are for the master"));
+            return Err(self.invalid(
+                "certificate-zone.signing-key",
+                "signing-key and workers are for the master",
+            ));
         }
         let public = raw.signing_public_key.as_ref().ok_or_else(|| {
-            self.invalid("certificate-zone.signing-public-key", "missing: the worker pins the signing key")
+            self.invalid(
+                "certificate-zone.signing-public-key",
+                "missing: the worker pins the signing key",
+            )
         })?;
-        let sealing = raw
-            .sealing_key
-            .as_ref()
-            .ok_or_else(|| self.invalid("certificate-zone.sealing-key", "missing: the worker's own sealing key"))?;
+        let sealing = raw.sealing_key.as_ref().ok_or_else(|| {
+            self.invalid(
+                "certificate-zone.sealing-key",
+                "missing: the worker's own sealing key",
+            )
+        })?;
         Ok(CertificateReader {
             origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
             signing_public_key: self.resolve(public),
@@ -535,15 +559,20 @@ impl Checker<'_> {
     }
 
     /// The configured name, or `_certzone.<first zone>`.
-    fn certificate_zone_name(&self, name: Option<&str>, config: &Config) -> Result<Name, ConfigError> {
+    fn certificate_zone_name(
+        &self,
+        name: Option<&str>,
+        config: &Config,
+    ) -> Result<Name, ConfigError> {
         let key = "certificate-zone.name";
         let mut origin = match name {
-            Some(name) => Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?,
+            Some(name) => {
+                Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
+            }
             None => {
-                let first = config
-                    .zones
-                    .first()
-                    .ok_or_else(|| self.invalid(key, "no name given and no [[zone]] to put it under"))?;
+                let first = config.zones.first().ok_or_else(|| {
+                    self.invalid(key, "no name given and no [[zone]] to put it under")
+                })?;
                 Name::from_ascii(CERTIFICATE_ZONE_LABEL)
                     .and_then(|label| label.append_domain(&first.origin))
                     .map_err(|e| self.invalid(key, e.to_string()))?
@@ -553,9 +582,16 @@ impl Checker<'_> {
         Ok(origin)
     }
 
-    fn certificate_zone(&self, raw: file::CertificateZone, config: &Config) -> Result<CertificateZoneConfig, ConfigError> {
+    fn certificate_zone(
+        &self,
+        raw: file::CertificateZone,
+        config: &Config,
+    ) -> Result<CertificateZoneConfig, ConfigError> {
         if config.tls.is_none() {
-            return Err(self.invalid("certificate-zone", "publishing a certificate needs a [tls] section"));
+            return Err(self.invalid(
+                "certificate-zone",
+                "publishing a certificate needs a [tls] section",
+            ));
         }
         if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {
             return Err(self.invalid(
@@ -563,13 +599,18 @@ impl Checker<'_> {
                 "signing-public-key, sealing-key and roots are for workers",
             ));
         }
-        let signing_key = raw
-            .signing_key
-            .as_ref()
-            .ok_or_else(|| self.invalid("certificate-zone.signing-key", "missing: the master signs the bundle"))?;
+        let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
+            self.invalid(
+                "certificate-zone.signing-key",
+                "missing: the master signs the bundle",
+            )
+        })?;
         let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
         if config.zones.iter().any(|z| z.origin == origin) {
-            return Err(self.invalid("certificate-zone.name", format!("{origin} is also a [[zone]]")));
+            return Err(self.invalid(
+                "certificate-zone.name",
+                format!("{origin} is also a [[zone]]"),
+            ));
         }
         let mut names = HashSet::new();
         for (i, worker) in raw.workers.iter().enumerate() {

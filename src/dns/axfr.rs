@@ -151,7 +151,9 @@ fn authenticate(
         signer,
         request_mac,
         time: now,
-        original_id: tsig.data.oid,
+        // The answer carries the request's id, and its MAC is computed over it: the
+        // request's Original ID only matters to forwarders.
+        original_id: id,
     })
 }
 

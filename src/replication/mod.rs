@@ -10,7 +10,10 @@ mod worker;
 
 pub use worker::{Reader, Replica, WorkerError};
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -22,6 +25,7 @@ use crate::{tsig::TsigKey, zones::Zones};
 pub async fn notifier(
     mut changes: tokio::sync::broadcast::Receiver<hickory_proto::rr::Name>,
     zones: Arc<Zones>,
+    source: IpAddr,
     targets: Vec<SocketAddr>,
     key: Option<TsigKey>,
     shutdown: CancellationToken,
@@ -46,8 +50,9 @@ pub async fn notifier(
         tracing::info!(%zone, serial, targets = targets.len(), "zone changed; sending NOTIFY");
         for target in &targets {
             let (zone, key, target) = (zone.clone(), key.clone(), *target);
-            tracker
-                .spawn(async move { notify::notify(target, &zone, serial, key.as_deref()).await });
+            tracker.spawn(async move {
+                notify::notify(target, source, &zone, serial, key.as_deref()).await
+            });
         }
     }
 }

@@ -4,7 +4,10 @@
 //! acknowledges or the attempts run out; a secondary that never acknowledges is logged (it
 //! catches up on its SOA refresh timer). Every target is notified in parallel.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
@@ -12,7 +15,7 @@ use hickory_proto::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
+    net::{TcpSocket, UdpSocket},
     time::timeout,
 };
 
@@ -29,8 +32,11 @@ const UDP_WAITS: [Duration; 5] = [
 const TCP_WAIT: Duration = Duration::from_secs(5);
 
 /// Sends NOTIFY for `zone` with `serial` to `target`; true once it is acknowledged.
+/// `source` is the address the NOTIFY leaves from: secondaries accept it only from the
+/// primary's address.
 pub(super) async fn notify(
     target: SocketAddr,
+    source: IpAddr,
     zone: &Name,
     serial: u32,
     key: Option<&TsigKey>,
@@ -40,12 +46,12 @@ pub(super) async fn notify(
         return false;
     };
     for wait in UDP_WAITS {
-        if let Ok(Ok(true)) = timeout(wait, over_udp(target, &message, id)).await {
+        if let Ok(Ok(true)) = timeout(wait, over_udp(target, source, &message, id)).await {
             tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged");
             return true;
         }
     }
-    if let Ok(Ok(true)) = timeout(TCP_WAIT, over_tcp(target, &message, id)).await {
+    if let Ok(Ok(true)) = timeout(TCP_WAIT, over_tcp(target, source, &message, id)).await {
         tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged over TCP");
         return true;
     }
@@ -70,13 +76,13 @@ fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Vec<u8>> {
     message.to_vec().ok()
 }
 
-async fn over_udp(target: SocketAddr, message: &[u8], id: u16) -> std::io::Result<bool> {
-    let local: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let socket = UdpSocket::bind(local).await?;
+async fn over_udp(
+    target: SocketAddr,
+    source: IpAddr,
+    message: &[u8],
+    id: u16,
+) -> std::io::Result<bool> {
+    let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
     socket.connect(target).await?;
     socket.send(message).await?;
     let mut buf = vec![0u8; 4096];
@@ -88,8 +94,19 @@ async fn over_udp(target: SocketAddr, message: &[u8], id: u16) -> std::io::Resul
     }
 }
 
-async fn over_tcp(target: SocketAddr, message: &[u8], id: u16) -> std::io::Result<bool> {
-    let mut stream = TcpStream::connect(target).await?;
+async fn over_tcp(
+    target: SocketAddr,
+    source: IpAddr,
+    message: &[u8],
+    id: u16,
+) -> std::io::Result<bool> {
+    let socket = if source.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket.connect(target).await?;
     stream.set_nodelay(true)?;
     let mut framed = (message.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(message);

@@ -57,7 +57,10 @@ pub(super) async fn query(server: SocketAddr, zone: &Name) -> Result<Timers, Str
         return Err(format!("{server} answered another query"));
     }
     if answer.metadata.response_code != ResponseCode::NoError {
-        return Err(format!("{server} answered {} for {zone} SOA", answer.metadata.response_code));
+        return Err(format!(
+            "{server} answered {} for {zone} SOA",
+            answer.metadata.response_code
+        ));
     }
     answer
         .answers

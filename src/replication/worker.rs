@@ -37,7 +37,7 @@ use crate::{
 };
 
 /// Retry delay until the zone's own SOA is known.
-const DEFAULT_RETRY: Duration = Duration::from_secs(15);
+const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -64,20 +64,31 @@ pub struct Reader {
 
 impl Reader {
     /// Reads the pinned public key, the sealing key and the roots; `check-config` runs it.
-    pub fn new(config: &CertificateReader, names: &[String], state_dir: &Path) -> Result<Self, WorkerError> {
+    pub fn new(
+        config: &CertificateReader,
+        names: &[String],
+        state_dir: &Path,
+    ) -> Result<Self, WorkerError> {
         let pem = read(&config.signing_public_key, "the signing public key")?;
         let pinned = bundle::verifying_key_from_pem(&pem)
             .map_err(|e| key_error("the signing public key", &config.signing_public_key, e))?;
         let pem = read(&config.sealing_key, "the sealing key")?;
-        let sealing = WorkerSecretKey::from_pem(&pem).map_err(|e| key_error("the sealing key", &config.sealing_key, e))?;
-        let roots = config.roots.iter().map(|p| read_roots(p)).collect::<Result<Vec<_>, _>>()?;
+        let sealing = WorkerSecretKey::from_pem(&pem)
+            .map_err(|e| key_error("the sealing key", &config.sealing_key, e))?;
+        let roots = config
+            .roots
+            .iter()
+            .map(|p| read_roots(p))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             origin: config.origin.clone(),
             pinned,
             sealing,
             roots: roots.concat(),
             names: names.to_vec(),
-            cache: state_dir.join("cache").join(format!("{}zone", config.origin)),
+            cache: state_dir
+                .join("cache")
+                .join(format!("{}zone", config.origin)),
             held: Mutex::new(None),
             refused: AtomicU64::new(0),
         })
@@ -85,10 +96,21 @@ impl Reader {
 
     /// Serves the cached bundle, if it is still good: TLS is up before the primary answers.
     pub fn load_cache(&self, certs: &CertSlot) {
-        let Ok(Some(text)) = state::read_optional(&self.cache) else { return };
+        let Ok(Some(text)) = state::read_optional(&self.cache) else {
+            return;
+        };
         let text = String::from_utf8_lossy(&text);
-        let records = match hickory_proto::serialize::txt::Parser::new(text, None, Some(self.origin.clone())).parse() {
-            Ok((_, sets)) => sets.into_values().flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>()).collect::<Vec<_>>(),
+        let records = match hickory_proto::serialize::txt::Parser::new(
+            text,
+            None,
+            Some(self.origin.clone()),
+        )
+        .parse()
+        {
+            Ok((_, sets)) => sets
+                .into_values()
+                .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::warn!(path = %self.cache.display(), error = %e, "certificate cache unreadable; waiting for the primary");
                 return;
@@ -96,7 +118,9 @@ impl Reader {
         };
         match self.read(&records, None) {
             Ok(verified) => self.install(verified, certs, "cache"),
-            Err(e) => tracing::warn!(path = %self.cache.display(), error = %e, "cached bundle not usable; waiting for the primary"),
+            Err(e) => {
+                tracing::warn!(path = %self.cache.display(), error = %e, "cached bundle not usable; waiting for the primary")
+            }
         }
     }
 
@@ -134,9 +158,15 @@ impl Reader {
     }
 
     fn install(&self, verified: VerifiedBundle, certs: &CertSlot, how: &str) {
-        let Some(key) = verified.private_key else { return };
+        let Some(key) = verified.private_key else {
+            return;
+        };
         let served = Served {
-            chain: verified.chain.into_iter().map(CertificateDer::from).collect(),
+            chain: verified
+                .chain
+                .into_iter()
+                .map(CertificateDer::from)
+                .collect(),
             key: Arc::new(PrivateKeyDer::Pkcs8(key)),
         };
         match certs.install(&served) {
@@ -144,13 +174,15 @@ impl Reader {
                 *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(verified.version);
                 tracing::info!(
                     version = verified.version,
-                    from = how,
+                    from = %how,
                     sha256 = %summary.fingerprint,
                     not_after = %crate::localca::humantime(summary.not_after),
                     "certificate installed from the certificate zone"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "bundle certificate unusable; keeping the current one"),
+            Err(e) => {
+                tracing::error!(error = %e, "bundle certificate unusable; keeping the current one")
+            }
         }
     }
 }
@@ -176,7 +208,10 @@ impl Replica {
     ) -> Self {
         let mut names: Vec<Name> = secondaries.to_vec();
         names.extend(reader.as_ref().map(|r| r.origin.clone()));
-        let wakes = names.into_iter().map(|n| (n, Arc::new(Notify::new()))).collect();
+        let wakes = names
+            .into_iter()
+            .map(|n| (n, Arc::new(Notify::new())))
+            .collect();
         Self {
             primary,
             signer,
@@ -227,15 +262,21 @@ impl Replica {
         let options = xfr::Options::default();
         let fetched = match &self.reader {
             Some(reader) if reader.origin == *zone => {
-                let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options).await.map_err(|e| e.to_string())?;
+                let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
                 fetched
             }
-            _ => xfr::transfer(self.primary, zone, self.signer.as_ref(), &options).await.map_err(|e| e.to_string())?,
+            _ => xfr::transfer(self.primary, zone, self.signer.as_ref(), &options)
+                .await
+                .map_err(|e| e.to_string())?,
         };
         let timers = soa_timers(&fetched.records).unwrap_or(current);
         if fetched.method == xfr::Method::Axfr {
-            self.zones.replace_generated(zone, fetched.records).map_err(|e| e.to_string())?;
+            self.zones
+                .replace_generated(zone, fetched.records)
+                .map_err(|e| e.to_string())?;
             tracing::info!(%zone, serial = timers.serial, "zone transferred");
         }
         *held = Some(timers.serial);
@@ -274,7 +315,10 @@ fn read(path: &Path, what: &'static str) -> Result<String, WorkerError> {
 fn read_roots(path: &Path) -> Result<Vec<Vec<u8>>, WorkerError> {
     use rustls_pki_types::pem::PemObject;
     CertificateDer::pem_file_iter(path)
-        .and_then(|i| i.map(|c| c.map(|c| c.to_vec())).collect::<Result<Vec<_>, _>>())
+        .and_then(|i| {
+            i.map(|c| c.map(|c| c.to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .map_err(|e| key_error("the roots", path, e))
 }
 
@@ -287,5 +331,8 @@ fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> WorkerEr
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs()
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }

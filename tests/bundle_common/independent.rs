@@ -81,15 +81,20 @@ fn gather(records: &[Line], zone: &str) -> Bundle {
     at += 1;
     let chain_count = manifest[at] as usize;
     let worker_count = be(&manifest[at + 1..at + 3]) as usize;
+    let listed: Vec<[u8; 8]> = manifest[at + 3..at + 3 + 8 * worker_count]
+        .chunks(8)
+        .map(|id| id.try_into().expect("8"))
+        .collect();
     let (body, sig) = manifest.split_at(manifest.len() - 64);
-    assert_eq!(body.len(), at + 3);
+    assert_eq!(body.len(), at + 3 + 8 * worker_count);
     let mut signed = b"certzone bundle v1 sign\0".to_vec();
     signed.extend_from_slice(body);
     for i in 0..chain_count {
         signed.extend(cert_entry(records, &format!("{i}.chain.{zone}")));
     }
     let keys = sealed_keys(records, zone);
-    assert_eq!(keys.len(), worker_count);
+    let found: Vec<[u8; 8]> = keys.iter().map(|(id, _)| *id).collect();
+    assert_eq!(found, listed, "keys records are exactly the listed ids");
     for (id, blob) in &keys {
         signed.extend_from_slice(id);
         signed.extend_from_slice(&(blob.len() as u16).to_be_bytes());

@@ -35,11 +35,23 @@ impl Cluster {
         let scratch = Scratch::new();
         let mut rng = rand_core::OsRng;
         let signing = bundle::generate_signing_key(&mut rng);
-        scratch.write("signing.pem", &bundle::signing_key_to_pem(&signing).unwrap());
-        scratch.write("signing.pub", &bundle::verifying_key_to_pem(signing.verifying_key()).unwrap());
-        let tsig = TsigKey::generate(Name::from_ascii("transfer.").unwrap(), Algorithm::HmacSha256);
+        scratch.write(
+            "signing.pem",
+            &bundle::signing_key_to_pem(&signing).unwrap(),
+        );
+        scratch.write(
+            "signing.pub",
+            &bundle::verifying_key_to_pem(signing.verifying_key()).unwrap(),
+        );
+        let tsig = TsigKey::generate(
+            Name::from_ascii("transfer.").unwrap(),
+            Algorithm::HmacSha256,
+        );
         scratch.write("transfer.key", &tsig.to_key_block());
-        let workers: Vec<WorkerSecretKey> = worker_ips.iter().map(|_| WorkerSecretKey::generate(&mut rng)).collect();
+        let workers: Vec<WorkerSecretKey> = worker_ips
+            .iter()
+            .map(|_| WorkerSecretKey::generate(&mut rng))
+            .collect();
         let ca = test_ca();
         scratch.write("ca.pem", &ca.0.pem());
         let cluster = Self {
@@ -59,11 +71,20 @@ impl Cluster {
     fn write_configs(&self, notified: &[usize]) {
         let mut workers = String::new();
         for (i, worker) in self.workers.iter().enumerate() {
-            self.scratch.write(&format!("worker{i}.key"), &worker.to_pem().unwrap());
-            self.scratch.write(&format!("worker{i}.pub"), &worker.public_key().to_pem().unwrap());
-            workers += &format!("[[certificate-zone.worker]]\nname = \"worker{i}\"\npublic-key = \"worker{i}.pub\"\n");
+            self.scratch
+                .write(&format!("worker{i}.key"), &worker.to_pem().unwrap());
+            self.scratch.write(
+                &format!("worker{i}.pub"),
+                &worker.public_key().to_pem().unwrap(),
+            );
+            workers += &format!(
+                "[[certificate-zone.worker]]\nname = \"worker{i}\"\npublic-key = \"worker{i}.pub\"\n"
+            );
         }
-        let notify: Vec<String> = notified.iter().map(|i| format!("\"{}:{DNS}\"", self.worker_ips[*i])).collect();
+        let notify: Vec<String> = notified
+            .iter()
+            .map(|i| format!("\"{}:{DNS}\"", self.worker_ips[*i]))
+            .collect();
         let master = format!(
             "{}{}\n[certificate-zone]\nname = \"_certzone.example.test.\"\nsigning-key = \"signing.pem\"\nrefresh-secs = 2\nretry-secs = 1\n{workers}\n[transfer]\ntsig-key-file = \"transfer.key\"\nnotify = [{}]\n",
             listen(&self.master_ip),
@@ -122,14 +143,18 @@ impl Cluster {
 
     /// The leaf a new DoT handshake with `ip` gets, verified against the test CA and name.
     pub fn served_leaf(&self, ip: &str) -> Option<Vec<u8>> {
-        DotClient::connect(self.dot(ip), &self.ca(), NAME).ok().map(|c| c.peer_leaf())
+        DotClient::connect(self.dot(ip), &self.ca(), NAME)
+            .ok()
+            .map(|c| c.peer_leaf())
     }
 
     /// Waits until worker `ip` serves `leaf` over DoT.
     pub fn wait_serving(&self, ip: &str, leaf: &[u8], limit: Duration) {
-        wait_for(&format!("{ip} to serve the expected certificate over DoT"), limit, || {
-            (self.served_leaf(ip).as_deref() == Some(leaf)).then_some(())
-        });
+        wait_for(
+            &format!("{ip} to serve the expected certificate over DoT"),
+            limit,
+            || (self.served_leaf(ip).as_deref() == Some(leaf)).then_some(()),
+        );
     }
 }
 
@@ -143,6 +168,8 @@ fn test_ca() -> (rcgen::Certificate, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.distinguished_name.push(rcgen::DnType::CommonName, "cluster test CA");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "cluster test CA");
     (params.self_signed(&key).unwrap(), key)
 }

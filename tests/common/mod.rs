@@ -7,7 +7,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod axfr;
+pub mod bind;
 pub mod client;
+pub mod cluster;
 pub mod pebble;
 
 use std::{

@@ -1,0 +1,333 @@
+//! `certzone verify`: fetches a certificate zone from a server (AXFR, or
+//! plain queries when transfers are refused) and checks its bundle against
+//! the pinned signing key, optionally unsealing a worker's key.
+//!
+//! Owns argument handling, the report and its exit codes: 0 valid, 3
+//! invalid (the `BundleError` message names the check), 1 network errors,
+//! 2 unusable arguments or key files. The fetch is `xfr`'s, the checks are
+//! `bundle`'s; this file must not repeat either.
+
+use std::{
+    net::{IpAddr, SocketAddr, ToSocketAddrs as _},
+    path::PathBuf,
+    process::ExitCode,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context as _, anyhow};
+use hickory_proto::rr::{Name, TSigner};
+
+use super::EXIT_BAD_CONFIG;
+use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
+use crate::xfr::{self, Fetched, XfrError};
+
+/// Exit code for a bundle that fails a check.
+const EXIT_INVALID: u8 = 3;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct VerifyArgs {
+    /// ADDR[:PORT] of the server (port 53 by default; IPv6 as [ADDR]:PORT).
+    #[arg(long)]
+    server: String,
+    /// The certificate zone, e.g. _certzone.example.net.
+    #[arg(long)]
+    zone: String,
+    /// The cluster's signing public key (SPKI PEM) to pin.
+    #[arg(long, value_name = "FILE")]
+    public_key: PathBuf,
+    /// A worker's secret key (PKCS#8 PEM): also check that it unseals.
+    #[arg(long, value_name = "FILE")]
+    worker_key: Option<PathBuf>,
+    /// TSIG key file; its first key signs the transfer.
+    #[arg(long, value_name = "FILE")]
+    tsig: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything the arguments name, loaded and parsed.
+struct Setup {
+    server: SocketAddr,
+    zone: Name,
+    pinned: VerifyingKey,
+    worker: Option<WorkerSecretKey>,
+    tsig: Option<TSigner>,
+}
+
+/// What the report shows; `error` set means the bundle is invalid.
+struct Report {
+    fetched: Option<Fetched>,
+    inspection: Option<Inspection>,
+    worker: Option<WorkerCheck>,
+    error: Option<BundleError>,
+}
+
+struct WorkerCheck {
+    id: String,
+    /// `None` when the read stopped before the key rule
+    unseals: Option<bool>,
+}
+
+pub(super) fn verify(args: &VerifyArgs) -> ExitCode {
+    let setup = match Setup::load(args) {
+        Ok(setup) => setup,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let report = match fetch(&setup) {
+        Ok(fetched) => check(&setup, fetched),
+        Err(XfrError::Bundle { source, .. }) => Report::refused(None, source),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        println!("{}", report.json(&setup));
+    } else {
+        report.print(&setup);
+    }
+    match report.error {
+        Some(_) => ExitCode::from(EXIT_INVALID),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+impl Setup {
+    fn load(args: &VerifyArgs) -> anyhow::Result<Self> {
+        let pem = |path: &PathBuf| {
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
+        };
+        let pinned = bundle::verifying_key_from_pem(&pem(&args.public_key)?)
+            .with_context(|| format!("public key {}", args.public_key.display()))?;
+        let worker = match &args.worker_key {
+            Some(path) => Some(
+                WorkerSecretKey::from_pem(&pem(path)?)
+                    .with_context(|| format!("worker key {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            server: server_addr(&args.server)?,
+            zone: zone_name(&args.zone)?,
+            pinned,
+            worker,
+            tsig: tsig_signer(args.tsig.as_ref())?,
+        })
+    }
+}
+
+/// `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a host name, port 53 by default.
+fn server_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    let with_port = match text.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => text.to_string(),
+        _ => format!("{text}:53"),
+    };
+    with_port
+        .to_socket_addrs()
+        .with_context(|| format!("server {text}"))?
+        .next()
+        .ok_or_else(|| anyhow!("server {text}: no address"))
+}
+
+fn zone_name(text: &str) -> anyhow::Result<Name> {
+    let mut zone = Name::from_ascii(text).with_context(|| format!("zone {text:?}"))?;
+    zone.set_fqdn(true);
+    Ok(zone)
+}
+
+fn tsig_signer(path: Option<&PathBuf>) -> anyhow::Result<Option<TSigner>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    // parse() refuses a file without a key, so there is a first one
+    let keys = crate::tsig::load(path)?;
+    Ok(keys.first().map(crate::tsig::TsigKey::signer))
+}
+
+fn fetch(setup: &Setup) -> Result<Fetched, XfrError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| XfrError::Io {
+            server: setup.server,
+            action: "start the runtime",
+            source,
+        })?;
+    let options = xfr::Options::default();
+    runtime.block_on(xfr::fetch(
+        setup.server,
+        &setup.zone,
+        setup.tsig.as_ref(),
+        &options,
+    ))
+}
+
+/// Rules 1-5 with `inspect`; with a worker key, every rule with `read`.
+fn check(setup: &Setup, fetched: Fetched) -> Report {
+    let inspection = match bundle::inspect(&fetched.records, &setup.zone, &setup.pinned) {
+        Ok(inspection) => inspection,
+        Err(e) => return Report::refused(Some(fetched), e),
+    };
+    let (worker, error) = match &setup.worker {
+        Some(me) => check_worker(setup, &fetched, me),
+        None => (None, None),
+    };
+    Report {
+        fetched: Some(fetched),
+        inspection: Some(inspection),
+        worker,
+        error,
+    }
+}
+
+fn check_worker(
+    setup: &Setup,
+    fetched: &Fetched,
+    me: &WorkerSecretKey,
+) -> (Option<WorkerCheck>, Option<BundleError>) {
+    let policy = ReaderPolicy {
+        pinned: setup.pinned,
+        held_version: None,
+        required_names: vec![],
+        now: unix_now(),
+        worker: Some(me.clone()),
+        roots: vec![],
+    };
+    let result = bundle::read(&fetched.records, &setup.zone, &policy);
+    let unseals = match &result {
+        Ok(_) => Some(true),
+        Err(BundleError::NoKeyForMe(_) | BundleError::UnsealFailed | BundleError::KeyMismatch) => {
+            Some(false)
+        }
+        Err(_) => None,
+    };
+    let id = me.key_id().to_string();
+    (Some(WorkerCheck { id, unseals }), result.err())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Report {
+    fn refused(fetched: Option<Fetched>, error: BundleError) -> Self {
+        Self {
+            fetched,
+            inspection: None,
+            worker: None,
+            error: Some(error),
+        }
+    }
+}
+
+impl Report {
+    /// One fact per line, the verdict last; the reason for an invalid
+    /// bundle goes to stderr.
+    fn print(&self, setup: &Setup) {
+        println!("zone {}", setup.zone);
+        println!("server {}", setup.server);
+        if let Some(fetched) = &self.fetched {
+            println!("fetched by {}", fetched.method.as_str());
+            println!("soa serial {}", text_or_none(fetched.serial));
+        }
+        if let Some(inspection) = &self.inspection {
+            print_inspection(inspection);
+        }
+        if let Some(worker) = &self.worker {
+            println!("worker key {}: {}", worker.id, unseal_text(worker.unseals));
+        }
+        match &self.error {
+            Some(e) => eprintln!("error: invalid bundle: {e}"),
+            None => println!("valid"),
+        }
+    }
+
+    fn json(&self, setup: &Setup) -> serde_json::Value {
+        let mut out = serde_json::json!({
+            "zone": setup.zone.to_string(),
+            "server": setup.server.to_string(),
+            "fetched": self.fetched.as_ref().map(|f| f.method.as_str()),
+            "serial": self.fetched.as_ref().and_then(|f| f.serial),
+            "valid": self.error.is_none(),
+            "error": self.error.as_ref().map(ToString::to_string),
+            "worker_key": self.worker.as_ref().map(|w| {
+                serde_json::json!({ "id": w.id, "unseals": w.unseals })
+            }),
+        });
+        if let (Some(i), Some(map)) = (&self.inspection, out.as_object_mut()) {
+            map.extend(inspection_json(i));
+        }
+        out
+    }
+}
+
+fn print_inspection(inspection: &Inspection) {
+    println!("bundle version {}", inspection.version);
+    println!("names {}", inspection.names.join(" "));
+    println!("not after {}", rfc3339(inspection.not_after));
+    for (i, cert) in inspection.chain.iter().enumerate() {
+        println!("certificate {i} subject: {}", cert.subject);
+        println!("certificate {i} issuer: {}", cert.issuer);
+    }
+    println!("sealed keys {}", inspection.workers.len());
+}
+
+fn inspection_json(i: &Inspection) -> serde_json::Map<String, serde_json::Value> {
+    let chain: Vec<serde_json::Value> = i
+        .chain
+        .iter()
+        .map(|c| serde_json::json!({ "subject": c.subject, "issuer": c.issuer }))
+        .collect();
+    let workers: Vec<String> = i.workers.iter().map(ToString::to_string).collect();
+    let value = serde_json::json!({
+        "format": i.format,
+        "version": i.version,
+        "names": i.names,
+        "not_after": rfc3339(i.not_after),
+        "not_after_unix": i.not_after,
+        "chain": chain,
+        "sealed_keys": workers.len(),
+        "workers": workers,
+    });
+    match value {
+        serde_json::Value::Object(map) => map,
+        // local invariant: json!({..}) always builds an object
+        _ => serde_json::Map::new(),
+    }
+}
+
+fn text_or_none(value: Option<u32>) -> String {
+    value.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
+fn unseal_text(unseals: Option<bool>) -> &'static str {
+    match unseals {
+        Some(true) => "unseals",
+        Some(false) => "does not unseal",
+        None => "not checked (an earlier check failed)",
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC; the raw number if out of range.
+fn rfc3339(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
