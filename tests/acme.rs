@@ -408,3 +408,87 @@ fn external_account_binding_is_used_and_its_absence_is_explained() {
     );
     node.stop();
 }
+
+#[test]
+fn challenge_reaches_two_workers_which_then_serve_the_new_chain() {
+    let scratch = Scratch::new();
+    let (master_ip, workers) = ("127.0.4.9", ["127.0.4.10", "127.0.4.11"]);
+    for (kind, file) in [
+        ("signing", "signing.pem"),
+        ("worker", "w0.key"),
+        ("worker", "w1.key"),
+    ] {
+        let out = certzone(&[
+            "keygen",
+            kind,
+            "--out",
+            scratch.path(file).to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = certzone(&[
+        "keygen",
+        "tsig",
+        "transfer",
+        "--out",
+        scratch.path("transfer.key").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let pebble = Pebble::start(
+        "127.0.4.108",
+        dns(master_ip),
+        scratch.dir.path(),
+        &PebbleOptions::default(),
+    );
+    let servers: Vec<String> = std::iter::once(master_ip)
+        .chain(workers)
+        .map(|ip| format!("\"{ip}:5300\""))
+        .collect();
+    let acme = format!("authoritative = [{}]", servers.join(", "));
+    let publish = format!(
+        "[certificate-zone]\nname = \"_certzone.example.test.\"\nsigning-key = \"signing.pem\"\n[[certificate-zone.worker]]\nname = \"w0\"\npublic-key = \"w0.key.pub\"\n[[certificate-zone.worker]]\nname = \"w1\"\npublic-key = \"w1.key.pub\"\n\n[transfer]\ntsig-key-file = \"transfer.key\"\nnotify = [{}]\n",
+        servers[1..].join(", ")
+    );
+    let config = format!("{}\n{publish}", master_config(master_ip, &pebble, &acme));
+    let master = Node::start(&scratch.write("master.toml", &config));
+    let worker_nodes: Vec<Node> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| {
+            let text = format!(
+                "role = \"worker\"\nstate-dir = \"w{i}-state\"\n[listen]\nudp = [\"{ip}:5300\"]\ntcp = [\"{ip}:5300\"]\ntls = [\"{ip}:8530\"]\n[tls]\nnames = [\"www.example.test\"]\nsource = \"certificate-zone\"\n[primary]\naddress = \"{master_ip}:5300\"\ntsig-key-file = \"transfer.key\"\n[certificate-zone]\nname = \"_certzone.example.test.\"\nsigning-public-key = \"signing.pem.pub\"\nsealing-key = \"w{i}.key\"\n[[secondary]]\nname = \"example.test.\"\n"
+            );
+            Node::start(&scratch.write(&format!("w{i}.toml"), &text))
+        })
+        .collect();
+    master.wait_log("certificate installed", Duration::from_secs(30));
+    let log = master.stderr();
+    for ip in workers {
+        assert!(
+            log.contains(&format!("challenge is served server={ip}:5300")),
+            "the master confirmed {ip}:\n{log}"
+        );
+    }
+    let root = pebble.root();
+    let leaf = served_leaf(master_ip, &root).expect("the master serves the ACME chain");
+    for ip in workers {
+        wait_for(
+            &format!("{ip} to serve the ACME chain"),
+            Duration::from_secs(10),
+            || (served_leaf(ip, &root).as_ref() == Some(&leaf)).then_some(()),
+        );
+        assert_eq!(
+            dot_answer(ip, &root, "www.example.test"),
+            "192.0.2.10",
+            "kdig verifies {ip}"
+        );
+    }
+    for node in worker_nodes {
+        node.stop();
+    }
+    master.stop();
+}

@@ -86,6 +86,7 @@ fn serve(n: u8, transfer: Transfer, forged: bool) -> Served {
             // workers 0 and 1 are listed; 2 is not
             source: Source::Primary(zone_contents(&signer, &workers[..2])),
             transfer,
+            extra: String::new(),
         }],
         // small transfer messages, so an AXFR takes many, each TSIG-signed
         options: "\ttransfer-message-size 1024;".into(),

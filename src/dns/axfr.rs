@@ -61,7 +61,7 @@ pub(super) async fn respond(
         tracing::info!(%peer, zone = %query.name(), "transfer refused: address not allowed");
         return error(id, Some(query), ResponseCode::Refused);
     }
-    let signing = match authenticate(raw, request, policy) {
+    let signing = match authenticate(raw, request, &policy.keys) {
         Ok(signing) => signing,
         Err(rejection) => {
             tracing::info!(%peer, zone = %query.name(), reason = rejection.reason, "transfer refused");
@@ -79,7 +79,7 @@ pub(super) async fn respond(
 }
 
 /// What a verified request lets the response be signed with.
-struct Signing {
+pub(super) struct Signing {
     signer: TSigner,
     request_mac: Vec<u8>,
     time: u64,
@@ -87,14 +87,14 @@ struct Signing {
 }
 
 /// Why a request was refused, and the TSIG context for the error response.
-struct Rejection {
+pub(super) struct Rejection {
     reason: &'static str,
     rcode: ResponseCode,
     context: Option<TSigResponseContext>,
 }
 
 impl Rejection {
-    fn response(self, id: u16, query: Query) -> Vec<u8> {
+    pub(super) fn response(self, id: u16, query: Query) -> Vec<u8> {
         let mut bytes = error(id, Some(query), self.rcode).remove(0);
         if let Some(context) = self.context
             && let Ok(tsig) = context.sign(&bytes)
@@ -105,10 +105,11 @@ impl Rejection {
     }
 }
 
-fn authenticate(
+/// Checks a request's TSIG against `keys`: what to sign the answer with, or why not.
+pub(super) fn authenticate(
     raw: &[u8],
     request: &Message,
-    policy: &TransferPolicy,
+    keys: &[TsigKey],
 ) -> Result<Signing, Rejection> {
     let now = unix_now();
     let id = request.metadata.id;
@@ -119,7 +120,7 @@ fn authenticate(
             context: None,
         });
     };
-    let Some(key) = policy.keys.iter().find(|k| k.name == tsig.name) else {
+    let Some(key) = keys.iter().find(|k| k.name == tsig.name) else {
         return Err(Rejection {
             reason: "unknown TSIG key",
             rcode: ResponseCode::NotAuth,
@@ -193,6 +194,20 @@ fn encode(message: &Message) -> Vec<u8> {
     // Local invariant: records that came out of a zone encode, and a message of them under
     // 64 KiB fits (records are cut at a quarter of that).
     message.to_vec().expect("transfer message encodes")
+}
+
+/// Signs a single answer to a verified request (RFC 8945 5.3).
+pub(super) fn sign_single(message: &mut Vec<u8>, signing: Signing) {
+    let Signing {
+        signer,
+        request_mac,
+        time,
+        original_id,
+    } = signing;
+    let context = TSigResponseContext::new(original_id, time, signer, request_mac, None);
+    if let Ok(tsig) = context.sign(message) {
+        append_tsig(message, &tsig);
+    }
 }
 
 /// Signs each message in turn, chaining MACs (RFC 8945 5.3.1).

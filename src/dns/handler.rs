@@ -116,12 +116,47 @@ impl Handler {
             let limit = udp_limit(&request, transport);
             return forwarder.forward(query, limit).await;
         }
+        if request.signature.is_some() {
+            return self.answer_signed(query, &request, transport).await;
+        }
+        self.lookup(&request, transport).await
+    }
+
+    async fn lookup(&self, request: &Request, transport: Transport) -> Option<Vec<u8>> {
         let capture = Capture::new(transport);
         let catalog = self.zones.catalog();
         catalog
-            .handle_request::<_, TokioTime>(&request, capture.clone())
+            .handle_request::<_, TokioTime>(request, capture.clone())
             .await;
         capture.take()
+    }
+
+    /// A TSIG-signed query (a secondary's SOA check, say) gets a signed answer, or NOTAUTH
+    /// when its key or MAC does not check out (RFC 8945 5.2).
+    async fn answer_signed(
+        &self,
+        query: &[u8],
+        request: &Request,
+        transport: Transport,
+    ) -> Option<Vec<u8>> {
+        let message = hickory_proto::op::Message::from_vec(query).ok()?;
+        match axfr::authenticate(query, &message, &self.tsig_keys()) {
+            Ok(signing) => {
+                let mut answer = self.lookup(request, transport).await?;
+                axfr::sign_single(&mut answer, signing);
+                Some(answer)
+            }
+            Err(rejection) => {
+                Some(rejection.response(message.metadata.id, message.queries.first()?.clone()))
+            }
+        }
+    }
+
+    /// Every key this node knows: transfer keys and its primary's.
+    fn tsig_keys(&self) -> Vec<crate::tsig::TsigKey> {
+        let transfer = self.transfer.iter().flat_map(|t| t.keys.iter());
+        let notify = self.notify.iter().flat_map(|n| n.keys.iter());
+        transfer.chain(notify).cloned().collect()
     }
 
     /// Plain queries for names outside every zone go upstream; everything else is ours.

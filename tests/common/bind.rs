@@ -49,6 +49,8 @@ pub struct BindZone {
     pub name: String,
     pub source: Source,
     pub transfer: Transfer,
+    /// more statements for the zone block, e.g. `notify explicit; also-notify { ... };`
+    pub extra: String,
 }
 
 /// One `named` instance.
@@ -134,6 +136,16 @@ impl Bind {
         });
     }
 
+    /// Makes `named` re-read its configuration and zone files (SIGHUP), as `rndc reload` does.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP named");
+    }
+
     /// Everything `named` logged so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -157,7 +169,8 @@ impl Drop for Bind {
     }
 }
 
-fn zone_file(name: &str) -> String {
+/// The file a zone is kept in, relative to the instance's directory.
+pub fn zone_file(name: &str) -> String {
     format!("{}.zone", name.trim_end_matches('.'))
 }
 
@@ -199,10 +212,16 @@ fn zone_block(zone: &BindZone) -> String {
             format!("type secondary; primaries {{ {ip} port {port}{key}; }};")
         }
     };
+    // Secondaries write text zone files, so tests can read them and run named-checkzone.
+    let format = match zone.source {
+        Source::Secondary { .. } => " masterfile-format text;",
+        Source::Primary(_) => "",
+    };
     format!(
-        "zone \"{}\" {{ {source} file \"{}\"; allow-transfer {{ {transfer} }}; }};\n",
+        "zone \"{}\" {{ {source} file \"{}\";{format} allow-transfer {{ {transfer} }}; {} }};\n",
         zone.name,
-        zone_file(&zone.name)
+        zone_file(&zone.name),
+        zone.extra
     )
 }
 

@@ -58,8 +58,13 @@ pub struct Node {
 impl Node {
     /// Starts `certzone run --config <config>` and waits for its ready banner.
     pub fn start(config: &Path) -> Self {
+        Self::start_within(config, Duration::from_secs(20))
+    }
+
+    /// As [`Node::start`], for nodes with big zones to load first.
+    pub fn start_within(config: &Path, limit: Duration) -> Self {
         let mut node = Self::spawn(config);
-        node.wait_ready();
+        node.wait_ready(limit);
         node
     }
 
@@ -90,15 +95,15 @@ impl Node {
         }
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_ready(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.starts_with("certzone ready") => return,
                 Ok(_) => {}
                 Err(_) => panic!(
-                    "certzone did not print its ready line within 20 s\nstdout:\n{}\nstderr:\n{}",
+                    "certzone did not print its ready line within {limit:?}\nstdout:\n{}\nstderr:\n{}",
                     self.stdout(),
                     self.stderr()
                 ),
