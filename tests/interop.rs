@@ -272,9 +272,7 @@ fn hundred_thousand_records_transfer_whole_in_every_direction() {
     const TOTAL: usize = 100_000 + 3 + 1; // hosts, SOA, NS, ns A, closing SOA
     scratch.write("big.test.zone", &format!("$ORIGIN big.test.\n{big}"));
     // Master (certzone) with the big zone.
-    let master = format!(
-        "state-dir = \"m\"\n[listen]\nudp = [\"127.0.8.5:5300\"]\ntcp = [\"127.0.8.5:5300\"]\n[[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n[transfer]\ntsig-key-file = \"transfer.key\"\n"
-    );
+    let master = "state-dir = \"m\"\n[listen]\nudp = [\"127.0.8.5:5300\"]\ntcp = [\"127.0.8.5:5300\"]\n[[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
     // Debug builds parse 100,000 records slowly; release builds take about a second.
     let master = Node::start_within(
         &scratch.write("master.toml", &master),
