@@ -275,7 +275,7 @@ fn hundred_thousand_records_transfer_whole_in_every_direction() {
     let master = "state-dir = \"m\"\n[listen]\nudp = [\"127.0.8.5:5300\"]\ntcp = [\"127.0.8.5:5300\"]\n[[zone]]\nname = \"big.test.\"\nfile = \"big.test.zone\"\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
     // Debug builds parse 100,000 records slowly; release builds take about a second.
     let master = Node::start_within(
-        &scratch.write("master.toml", &master),
+        &scratch.write("master.toml", master),
         Duration::from_secs(180),
     );
     assert_eq!(
