@@ -303,3 +303,77 @@ fn ordinary_zone_is_replicated_and_follows_reloads() {
     worker.stop();
     master.stop();
 }
+
+#[test]
+fn an_older_bundle_from_a_primary_with_the_key_is_refused() {
+    use common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
+    let ips = ["127.0.0.16"];
+    let cluster = Cluster::new("127.0.0.17", &ips, &[0]);
+    let master = cluster.start_master();
+    let worker = cluster.start_worker(0);
+    let leaf = cluster.served_leaf("127.0.0.17").unwrap();
+    cluster.wait_serving(ips[0], &leaf, Duration::from_secs(10));
+    master.stop();
+    // BIND takes the master's address and serves a bundle signed with the right key but an
+    // older version, under a higher SOA serial, and NOTIFYs the worker with the right key.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ca = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![NAME.to_string()])
+        .unwrap()
+        .signed_by(&key, &ca_cert, &ca)
+        .unwrap();
+    let input = certzone::bundle::BundleInput {
+        zone: Name::from_ascii("_certzone.example.test.").unwrap(),
+        ttl: 60,
+        version: now - 100_000,
+        names: vec![NAME.to_string()],
+        chain: vec![cert.der().to_vec(), ca_cert.der().to_vec()],
+        private_key: rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+        workers: vec![cluster.workers[0].public_key()],
+    };
+    let records =
+        certzone::bundle::publish(&input, &cluster.signing, &mut rand_core::OsRng).unwrap();
+    let serial = (now + 100_000) as u32;
+    let zone = format!(
+        "$TTL 60\n@ IN SOA ns1.example.test. hm.example.test. {serial} 2 1 600 60\n@ IN NS ns1.example.test.\n{}",
+        certzone::bundle::zone_text(&records)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let _bind = Bind::start(
+        dir.path(),
+        &BindConfig {
+            ip: "127.0.0.17".into(),
+            port: DNS,
+            keys: vec![cluster.tsig.to_key_block()],
+            zones: vec![BindZone {
+                name: "_certzone.example.test.".into(),
+                source: Source::Primary(zone),
+                transfer: Transfer::Key("transfer".into()),
+                extra: format!(
+                    "notify explicit; also-notify {{ {} port {DNS} key \"transfer\"; }};",
+                    ips[0]
+                ),
+            }],
+            options: "\tnotify-source 127.0.0.17;".into(),
+        },
+    );
+    worker.wait_log("bundle refused", Duration::from_secs(15));
+    assert!(
+        worker.stderr().contains("rollback"),
+        "the failed check is named:\n{}",
+        worker.stderr()
+    );
+    assert_eq!(
+        cluster.served_leaf(ips[0]),
+        Some(leaf),
+        "the worker keeps its certificate"
+    );
+    worker.stop();
+}
