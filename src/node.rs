@@ -403,7 +403,7 @@ fn reload(zones: &Zones, config: &Config, certs: &CertSlot) {
         tracing::error!(error = %error, "zone reload failed; keeping its previous contents");
     }
     tracing::info!(
-        reloaded = changed.len(),
+        changed = changed.len(),
         failed = errors.len(),
         "zones re-read"
     );

@@ -85,17 +85,10 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
+/// A stale temporary file from a crash would block `create_new`: remove it first.
 fn write_new(tmp: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
     let _ = fs::remove_file(tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(tmp)
-        .map_err(|e| StateError::new("create", tmp, e))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| StateError::new("write", tmp, e))
+    write_exclusive(tmp, bytes, mode)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use hickory_proto::{
     op::{Message, Query},
     rr::{Name, RData, RecordType},
 };
-use tokio::{net::UdpSocket, time::timeout};
+use tokio::time::timeout;
+
+use crate::dns::exchange;
 
 /// Pause between rounds of queries.
 const INTERVAL: Duration = Duration::from_millis(25);
@@ -69,23 +71,17 @@ fn count(found: &[String], values: &[String]) -> usize {
 /// The TXT strings `server` answers for `owner`.
 async fn ask(server: SocketAddr, owner: &Name) -> Result<Vec<String>, String> {
     let mut query = Message::query();
-    query.metadata.id = rand_id();
+    query.metadata.id = exchange::random_id();
     query.add_query(Query::query(owner.clone(), RecordType::TXT));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let local: SocketAddr = if server.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
-    socket.connect(server).await.map_err(|e| e.to_string())?;
-    socket.send(&bytes).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 4096];
-    let n = timeout(QUERY_TIMEOUT, socket.recv(&mut buf))
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|e| e.to_string())?;
-    let answer = Message::from_vec(&buf[..n]).map_err(|e| e.to_string())?;
+    let answer = timeout(
+        QUERY_TIMEOUT,
+        exchange::udp(server, None, &bytes, query.metadata.id),
+    )
+    .await
+    .map_err(|_| "timeout".to_string())?
+    .map_err(|e| e.to_string())?;
+    let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
     if answer.metadata.id != query.metadata.id {
         return Err("answer with another id".into());
     }
@@ -103,11 +99,4 @@ async fn ask(server: SocketAddr, owner: &Name) -> Result<Vec<String>, String> {
         })
         .flatten()
         .collect())
-}
-
-fn rand_id() -> u16 {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut b = [0u8; 2];
-    let _ = SystemRandom::new().fill(&mut b);
-    u16::from_be_bytes(b)
 }

@@ -13,8 +13,7 @@ use http::{Method, Request, Response, StatusCode};
 use rustls::ServerConfig;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    net::TcpStream,
     time::timeout,
 };
 use tokio_rustls::TlsAcceptor;
@@ -27,53 +26,8 @@ const MEDIA_TYPE: &str = "application/dns-message";
 /// A DNS message never exceeds 64 KiB.
 const MAX_BODY: usize = 65_535;
 
-pub(super) struct Server {
-    config: Arc<ServerConfig>,
-    handler: Arc<Handler>,
-    limit: Arc<Semaphore>,
-    tracker: TaskTracker,
-}
-
-impl Server {
-    pub(super) fn new(
-        config: Arc<ServerConfig>,
-        handler: Arc<Handler>,
-        limit: Arc<Semaphore>,
-        tracker: TaskTracker,
-    ) -> Self {
-        Self {
-            config,
-            handler,
-            limit,
-            tracker,
-        }
-    }
-
-    pub(super) async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let Ok((stream, peer)) = accepted else {
-                continue;
-            };
-            let Ok(permit) = self.limit.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many connections; closing a new one");
-                continue;
-            };
-            let (config, handler, shutdown) =
-                (self.config.clone(), self.handler.clone(), shutdown.clone());
-            let tracker = self.tracker.clone();
-            self.tracker.spawn(async move {
-                connection(config, stream, peer, handler, shutdown, tracker).await;
-                drop(permit);
-            });
-        }
-    }
-}
-
-async fn connection(
+/// One DoH connection: TLS, then HTTP/2 until the peer leaves or the node shuts down.
+pub(super) async fn connection(
     config: Arc<ServerConfig>,
     stream: TcpStream,
     peer: SocketAddr,
@@ -81,7 +35,6 @@ async fn connection(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let _ = stream.set_nodelay(true);
     let Ok(Ok(tls)) = timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await
     else {
         tracing::debug!(%peer, "DoH TLS handshake failed");

@@ -11,17 +11,12 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use hickory_proto::op::ResponseCode;
-use ring::rand::{SecureRandom, SystemRandom};
 use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
-    time::timeout,
-};
+use tokio::{net::TcpStream, time::timeout};
 use tokio_rustls::TlsConnector;
 
-use super::wire;
+use super::{exchange, wire};
 use crate::config::{ForwardConfig, UpstreamTransport};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +31,6 @@ pub enum ForwardError {
 pub struct Forwarder {
     upstreams: Vec<Upstream>,
     timeout: Duration,
-    random: SystemRandom,
 }
 
 struct Upstream {
@@ -74,7 +68,6 @@ impl Forwarder {
         Ok(Self {
             upstreams,
             timeout: config.timeout,
-            random: SystemRandom::new(),
         })
     }
 
@@ -84,7 +77,7 @@ impl Forwarder {
         let client_id = wire::id(query)?;
         let mut outgoing = query.to_vec();
         for upstream in &self.upstreams {
-            let id = self.fresh_id();
+            let id = exchange::random_id();
             wire::set_id(&mut outgoing, id);
             match timeout(self.timeout, upstream.exchange(&outgoing, id)).await {
                 Ok(Ok(mut response)) => {
@@ -100,79 +93,27 @@ impl Forwarder {
         tracing::warn!("no upstream answered; answering SERVFAIL");
         wire::header_only_response(query, ResponseCode::ServFail)
     }
-
-    fn fresh_id(&self) -> u16 {
-        let mut bytes = [0u8; 2];
-        // SystemRandom only fails when the OS has no entropy source at all.
-        let _ = self.random.fill(&mut bytes);
-        u16::from_be_bytes(bytes)
-    }
 }
 
 impl Upstream {
     async fn exchange(&self, query: &[u8], id: u16) -> std::io::Result<Vec<u8>> {
         match &self.kind {
             Kind::Udp => {
-                let response = udp_exchange(self.address, query, id).await?;
+                let response = exchange::udp(self.address, None, query, id).await?;
                 if response.get(2).is_some_and(|flags| flags & 0x02 != 0) {
-                    return tcp_exchange(self.address, query).await;
+                    return exchange::tcp(self.address, None, query).await;
                 }
                 Ok(response)
             }
-            Kind::Tcp => tcp_exchange(self.address, query).await,
+            Kind::Tcp => exchange::tcp(self.address, None, query).await,
             Kind::Tls { name, connector } => {
                 let tcp = TcpStream::connect(self.address).await?;
                 tcp.set_nodelay(true)?;
                 let mut tls = connector.connect(name.clone(), tcp).await?;
-                stream_exchange(&mut tls, query).await
+                exchange::stream_exchange(&mut tls, query).await
             }
         }
     }
-}
-
-async fn udp_exchange(address: SocketAddr, query: &[u8], id: u16) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if address.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("literal socket address");
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(address).await?;
-    socket.send(query).await?;
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let n = socket.recv(&mut buf).await?;
-        // A connected socket only hears from the upstream; the id guards against stale
-        // answers to an earlier query on a reused port.
-        if wire::id(&buf[..n]) == Some(id) {
-            buf.truncate(n);
-            return Ok(buf);
-        }
-    }
-}
-
-async fn tcp_exchange(address: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    stream_exchange(&mut stream, query).await
-}
-
-async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
-    query: &[u8],
-) -> std::io::Result<Vec<u8>> {
-    let len = u16::try_from(query.len()).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    let mut framed = Vec::with_capacity(query.len() + 2);
-    framed.extend_from_slice(&len.to_be_bytes());
-    framed.extend_from_slice(query);
-    stream.write_all(&framed).await?;
-    stream.flush().await?;
-    let len = stream.read_u16().await?;
-    let mut response = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut response).await?;
-    Ok(response)
 }
 
 /// A response too large for the UDP client becomes a truncated one, so it retries on TCP.

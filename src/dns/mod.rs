@@ -8,6 +8,7 @@
 
 mod axfr;
 mod doh;
+pub(crate) mod exchange;
 mod forward;
 mod handler;
 mod notify;
@@ -115,10 +116,10 @@ impl Bound {
                 stream::Server::new(dot.clone(), handler.clone(), limit.clone(), tracker.clone());
             tracker.spawn(server.run(listener, shutdown.clone()));
         }
-        let h2 = crate::tls::server_config(certs, &[b"h2"]);
+        let h2 = stream::Kind::Https(crate::tls::server_config(certs, &[b"h2"]));
         for listener in self.https {
             let server =
-                doh::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
+                stream::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
             tracker.spawn(server.run(listener, shutdown.clone()));
         }
     }

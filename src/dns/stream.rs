@@ -25,6 +25,8 @@ pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) enum Kind {
     Tcp,
     Tls(Arc<ServerConfig>),
+    /// DNS over HTTPS: TLS, then HTTP/2 (`super::doh`).
+    Https(Arc<ServerConfig>),
 }
 
 pub(super) struct Server {
@@ -68,8 +70,9 @@ impl Server {
             };
             let (kind, handler, shutdown) =
                 (self.kind.clone(), self.handler.clone(), shutdown.clone());
+            let tracker = self.tracker.clone();
             self.tracker.spawn(async move {
-                connection(kind, stream, peer, handler, shutdown).await;
+                connection(kind, stream, peer, handler, shutdown, tracker).await;
                 drop(permit);
             });
         }
@@ -82,9 +85,13 @@ async fn connection(
     peer: SocketAddr,
     handler: Arc<Handler>,
     shutdown: CancellationToken,
+    tracker: TaskTracker,
 ) {
     let _ = stream.set_nodelay(true);
     match kind {
+        Kind::Https(config) => {
+            super::doh::connection(config, stream, peer, handler, shutdown, tracker).await
+        }
         Kind::Tcp => serve_stream(stream, peer, Transport::Tcp, &handler, &shutdown).await,
         Kind::Tls(config) => {
             let accept = TlsAcceptor::from(config).accept(stream);

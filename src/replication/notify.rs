@@ -13,13 +13,9 @@ use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{DNSClass, Name, RecordType},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, UdpSocket},
-    time::timeout,
-};
+use tokio::time::timeout;
 
-use crate::tsig::TsigKey;
+use crate::{dns::exchange, tsig::TsigKey};
 
 /// Waits for an acknowledgement over UDP, doubling after each try.
 const UDP_WAITS: [Duration; 5] = [
@@ -41,7 +37,7 @@ pub(super) async fn notify(
     serial: u32,
     key: Option<&TsigKey>,
 ) -> bool {
-    let id = random_id();
+    let id = exchange::random_id();
     let Some(message) = message(id, zone, key) else {
         return false;
     };
@@ -82,16 +78,8 @@ async fn over_udp(
     message: &[u8],
     id: u16,
 ) -> std::io::Result<bool> {
-    let socket = UdpSocket::bind(SocketAddr::new(source, 0)).await?;
-    socket.connect(target).await?;
-    socket.send(message).await?;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let n = socket.recv(&mut buf).await?;
-        if let Some(acked) = acknowledged(&buf[..n], id) {
-            return Ok(acked);
-        }
-    }
+    let answer = exchange::udp(target, Some(source), message, id).await?;
+    Ok(acknowledged(&answer, id).unwrap_or(false))
 }
 
 async fn over_tcp(
@@ -100,21 +88,8 @@ async fn over_tcp(
     message: &[u8],
     id: u16,
 ) -> std::io::Result<bool> {
-    let socket = if source.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.bind(SocketAddr::new(source, 0))?;
-    let mut stream = socket.connect(target).await?;
-    stream.set_nodelay(true)?;
-    let mut framed = (message.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(message);
-    stream.write_all(&framed).await?;
-    let len = stream.read_u16().await?;
-    let mut buf = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut buf).await?;
-    Ok(acknowledged(&buf, id).unwrap_or(false))
+    let answer = exchange::tcp(target, Some(source), message).await?;
+    Ok(acknowledged(&answer, id).unwrap_or(false))
 }
 
 /// `Some(true)` for a NOERROR answer to our NOTIFY, `Some(false)` for a refusal, `None`
@@ -129,11 +104,4 @@ fn acknowledged(response: &[u8], id: u16) -> Option<bool> {
         tracing::warn!(rcode = %m.response_code, "NOTIFY refused");
     }
     Some(m.response_code == ResponseCode::NoError)
-}
-
-fn random_id() -> u16 {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 2];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    u16::from_be_bytes(bytes)
 }

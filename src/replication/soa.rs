@@ -7,11 +7,9 @@ use hickory_proto::{
     op::{Message, Query, ResponseCode},
     rr::{Name, RData, RecordType, rdata::SOA},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
-    time::timeout,
-};
+use tokio::time::timeout;
+
+use crate::dns::exchange;
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -42,12 +40,17 @@ pub(super) fn newer(a: u32, b: u32) -> bool {
 /// The SOA timers `server` serves for `zone`.
 pub(super) async fn query(server: SocketAddr, zone: &Name) -> Result<Timers, String> {
     let mut message = Message::query();
-    message.metadata.id = random_id();
+    message.metadata.id = exchange::random_id();
     message.add_query(Query::query(zone.clone(), RecordType::SOA));
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
-    let response = match timeout(WAIT, over_udp(server, &bytes)).await {
+    let response = match timeout(
+        WAIT,
+        exchange::udp(server, None, &bytes, message.metadata.id),
+    )
+    .await
+    {
         Ok(Ok(r)) if r.get(2).is_some_and(|flags| flags & 0x02 == 0) => r,
-        _ => timeout(WAIT, over_tcp(server, &bytes))
+        _ => timeout(WAIT, exchange::tcp(server, None, &bytes))
             .await
             .map_err(|_| format!("no SOA answer from {server} within {WAIT:?}"))?
             .map_err(|e| format!("SOA query to {server}: {e}"))?,
@@ -70,40 +73,6 @@ pub(super) async fn query(server: SocketAddr, zone: &Name) -> Result<Timers, Str
             _ => None,
         })
         .ok_or_else(|| format!("{server} has no SOA for {zone}"))
-}
-
-async fn over_udp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let local: SocketAddr = if server.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let socket = UdpSocket::bind(local).await?;
-    socket.connect(server).await?;
-    socket.send(query).await?;
-    let mut buf = vec![0u8; 4096];
-    let n = socket.recv(&mut buf).await?;
-    buf.truncate(n);
-    Ok(buf)
-}
-
-async fn over_tcp(server: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(server).await?;
-    stream.set_nodelay(true)?;
-    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
-    framed.extend_from_slice(query);
-    stream.write_all(&framed).await?;
-    let len = stream.read_u16().await?;
-    let mut buf = vec![0u8; usize::from(len)];
-    stream.read_exact(&mut buf).await?;
-    Ok(buf)
-}
-
-fn random_id() -> u16 {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 2];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    u16::from_be_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -130,9 +130,5 @@ impl Conn {
 
 /// Query ids are random so an off-path sender cannot guess them.
 pub(super) fn random_id() -> u16 {
-    use ring::rand::{SecureRandom as _, SystemRandom};
-    let mut bytes = [0u8; 2];
-    // if the OS random source fails the id is 0: still matched, only guessable
-    let _ = SystemRandom::new().fill(&mut bytes);
-    u16::from_be_bytes(bytes)
+    crate::dns::exchange::random_id()
 }

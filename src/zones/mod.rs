@@ -28,6 +28,9 @@ struct Loaded {
     origin: Name,
     /// The file it comes from; `None` for zones the node generates.
     config: Option<ZoneConfig>,
+    /// The SOA serial the file had when read: a reload with the same serial is no change
+    /// to announce (BIND sends no NOTIFY either).
+    file_serial: u32,
     handler: Arc<InMemoryZoneHandler>,
 }
 
@@ -57,10 +60,11 @@ impl Zones {
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match handler(config) {
-                Ok(handler) => loaded.push(Loaded {
+            match handler_with(config, &Overlay::new()) {
+                Ok((handler, file_serial)) => loaded.push(Loaded {
                     origin: config.origin.clone(),
                     config: Some(config.clone()),
+                    file_serial,
                     handler,
                 }),
                 Err(e) => errors.push(e),
@@ -87,7 +91,7 @@ impl Zones {
     }
 
     /// Re-reads every zone file. Zones that fail keep their contents; their errors are
-    /// returned. Returns the zones that changed.
+    /// returned. Returns the zones whose serial changed (they are announced).
     pub fn reload(&self) -> (Vec<Name>, Vec<ZoneError>) {
         // A poisoned lock means a reload panicked; the data under it is still whole.
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,9 +105,12 @@ impl Zones {
         for zone in loaded.iter_mut() {
             let Some(config) = &zone.config else { continue };
             match handler_with(config, &overlay) {
-                Ok(handler) => {
+                Ok((handler, file_serial)) => {
                     zone.handler = handler;
-                    changed.push(zone.origin.clone());
+                    if file_serial != zone.file_serial {
+                        zone.file_serial = file_serial;
+                        changed.push(zone.origin.clone());
+                    }
                 }
                 Err(e) => errors.push(e),
             }
@@ -193,6 +200,7 @@ impl Zones {
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
+                file_serial: 0,
                 handler,
             }),
         }
@@ -244,16 +252,21 @@ impl Zones {
     }
 }
 
-fn handler(config: &ZoneConfig) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
-    handler_with(config, &Overlay::new())
-}
-
-/// Loads a zone from its file and adds the overlay records that fall inside it.
+/// Loads a zone from its file and adds the overlay records that fall inside it; returns
+/// it with the file's SOA serial.
 fn handler_with(
     config: &ZoneConfig,
     overlay: &Overlay,
-) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
+) -> Result<(Arc<InMemoryZoneHandler>, u32), ZoneError> {
     let records = parse::load(&config.origin, &config.file)?;
+    let file_serial = records
+        .get(&RrKey::new(LowerName::new(&config.origin), RecordType::SOA))
+        .and_then(|set| set.records_without_rrsigs().next())
+        .and_then(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
+        .unwrap_or(0);
     // `parse::load` checked the SOA, the only thing `new` refuses.
     let mut handler = InMemoryZoneHandler::new(
         config.origin.clone(),
@@ -275,7 +288,7 @@ fn handler_with(
             handler.upsert_mut(record, 0);
         }
     }
-    Ok(Arc::new(handler))
+    Ok((Arc::new(handler), file_serial))
 }
 
 /// Raises the zone's SOA serial by one (RFC 1982), so secondaries see the change.
