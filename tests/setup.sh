@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the real programs the tests start, from Debian's packages, if any is missing:
-# kdig (knot-dnsutils), dig (bind9-dnsutils), named (bind9), pebble (the ACME test CA).
+# Installs the real programs the tests and benchmarks start, from Debian's packages, if
+# any is missing: kdig (knot-dnsutils), dig (bind9-dnsutils), named and tsig-keygen (bind9,
+# bind9-utils), pebble (the ACME test CA), lego and knotd (benchmark peers), ip (iproute2:
+# BIND listens only on addresses an interface carries, so tests add 127.x aliases).
 set -euo pipefail
-packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego iproute2)
-tools=(kdig dig named tsig-keygen pebble lego ip)
+packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
