@@ -5,34 +5,33 @@
 //! `check-config` does); [`run`] binds, installs the certificate, serves, and handles
 //! signals: SIGHUP re-reads zone files (and PEM files), SIGTERM/SIGINT shut down gracefully.
 
-use std::{
-    path::PathBuf,
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+mod banner;
+mod certificates;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use hickory_proto::rr::Name;
 use tokio::sync::Notify;
 
+use banner::print_banner;
+use certificates::{Parts, log_installed, start_certificates};
+
 use crate::{
-    acme::{self, ChallengeZone, Issuer},
+    acme,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
     dns::{Bound, Forwarder, Handler, NotifyPolicy, TransferPolicy},
-    localca::{self, LocalCa},
+    localca::LocalCa,
     publication::Publisher,
     replication::{Reader, Replica},
-    tls::{self, CertSlot, CertSummary},
+    tls::{self, CertSlot},
     zones::Zones,
 };
 
 /// How long shutdown waits for connections to finish their query in hand.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Retry delay when the local CA cannot renew (disk full, permissions).
-const LOCAL_CA_RETRY: Duration = Duration::from_secs(60);
 
 /// Everything checked and loaded, no socket open yet.
 pub struct Prepared {
@@ -136,21 +135,8 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }),
         None => None,
     };
-    if let (Some(t), Some(policy)) = (&config.transfer, &transfer)
-        && !t.notify.is_empty()
-    {
-        let key = policy.keys.first().cloned();
-        let changes = zones.subscribe();
-        let notifier = crate::replication::notifier(
-            changes,
-            zones.clone(),
-            notify_source(&config),
-            t.notify.clone(),
-            key,
-            shutdown.clone(),
-            tracker.clone(),
-        );
-        tracker.spawn(notifier);
+    if let Some(policy) = &transfer {
+        start_notifier(&config, policy, &zones, &shutdown, &tracker);
     }
     let force_renewal = Arc::new(Notify::new());
     let source = match &config.tls {
@@ -180,6 +166,41 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals(&zones, &config, &certs, &force_renewal).await?;
     tracing::info!("shutting down");
+    shut_down(shutdown, tracker).await;
+    Ok(())
+}
+
+/// Sends NOTIFY to `[transfer] notify` on every zone change. It subscribes before anything
+/// can change, so the first publication is announced too.
+fn start_notifier(
+    config: &Config,
+    policy: &TransferPolicy,
+    zones: &Arc<Zones>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) {
+    let Some(targets) = config
+        .transfer
+        .as_ref()
+        .map(|t| t.notify.clone())
+        .filter(|t| !t.is_empty())
+    else {
+        return;
+    };
+    let notifier = crate::replication::notifier(
+        zones.subscribe(),
+        zones.clone(),
+        notify_source(config),
+        targets,
+        policy.keys.first().cloned(),
+        shutdown.clone(),
+        tracker.clone(),
+    );
+    tracker.spawn(notifier);
+}
+
+/// Stops every task, letting connections finish the query in hand, within a bound.
+async fn shut_down(shutdown: CancellationToken, tracker: TaskTracker) {
     shutdown.cancel();
     tracker.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
@@ -188,7 +209,6 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     {
         tracing::warn!("some connections did not finish within {SHUTDOWN_GRACE:?}");
     }
-    Ok(())
 }
 
 /// NOTIFY leaves from the node's own address (its first listener), because secondaries
@@ -236,84 +256,6 @@ fn start_replica(
     })
 }
 
-/// Where the certificate came from, for the banner.
-enum Source {
-    LocalCa(PathBuf),
-    Files,
-    Acme,
-    CertificateZone,
-}
-
-/// What certificate sources may use of the running node.
-struct Parts<'a> {
-    certs: &'a Arc<CertSlot>,
-    zones: &'a Arc<Zones>,
-    force_renewal: &'a Arc<Notify>,
-    shutdown: &'a CancellationToken,
-    tracker: &'a TaskTracker,
-}
-
-fn start_certificates(
-    config: &Config,
-    tls: &TlsConfig,
-    parts: Parts<'_>,
-) -> anyhow::Result<Source> {
-    let Parts {
-        certs,
-        zones,
-        force_renewal,
-        shutdown,
-        tracker,
-    } = parts;
-    match &tls.source {
-        CertificateSource::Files { cert, key } => {
-            let summary = certs.install(&tls::load_pem_files(cert, key)?)?;
-            log_installed(&summary);
-            Ok(Source::Files)
-        }
-        CertificateSource::LocalCa { leaf_days } => {
-            let ca = LocalCa::new(&config.state_dir, &tls.names, *leaf_days);
-            let leaf = ca.leaf(SystemTime::now())?;
-            log_installed(&certs.install(&leaf.served)?);
-            let path = ca.ca_path();
-            tracker.spawn(renew_local(
-                ca,
-                leaf.renew_at,
-                certs.clone(),
-                shutdown.clone(),
-            ));
-            Ok(Source::LocalCa(path))
-        }
-        CertificateSource::Acme(acme) => {
-            let issuer = Issuer::new(
-                (**acme).clone(),
-                tls.names.clone(),
-                &config.state_dir,
-                certs.clone(),
-                zones.clone(),
-            );
-            if !issuer.start()? {
-                tracing::info!(
-                    "no valid certificate stored: plain DNS is up, TLS follows the first issuance"
-                );
-            }
-            tracker.spawn(issuer.run(force_renewal.clone(), shutdown.clone()));
-            Ok(Source::Acme)
-        }
-        // Installed by the replica from its cache and from the primary.
-        CertificateSource::CertificateZone => Ok(Source::CertificateZone),
-    }
-}
-
-impl ChallengeZone for Zones {
-    async fn publish(&self, owner: &Name, values: &[String]) {
-        if !self.set_txt(owner, values).await {
-            // The config check guarantees a zone for every challenge owner.
-            tracing::error!(%owner, "no zone holds the challenge owner");
-        }
-    }
-}
-
 /// `<state-dir>/certzone.pid`, so `certzone renew` can find the node; removed on exit.
 struct PidFile(PathBuf);
 
@@ -336,44 +278,6 @@ impl Drop for PidFile {
 /// Where a node's pid is written.
 pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("certzone.pid")
-}
-
-/// Replaces the local CA leaf when a third of its life is left.
-async fn renew_local(
-    ca: LocalCa,
-    mut renew_at: SystemTime,
-    certs: Arc<CertSlot>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let wait = renew_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
-        tracing::info!(at = %localca::humantime(renew_at), "next local CA renewal");
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let installed = ca
-            .renew(SystemTime::now())
-            .map_err(|e| e.to_string())
-            .and_then(|leaf| {
-                certs
-                    .install(&leaf.served)
-                    .map(|s| (s, leaf.renew_at))
-                    .map_err(|e| e.to_string())
-            });
-        match installed {
-            Ok((summary, next)) => {
-                log_installed(&summary);
-                renew_at = next;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "local CA renewal failed; keeping the current certificate");
-                renew_at = SystemTime::now() + LOCAL_CA_RETRY;
-            }
-        }
-    }
 }
 
 /// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
@@ -422,90 +326,4 @@ fn reload(zones: &Zones, config: &Config, certs: &CertSlot) {
             }
         }
     }
-}
-
-fn log_installed(summary: &CertSummary) {
-    tracing::info!(
-        names = ?summary.subject_names,
-        not_after = %localca::humantime(summary.not_after),
-        sha256 = %summary.fingerprint,
-        "certificate installed"
-    );
-}
-
-/// What a person needs to start querying: addresses, the CA to trust, lines to paste.
-fn print_banner(config: &Config, summary: Option<&CertSummary>, source: Option<&Source>) {
-    let listen = &config.listen;
-    // "certzone ready" comes last: whoever waits for it has the whole banner.
-    let mut out = format!("certzone {:?} node\n", config.role).to_lowercase();
-    let zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
-    out += &format!("  zones: {}\n", zones.join(" "));
-    for (kind, list) in [
-        ("udp", &listen.udp),
-        ("tcp", &listen.tcp),
-        ("tls", &listen.tls),
-        ("https", &listen.https),
-    ] {
-        for address in list {
-            out += &format!("  {kind:<5} {address}\n");
-        }
-    }
-    if let Some(summary) = summary {
-        out += &format!(
-            "  certificate: {} (not after {}, sha256 {})\n",
-            summary.subject_names.join(", "),
-            localca::humantime(summary.not_after),
-            summary.fingerprint
-        );
-    }
-    let ca = match source {
-        Some(Source::LocalCa(path)) => {
-            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            out += &format!("  local CA (trust this): {}\n", path.display());
-            Some(path.display().to_string())
-        }
-        _ => None,
-    };
-    out += &examples(config, ca.as_deref());
-    out += "certzone ready (SIGHUP re-reads zones, Ctrl-C stops)\n";
-    print!("{out}");
-}
-
-fn examples(config: &Config, ca: Option<&str>) -> String {
-    let query = config
-        .zones
-        .first()
-        .map_or_else(|| ". NS".to_string(), |z| format!("{} SOA", z.origin));
-    let name = config.tls.as_ref().map(|t| t.names[0].as_str());
-    let trust = |ca: Option<&str>, name: Option<&str>| {
-        let mut s = String::new();
-        if let Some(ca) = ca {
-            s += &format!(" +tls-ca={ca}");
-        }
-        if let Some(name) = name {
-            s += &format!(" +tls-hostname={name}");
-        }
-        s
-    };
-    let mut out = String::from("try:\n");
-    if let Some(a) = config.listen.udp.first() {
-        out += &format!("  dig @{} -p {} {query}\n", a.ip(), a.port());
-    }
-    if let Some(a) = config.listen.tls.first() {
-        out += &format!(
-            "  kdig @{} -p {} +tls{} {query}\n",
-            a.ip(),
-            a.port(),
-            trust(ca, name)
-        );
-    }
-    if let Some(a) = config.listen.https.first() {
-        out += &format!(
-            "  kdig @{} -p {} +https=/dns-query{} {query}\n",
-            a.ip(),
-            a.port(),
-            trust(ca, name)
-        );
-    }
-    out
 }

@@ -1,0 +1,88 @@
+//! The lines a node prints when it is ready: addresses, the certificate, the CA to trust,
+//! and dig/kdig lines to paste. `certzone ready` comes last, so whoever waits for it has
+//! the whole banner.
+
+use crate::{config::Config, localca, tls::CertSummary};
+
+use super::certificates::Source;
+
+/// What a person needs to start querying: addresses, the CA to trust, lines to paste.
+pub(super) fn print_banner(
+    config: &Config,
+    summary: Option<&CertSummary>,
+    source: Option<&Source>,
+) {
+    let listen = &config.listen;
+    // "certzone ready" comes last: whoever waits for it has the whole banner.
+    let mut out = format!("certzone {:?} node\n", config.role).to_lowercase();
+    let zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
+    out += &format!("  zones: {}\n", zones.join(" "));
+    for (kind, list) in [
+        ("udp", &listen.udp),
+        ("tcp", &listen.tcp),
+        ("tls", &listen.tls),
+        ("https", &listen.https),
+    ] {
+        for address in list {
+            out += &format!("  {kind:<5} {address}\n");
+        }
+    }
+    if let Some(summary) = summary {
+        out += &format!(
+            "  certificate: {} (not after {}, sha256 {})\n",
+            summary.subject_names.join(", "),
+            localca::humantime(summary.not_after),
+            summary.fingerprint
+        );
+    }
+    let ca = match source {
+        Some(Source::LocalCa(path)) => {
+            let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            out += &format!("  local CA (trust this): {}\n", path.display());
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+    out += &examples(config, ca.as_deref());
+    out += "certzone ready (SIGHUP re-reads zones, Ctrl-C stops)\n";
+    print!("{out}");
+}
+
+fn examples(config: &Config, ca: Option<&str>) -> String {
+    let query = config
+        .zones
+        .first()
+        .map_or_else(|| ". NS".to_string(), |z| format!("{} SOA", z.origin));
+    let name = config.tls.as_ref().map(|t| t.names[0].as_str());
+    let trust = |ca: Option<&str>, name: Option<&str>| {
+        let mut s = String::new();
+        if let Some(ca) = ca {
+            s += &format!(" +tls-ca={ca}");
+        }
+        if let Some(name) = name {
+            s += &format!(" +tls-hostname={name}");
+        }
+        s
+    };
+    let mut out = String::from("try:\n");
+    if let Some(a) = config.listen.udp.first() {
+        out += &format!("  dig @{} -p {} {query}\n", a.ip(), a.port());
+    }
+    if let Some(a) = config.listen.tls.first() {
+        out += &format!(
+            "  kdig @{} -p {} +tls{} {query}\n",
+            a.ip(),
+            a.port(),
+            trust(ca, name)
+        );
+    }
+    if let Some(a) = config.listen.https.first() {
+        out += &format!(
+            "  kdig @{} -p {} +https=/dns-query{} {query}\n",
+            a.ip(),
+            a.port(),
+            trust(ca, name)
+        );
+    }
+    out
+}

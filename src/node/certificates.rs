@@ -1,0 +1,148 @@
+//! Where the node's certificate comes from (local CA, PEM files, ACME, the certificate
+//! zone), installed into the one swappable slot; the local CA's renewal timer.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use hickory_proto::rr::Name;
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    acme::{ChallengeZone, Issuer},
+    config::{CertificateSource, Config, TlsConfig},
+    localca::{self, LocalCa},
+    tls::{self, CertSlot, CertSummary},
+    zones::Zones,
+};
+
+/// Retry delay when the local CA cannot renew (disk full, permissions).
+const LOCAL_CA_RETRY: Duration = Duration::from_secs(60);
+
+/// Where the certificate came from, for the banner.
+pub(super) enum Source {
+    LocalCa(PathBuf),
+    Files,
+    Acme,
+    CertificateZone,
+}
+
+/// What certificate sources may use of the running node.
+pub(super) struct Parts<'a> {
+    pub(super) certs: &'a Arc<CertSlot>,
+    pub(super) zones: &'a Arc<Zones>,
+    pub(super) force_renewal: &'a Arc<Notify>,
+    pub(super) shutdown: &'a CancellationToken,
+    pub(super) tracker: &'a TaskTracker,
+}
+
+pub(super) fn start_certificates(
+    config: &Config,
+    tls: &TlsConfig,
+    parts: Parts<'_>,
+) -> anyhow::Result<Source> {
+    let Parts {
+        certs,
+        zones,
+        force_renewal,
+        shutdown,
+        tracker,
+    } = parts;
+    match &tls.source {
+        CertificateSource::Files { cert, key } => {
+            let summary = certs.install(&tls::load_pem_files(cert, key)?)?;
+            log_installed(&summary);
+            Ok(Source::Files)
+        }
+        CertificateSource::LocalCa { leaf_days } => {
+            let ca = LocalCa::new(&config.state_dir, &tls.names, *leaf_days);
+            let leaf = ca.leaf(SystemTime::now())?;
+            log_installed(&certs.install(&leaf.served)?);
+            let path = ca.ca_path();
+            tracker.spawn(renew_local(
+                ca,
+                leaf.renew_at,
+                certs.clone(),
+                shutdown.clone(),
+            ));
+            Ok(Source::LocalCa(path))
+        }
+        CertificateSource::Acme(acme) => {
+            let issuer = Issuer::new(
+                (**acme).clone(),
+                tls.names.clone(),
+                &config.state_dir,
+                certs.clone(),
+                zones.clone(),
+            );
+            if !issuer.start()? {
+                tracing::info!(
+                    "no valid certificate stored: plain DNS is up, TLS follows the first issuance"
+                );
+            }
+            tracker.spawn(issuer.run(force_renewal.clone(), shutdown.clone()));
+            Ok(Source::Acme)
+        }
+        // Installed by the replica from its cache and from the primary.
+        CertificateSource::CertificateZone => Ok(Source::CertificateZone),
+    }
+}
+
+impl ChallengeZone for Zones {
+    async fn publish(&self, owner: &Name, values: &[String]) {
+        if !self.set_txt(owner, values).await {
+            // The config check guarantees a zone for every challenge owner.
+            tracing::error!(%owner, "no zone holds the challenge owner");
+        }
+    }
+}
+
+/// Replaces the local CA leaf when a third of its life is left.
+async fn renew_local(
+    ca: LocalCa,
+    mut renew_at: SystemTime,
+    certs: Arc<CertSlot>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let wait = renew_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tracing::info!(at = %localca::humantime(renew_at), "next local CA renewal");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let installed = ca
+            .renew(SystemTime::now())
+            .map_err(|e| e.to_string())
+            .and_then(|leaf| {
+                certs
+                    .install(&leaf.served)
+                    .map(|s| (s, leaf.renew_at))
+                    .map_err(|e| e.to_string())
+            });
+        match installed {
+            Ok((summary, next)) => {
+                log_installed(&summary);
+                renew_at = next;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "local CA renewal failed; keeping the current certificate");
+                renew_at = SystemTime::now() + LOCAL_CA_RETRY;
+            }
+        }
+    }
+}
+
+pub(super) fn log_installed(summary: &CertSummary) {
+    tracing::info!(
+        names = ?summary.subject_names,
+        not_after = %localca::humantime(summary.not_after),
+        sha256 = %summary.fingerprint,
+        "certificate installed"
+    );
+}
