@@ -17,7 +17,7 @@ use super::layout::{self, Slot};
 use super::limits::{MAX_CERT_SIZE, MAX_CHAIN, MAX_NAMES, MAX_PRIVATE_KEY, MAX_WORKERS};
 use super::manifest::{Content, Manifest};
 use super::names::canonical;
-use super::seal::seal;
+use super::seal::seal_with;
 
 /// Everything the master publishes in one bundle.
 #[derive(Debug)]
@@ -148,10 +148,35 @@ fn seal_all(
     workers.sort_by_key(|w| w.key_id());
     workers.dedup_by_key(|w| w.key_id());
     let secret = input.private_key.secret_pkcs8_der();
-    Ok(workers
-        .into_iter()
-        .map(|w| (w.key_id(), seal(secret, w, input.version, rng)))
-        .collect())
+    // Randomness is drawn in key-id order, as before (the golden vectors depend on it);
+    // the scalar multiplications, about a millisecond per worker, run on every core.
+    let ephemerals: Vec<p256::SecretKey> = workers
+        .iter()
+        .map(|_| p256::SecretKey::random(rng))
+        .collect();
+    let jobs: Vec<(&WorkerPublicKey, &p256::SecretKey)> =
+        workers.into_iter().zip(&ephemerals).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let version = input.version;
+    let sealed = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(w, e)| (w.key_id(), seal_with(secret, w, version, e)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            // Local invariant: sealing has no panicking path on valid keys.
+            .flat_map(|h| h.join().expect("sealing thread"))
+            .collect()
+    });
+    Ok(sealed)
 }
 
 fn records(

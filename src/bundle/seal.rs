@@ -11,6 +11,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use p256::ecdh::diffie_hellman;
 use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+#[cfg(test)]
 use rand_core::CryptoRngCore;
 use sha2::Sha256;
 
@@ -39,13 +40,24 @@ impl SealContext {
 }
 
 /// Seals `secret` to `worker`: `ephemeral point (65) || ciphertext || tag (16)`.
+#[cfg(test)]
 pub(crate) fn seal(
     secret: &[u8],
     worker: &WorkerPublicKey,
     version: u64,
     rng: &mut impl CryptoRngCore,
 ) -> Vec<u8> {
-    let ephemeral = p256::SecretKey::random(rng);
+    seal_with(secret, worker, version, &p256::SecretKey::random(rng))
+}
+
+/// [`seal`] with the ephemeral key drawn by the caller (so draws stay in a fixed order
+/// while the curve arithmetic runs on several threads).
+pub(crate) fn seal_with(
+    secret: &[u8],
+    worker: &WorkerPublicKey,
+    version: u64,
+    ephemeral: &p256::SecretKey,
+) -> Vec<u8> {
     let eph_point = ephemeral.public_key().to_encoded_point(false);
     let shared = diffie_hellman(ephemeral.to_nonzero_scalar(), worker.0.as_affine());
     let ctx = SealContext {

@@ -129,11 +129,11 @@ impl Reader {
         let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
         match self.read(records, held) {
             Ok(verified) => {
-                let text = bundle::zone_text(records);
-                if let Err(e) = write_cache(&self.cache, &text) {
+                // Serve first: the cache (an fsync) is for the next start, not this one.
+                self.install(verified, certs, how);
+                if let Err(e) = write_cache(&self.cache, &bundle::zone_text(records)) {
                     tracing::warn!(error = %e, "failed to cache the bundle");
                 }
-                self.install(verified, certs, how);
                 true
             }
             Err(BundleError::SameVersion { .. }) => false,
@@ -234,12 +234,12 @@ impl Replica {
         let mut timers: Option<soa::Timers> = None;
         let mut wait = Duration::ZERO;
         loop {
-            tokio::select! {
+            let notified = tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-            }
-            wait = match self.refresh(&zone, &mut held).await {
+                () = wake.notified() => true,
+                () = tokio::time::sleep(wait) => false,
+            };
+            wait = match self.refresh(&zone, &mut held, notified).await {
                 Ok(now) => {
                     timers = Some(now);
                     now.refresh
@@ -253,10 +253,23 @@ impl Replica {
         }
     }
 
-    /// Compares serials and transfers when the primary's is newer.
-    async fn refresh(&self, zone: &Name, held: &mut Option<u32>) -> Result<soa::Timers, String> {
-        let current = soa::query(self.primary, zone).await?;
-        if held.is_some_and(|h| !soa::newer(current.serial, h)) {
+    /// Compares serials and transfers when the primary's is newer. After a NOTIFY, which
+    /// only an authenticated primary can send and only on a change, the SOA round trip is
+    /// skipped and the zone transferred at once.
+    async fn refresh(
+        &self,
+        zone: &Name,
+        held: &mut Option<u32>,
+        notified: bool,
+    ) -> Result<soa::Timers, String> {
+        let current = if notified {
+            None
+        } else {
+            Some(soa::query(self.primary, zone).await?)
+        };
+        if let (Some(current), Some(held)) = (current, *held)
+            && !soa::newer(current.serial, held)
+        {
             return Ok(current);
         }
         let options = xfr::Options::default();
@@ -272,7 +285,11 @@ impl Replica {
                 .await
                 .map_err(|e| e.to_string())?,
         };
-        let timers = soa_timers(&fetched.records).unwrap_or(current);
+        let timers = match soa_timers(&fetched.records).or(current) {
+            Some(timers) => timers,
+            // Read by queries after a NOTIFY: no SOA came with the records yet.
+            None => soa::query(self.primary, zone).await?,
+        };
         if fetched.method == xfr::Method::Axfr {
             self.zones
                 .replace_generated(zone, fetched.records)
