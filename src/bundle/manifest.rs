@@ -5,7 +5,7 @@
 //! certificates or open sealed keys: it signs their bytes as given.
 
 use p256::ecdsa::Signature;
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::signature::Signer as _;
 
 use super::error::BundleError;
 use super::keys::{KeyId, SigningKey, VerifyingKey};
@@ -190,12 +190,15 @@ pub(crate) fn verify(
     sig: &[u8; SIG_LEN],
     pinned: &VerifyingKey,
 ) -> Result<(), BundleError> {
-    let sig = Signature::from_slice(sig).map_err(|_| BundleError::BadSignature)?;
-    if sig.normalize_s().is_some() {
+    let parsed = Signature::from_slice(sig).map_err(|_| BundleError::BadSignature)?;
+    if parsed.normalize_s().is_some() {
         return Err(BundleError::BadSignature);
     }
-    pinned
-        .verify(&signed_bytes(content), &sig)
+    // ring's P-256 arithmetic is several times faster than the pure-Rust curve, and every
+    // worker verifies every bundle at the same moment.
+    let point = pinned.to_encoded_point(false);
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point.as_bytes())
+        .verify(&signed_bytes(content), sig)
         .map_err(|_| BundleError::BadSignature)
 }
 
