@@ -197,9 +197,12 @@ pub(crate) fn verify(
     // ring's P-256 arithmetic is several times faster than the pure-Rust curve, and every
     // worker verifies every bundle at the same moment.
     let point = pinned.to_encoded_point(false);
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point.as_bytes())
-        .verify(&signed_bytes(content), sig)
-        .map_err(|_| BundleError::BadSignature)
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::ECDSA_P256_SHA256_FIXED,
+        point.as_bytes(),
+    )
+    .verify(&signed_bytes(content), sig)
+    .map_err(|_| BundleError::BadSignature)
 }
 
 #[cfg(test)]
