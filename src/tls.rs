@@ -94,6 +94,18 @@ impl CertSlot {
         Ok(summary)
     }
 
+    /// Stops serving the certificate with `fingerprint`, if it is still the one served (a
+    /// newer install in the meantime wins). Handshakes fail until the next install.
+    pub fn withdraw(&self, fingerprint: &str) -> bool {
+        let current = self.summary().is_some_and(|s| s.fingerprint == fingerprint);
+        if current {
+            self.current.store(None);
+            self.served.store(None);
+            self.changes.send_replace(None);
+        }
+        current
+    }
+
     /// The chain and key now served, if any.
     pub fn served(&self) -> Option<Arc<Served>> {
         self.served.load_full()

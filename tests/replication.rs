@@ -377,3 +377,40 @@ fn an_older_bundle_from_a_primary_with_the_key_is_refused() {
     );
     worker.stop();
 }
+
+#[test]
+fn an_expired_certificate_is_taken_out_of_service() {
+    let ips = ["127.0.0.18"];
+    let cluster = Cluster::new("127.0.0.19", &ips, &[0]);
+    // X.509 times have whole seconds: the leaf lives 4 to 5 more seconds.
+    let not_after = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    let leaf = cluster.renew_files_until(Some(not_after));
+    let master = cluster.start_master();
+    let worker = cluster.start_worker(0);
+    cluster.wait_serving(ips[0], &leaf, Duration::from_secs(3));
+    wait_for(
+        "the worker to stop serving the expired certificate",
+        Duration::from_secs(15),
+        || cluster.served_leaf(ips[0]).is_none().then_some(()),
+    );
+    assert!(
+        worker.stderr().contains("the certificate expired"),
+        "{}",
+        worker.stderr()
+    );
+    // Plain DNS goes on.
+    assert_eq!(
+        kdig(&[
+            &format!("@{}", ips[0]),
+            "-p",
+            "5400",
+            "+short",
+            "www.example.test",
+            "A"
+        ])
+        .trim(),
+        "192.0.2.10"
+    );
+    worker.stop();
+    master.stop();
+}

@@ -236,6 +236,10 @@ fn start_replica(
     let reader = reader.map(Arc::new);
     if let Some(reader) = &reader {
         reader.load_cache(certs);
+        tracker.spawn(crate::replication::withdraw_expired(
+            certs.clone(),
+            shutdown.clone(),
+        ));
     }
     let signer = keys.first().map(|k| k.signer());
     let replica = Arc::new(Replica::new(

@@ -8,7 +8,7 @@ mod notify;
 mod soa;
 mod worker;
 
-pub use worker::{Reader, Replica, WorkerError};
+pub use worker::{Reader, Replica, WorkerError, withdraw_expired};
 
 use std::{
     net::{IpAddr, SocketAddr},

@@ -187,6 +187,39 @@ impl Reader {
     }
 }
 
+/// Takes the served certificate out of service when it expires and no newer bundle has
+/// replaced it: a worker serves a valid certificate whatever the zone's SOA expire says,
+/// and never an expired one.
+pub async fn withdraw_expired(certs: Arc<CertSlot>, shutdown: CancellationToken) {
+    let mut changes = certs.subscribe();
+    loop {
+        let current = changes.borrow_and_update().clone();
+        let expiry = async {
+            match &current {
+                Some(summary) => {
+                    let left = summary
+                        .not_after
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    tokio::time::sleep(left).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+            () = expiry => {
+                if let Some(summary) = &current
+                    && certs.withdraw(&summary.fingerprint)
+                {
+                    tracing::error!(sha256 = %summary.fingerprint, "the certificate expired and no newer bundle came; TLS is off until one does");
+                }
+            }
+        }
+    }
+}
+
 /// Replicates zones from one primary.
 pub struct Replica {
     primary: SocketAddr,

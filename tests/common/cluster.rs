@@ -122,8 +122,16 @@ impl Cluster {
 
     /// A fresh leaf for ns1.example.test in the master's PEM files; returns its DER.
     pub fn renew_files(&self) -> Vec<u8> {
+        self.renew_files_until(None)
+    }
+
+    /// As [`Cluster::renew_files`], the leaf expiring at `not_after` when given.
+    pub fn renew_files_until(&self, not_after: Option<time::OffsetDateTime>) -> Vec<u8> {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec![NAME.to_string()]).unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![NAME.to_string()]).unwrap();
+        if let Some(not_after) = not_after {
+            params.not_after = not_after;
+        }
         let cert = params.signed_by(&key, &self.ca.0, &self.ca.1).unwrap();
         let dir = self.scratch.dir.path();
         std::fs::write(dir.join("tls.key.new"), key.serialize_pem()).unwrap();
