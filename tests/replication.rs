@@ -274,6 +274,13 @@ fn rogue_notifies_are_refused_and_a_foreign_bundle_is_not_installed() {
 fn ordinary_zone_is_replicated_and_follows_reloads() {
     let ips = ["127.0.0.14"];
     let cluster = Cluster::new("127.0.0.15", &ips, &[0]);
+    // Only the worker's address may transfer: its transfers must come from it.
+    let config = std::fs::read_to_string(cluster.master_config()).unwrap();
+    std::fs::write(
+        cluster.master_config(),
+        config.replace("[transfer]\n", "[transfer]\nallow = [\"127.0.0.14\"]\n"),
+    )
+    .unwrap();
     let master = cluster.start_master();
     let worker = cluster.start_worker(0);
     let ask = |name: &str| {
@@ -295,6 +302,26 @@ fn ordinary_zone_is_replicated_and_follows_reloads() {
     wait_for("the change on the worker", Duration::from_secs(5), || {
         (ask("added.example.test") == "192.0.2.99").then_some(())
     });
+    use base64::Engine;
+    let key = format!(
+        "hmac-sha256:transfer:{}",
+        base64::engine::general_purpose::STANDARD.encode(&cluster.tsig.secret)
+    );
+    let refused = kdig(&[
+        "@127.0.0.15",
+        "-p",
+        "5400",
+        "-b",
+        "127.0.0.1",
+        "-y",
+        &key,
+        "AXFR",
+        "example.test.",
+    ]);
+    assert!(
+        refused.contains("REFUSED"),
+        "a transfer from an unlisted address is refused:\n{refused}"
+    );
     let out = kdig(&["@127.0.0.14", "-p", "5400", "www.example.test", "A"]);
     assert!(
         out.contains("qr aa"),

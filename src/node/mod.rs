@@ -158,7 +158,15 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer);
     if let Some(worker) = &config.worker {
-        let policy = start_replica(worker, reader, &zones, &certs, &shutdown, &tracker)?;
+        let policy = start_replica(
+            worker,
+            notify_source(&config),
+            reader,
+            &zones,
+            &certs,
+            &shutdown,
+            &tracker,
+        )?;
         handler = handler.with_notify(policy);
     }
     let handler = Arc::new(handler);
@@ -211,8 +219,9 @@ async fn shut_down(shutdown: CancellationToken, tracker: TaskTracker) {
     }
 }
 
-/// NOTIFY leaves from the node's own address (its first listener), because secondaries
-/// accept it only from the primary's address.
+/// NOTIFY, SOA checks and transfers leave from the node's own address (its first
+/// listener): secondaries accept NOTIFY only from the primary's address, and primaries'
+/// allow-lists name their secondaries' addresses.
 fn notify_source(config: &Config) -> std::net::IpAddr {
     let listen = &config.listen;
     listen
@@ -226,6 +235,7 @@ fn notify_source(config: &Config) -> std::net::IpAddr {
 /// Starts one replication loop per replicated zone; returns who may NOTIFY them.
 fn start_replica(
     worker: &WorkerConfig,
+    source: std::net::IpAddr,
     reader: Option<Reader>,
     zones: &Arc<Zones>,
     certs: &Arc<CertSlot>,
@@ -244,6 +254,7 @@ fn start_replica(
     let signer = keys.first().map(|k| k.signer());
     let replica = Arc::new(Replica::new(
         worker.primary,
+        Some(source),
         signer,
         &worker.secondaries,
         reader,

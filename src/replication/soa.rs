@@ -37,20 +37,24 @@ pub(super) fn newer(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 1 << 31
 }
 
-/// The SOA timers `server` serves for `zone`.
-pub(super) async fn query(server: SocketAddr, zone: &Name) -> Result<Timers, String> {
+/// The SOA timers `server` serves for `zone`, asked from `source` when given.
+pub(super) async fn query(
+    server: SocketAddr,
+    source: Option<std::net::IpAddr>,
+    zone: &Name,
+) -> Result<Timers, String> {
     let mut message = Message::query();
     message.metadata.id = exchange::random_id();
     message.add_query(Query::query(zone.clone(), RecordType::SOA));
     let bytes = message.to_vec().map_err(|e| e.to_string())?;
     let response = match timeout(
         WAIT,
-        exchange::udp(server, None, &bytes, message.metadata.id),
+        exchange::udp(server, source, &bytes, message.metadata.id),
     )
     .await
     {
         Ok(Ok(r)) if r.get(2).is_some_and(|flags| flags & 0x02 == 0) => r,
-        _ => timeout(WAIT, exchange::tcp(server, None, &bytes))
+        _ => timeout(WAIT, exchange::tcp(server, source, &bytes))
             .await
             .map_err(|_| format!("no SOA answer from {server} within {WAIT:?}"))?
             .map_err(|e| format!("SOA query to {server}: {e}"))?,

@@ -223,6 +223,8 @@ pub async fn withdraw_expired(certs: Arc<CertSlot>, shutdown: CancellationToken)
 /// Replicates zones from one primary.
 pub struct Replica {
     primary: SocketAddr,
+    /// Our own address: transfers and SOA checks leave from it, as allow-lists expect.
+    source: Option<std::net::IpAddr>,
     signer: Option<TSigner>,
     zones: Arc<Zones>,
     certs: Arc<CertSlot>,
@@ -233,6 +235,7 @@ pub struct Replica {
 impl Replica {
     pub fn new(
         primary: SocketAddr,
+        source: Option<std::net::IpAddr>,
         signer: Option<TSigner>,
         secondaries: &[Name],
         reader: Option<Arc<Reader>>,
@@ -247,6 +250,7 @@ impl Replica {
             .collect();
         Self {
             primary,
+            source,
             signer,
             zones,
             certs,
@@ -298,14 +302,17 @@ impl Replica {
         let current = if notified {
             None
         } else {
-            Some(soa::query(self.primary, zone).await?)
+            Some(soa::query(self.primary, self.source, zone).await?)
         };
         if let (Some(current), Some(held)) = (current, *held)
             && !soa::newer(current.serial, held)
         {
             return Ok(current);
         }
-        let options = xfr::Options::default();
+        let options = xfr::Options {
+            source: self.source,
+            ..xfr::Options::default()
+        };
         let fetched = match &self.reader {
             Some(reader) if reader.origin == *zone => {
                 let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options)
@@ -321,7 +328,7 @@ impl Replica {
         let timers = match soa_timers(&fetched.records).or(current) {
             Some(timers) => timers,
             // Read by queries after a NOTIFY: no SOA came with the records yet.
-            None => soa::query(self.primary, zone).await?,
+            None => soa::query(self.primary, self.source, zone).await?,
         };
         if fetched.method == xfr::Method::Axfr {
             self.zones

@@ -59,6 +59,8 @@ pub struct Options {
     pub timeout: Duration,
     /// the most bytes of responses accepted in one fetch
     pub max_bytes: usize,
+    /// the local address to connect from (a primary's allow-list sees it); any when `None`
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
         Self {
             timeout: Duration::from_secs(5),
             max_bytes: 32 << 20,
+            source: None,
         }
     }
 }

@@ -22,7 +22,13 @@ pub(super) struct Conn {
 
 impl Conn {
     pub(super) async fn open(server: SocketAddr, options: &Options) -> Result<Self, XfrError> {
-        let tcp = bounded(server, "connection", options, TcpStream::connect(server)).await?;
+        let tcp = bounded(
+            server,
+            "connection",
+            options,
+            connect(server, options.source),
+        )
+        .await?;
         // small request, then a stream of answers: no reason to delay the request
         let _ = tcp.set_nodelay(true);
         Ok(Self {
@@ -126,6 +132,22 @@ impl Conn {
         }
         Ok(message)
     }
+}
+
+/// Connects to `server`, from `source` when given.
+async fn connect(
+    server: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let socket = if server.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(source) = source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    socket.connect(server).await
 }
 
 /// Query ids are random so an off-path sender cannot guess them.
