@@ -17,7 +17,7 @@ pub(super) fn run(path: &Path) -> ExitCode {
     match runtime.block_on(crate::node::run(prepared)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
