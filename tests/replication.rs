@@ -81,10 +81,9 @@ fn every_worker_serves_the_certificate_and_follows_renewals_on_open_connections(
         assert_eq!(answer.answers.len(), 1, "{ip}");
     }
     for worker in workers {
-        assert!(
-            worker
-                .stderr()
-                .contains("certificate installed from the certificate zone")
+        worker.wait_log(
+            "certificate installed from the certificate zone",
+            Duration::from_secs(5),
         );
         worker.stop();
     }
@@ -106,11 +105,8 @@ fn workers_catch_up_after_downtime_and_without_notify() {
     let second = cluster.renew_files();
     master.signal("HUP");
     cluster.wait_serving(ips[1], &second, Duration::from_secs(10));
-    assert!(
-        worker1.stderr().contains("zone transferred"),
-        "{}",
-        worker1.stderr()
-    );
+    // Logs are read by another thread: wait for the line rather than race it.
+    worker1.wait_log("zone transferred", Duration::from_secs(5));
     assert!(
         !worker1.stderr().contains("NOTIFY accepted"),
         "worker 1 was never notified"
@@ -150,11 +146,8 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
         Some(leaf),
         "served from the cache at once"
     );
-    assert!(
-        restarted.stderr().contains("from=cache"),
-        "{}",
-        restarted.stderr()
-    );
+    // The log is read by another thread: wait for it rather than race it.
+    restarted.wait_log("from=cache", Duration::from_secs(5));
     let mode = std::fs::metadata(
         cluster
             .scratch
@@ -420,11 +413,8 @@ fn an_expired_certificate_is_taken_out_of_service() {
         Duration::from_secs(15),
         || cluster.served_leaf(ips[0]).is_none().then_some(()),
     );
-    assert!(
-        worker.stderr().contains("the certificate expired"),
-        "{}",
-        worker.stderr()
-    );
+    // Logs are read by another thread: wait for the line rather than race it.
+    worker.wait_log("the certificate expired", Duration::from_secs(5));
     // Plain DNS goes on.
     assert_eq!(
         kdig(&[
