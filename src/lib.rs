@@ -37,3 +37,11 @@ pub mod tls;
 pub mod tsig;
 pub mod xfr;
 pub mod zones;
+
+/// Seconds since the Unix epoch: TSIG times and certificate validity checks.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}

@@ -10,7 +10,6 @@
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
-    time::SystemTime,
 };
 
 use hickory_proto::rr::{
@@ -199,11 +198,7 @@ impl Publisher {
         let stored = state::read_optional(&self.version_path)?
             .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        Ok((stored + 1).max(now))
+        Ok((stored + 1).max(crate::unix_now()))
     }
 }
 

@@ -420,26 +420,9 @@ fn challenge_reaches_two_workers_which_then_serve_the_new_chain() {
         ("worker", "w0.key"),
         ("worker", "w1.key"),
     ] {
-        let out = certzone(&[
-            "keygen",
-            kind,
-            "--out",
-            scratch.path(file).to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        scratch.keygen(&[kind], file);
     }
-    let out = certzone(&[
-        "keygen",
-        "tsig",
-        "transfer",
-        "--out",
-        scratch.path("transfer.key").to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    scratch.keygen(&["tsig", "transfer"], "transfer.key");
     let pebble = Pebble::start(
         "127.0.4.108",
         dns(master_ip),

@@ -26,20 +26,6 @@ fn transfer_key(scratch: &Scratch) -> TsigKey {
     key
 }
 
-fn keygen(scratch: &Scratch, kind: &str, file: &str) {
-    let out = certzone(&[
-        "keygen",
-        kind,
-        "--out",
-        scratch.path(file).to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "keygen {kind}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A master publishing the certificate zone for one worker key, NOTIFYing `notify`.
 fn master_extra(notify: &str) -> String {
     format!(
@@ -92,8 +78,8 @@ fn axfr_count(server: &str, zone: &str, key: Option<&TsigKey>) -> usize {
 fn bind_secondary_of_the_master_and_verify_against_it() {
     let scratch = Scratch::new();
     let key = transfer_key(&scratch);
-    keygen(&scratch, "signing", "signing.pem");
-    keygen(&scratch, "worker", "w0.key");
+    scratch.keygen(&["signing"], "signing.pem");
+    scratch.keygen(&["worker"], "w0.key");
     let master_ip = "127.0.8.1";
     let bind_addr = "127.0.8.2:5300";
     let config = node_config(

@@ -11,7 +11,6 @@ use std::{
     net::{IpAddr, SocketAddr, ToSocketAddrs as _},
     path::PathBuf,
     process::ExitCode,
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context as _, anyhow};
@@ -199,7 +198,7 @@ fn check_worker(
         pinned: setup.pinned,
         held_version: None,
         required_names: vec![],
-        now: unix_now(),
+        now: crate::unix_now(),
         worker: Some(me.clone()),
         roots: vec![],
     };
@@ -213,12 +212,6 @@ fn check_worker(
     };
     let id = me.key_id().to_string();
     (Some(WorkerCheck { id, unseals }), result.err())
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Report {

@@ -8,17 +8,18 @@
 //! a full transfer in AXFR form, which RFC 1995 section 4 allows. It reads zones through
 //! [`Zones::transfer_records`] and must not change them.
 
-use std::{net::IpAddr, time::SystemTime};
+use std::net::IpAddr;
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
     rr::{
         Record, RecordType, TSigResponseContext, TSigner,
-        rdata::tsig::{TSIG, TsigError, make_tsig_record},
+        rdata::tsig::{TSIG, make_tsig_record},
     },
     serialize::binary::BinEncodable,
 };
 
+use super::signing::{Signing, append_tsig, authenticate};
 use crate::{tsig::TsigKey, zones::Zones};
 
 /// A transfer message is cut once its records pass this many bytes (before compression),
@@ -78,86 +79,6 @@ pub(super) async fn respond(
     messages
 }
 
-/// What a verified request lets the response be signed with.
-pub(super) struct Signing {
-    signer: TSigner,
-    request_mac: Vec<u8>,
-    time: u64,
-    original_id: u16,
-}
-
-/// Why a request was refused, and the TSIG context for the error response.
-pub(super) struct Rejection {
-    reason: &'static str,
-    rcode: ResponseCode,
-    context: Option<TSigResponseContext>,
-}
-
-impl Rejection {
-    pub(super) fn response(self, id: u16, query: Query) -> Vec<u8> {
-        let mut bytes = error(id, Some(query), self.rcode).remove(0);
-        if let Some(context) = self.context
-            && let Ok(tsig) = context.sign(&bytes)
-        {
-            append_tsig(&mut bytes, &tsig);
-        }
-        bytes
-    }
-}
-
-/// Checks a request's TSIG against `keys`: what to sign the answer with, or why not.
-pub(super) fn authenticate(
-    raw: &[u8],
-    request: &Message,
-    keys: &[TsigKey],
-) -> Result<Signing, Rejection> {
-    let now = unix_now();
-    let id = request.metadata.id;
-    let Some(tsig) = request.signature() else {
-        return Err(Rejection {
-            reason: "request is not TSIG-signed",
-            rcode: ResponseCode::Refused,
-            context: None,
-        });
-    };
-    let Some(key) = keys.iter().find(|k| k.name == tsig.name) else {
-        return Err(Rejection {
-            reason: "unknown TSIG key",
-            rcode: ResponseCode::NotAuth,
-            context: Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
-        });
-    };
-    let signer = key.signer();
-    let Ok((request_mac, _, window)) = signer.verify_message_byte(raw, None, true) else {
-        return Err(Rejection {
-            reason: "bad TSIG signature",
-            rcode: ResponseCode::NotAuth,
-            context: Some(TSigResponseContext::bad_signature(id, now, signer)),
-        });
-    };
-    if !window.contains(&now) {
-        return Err(Rejection {
-            reason: "TSIG time outside the fudge window",
-            rcode: ResponseCode::NotAuth,
-            context: Some(TSigResponseContext::new(
-                id,
-                now,
-                signer,
-                request_mac,
-                Some(TsigError::BadTime),
-            )),
-        });
-    }
-    Ok(Signing {
-        signer,
-        request_mac,
-        time: now,
-        // The answer carries the request's id, and its MAC is computed over it: the
-        // request's Original ID only matters to forwarders.
-        original_id: id,
-    })
-}
-
 /// SOA, every record, SOA again, in messages of about [`MESSAGE_TARGET`] bytes; only the
 /// first carries the question.
 fn pack(id: u16, query: Query, soa: Record, records: Vec<Record>) -> Vec<Vec<u8>> {
@@ -194,20 +115,6 @@ fn encode(message: &Message) -> Vec<u8> {
     // Local invariant: records that came out of a zone encode, and a message of them under
     // 64 KiB fits (records are cut at a quarter of that).
     message.to_vec().expect("transfer message encodes")
-}
-
-/// Signs a single answer to a verified request (RFC 8945 5.3).
-pub(super) fn sign_single(message: &mut Vec<u8>, signing: Signing) {
-    let Signing {
-        signer,
-        request_mac,
-        time,
-        original_id,
-    } = signing;
-    let context = TSigResponseContext::new(original_id, time, signer, request_mac, None);
-    if let Ok(tsig) = context.sign(message) {
-        append_tsig(message, &tsig);
-    }
 }
 
 /// Signs each message in turn, chaining MACs (RFC 8945 5.3.1).
@@ -275,25 +182,6 @@ fn next_tsig(
     )))
 }
 
-/// Appends a TSIG record as the last additional record.
-pub(super) fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) {
-    let Ok(bytes) = tsig.to_bytes() else { return };
-    let additionals = u16::from_be_bytes([message[10], message[11]]).saturating_add(1);
-    message[10..12].copy_from_slice(&additionals.to_be_bytes());
-    message.extend_from_slice(&bytes);
-}
-
 fn error(id: u16, query: Option<Query>, rcode: ResponseCode) -> Vec<Vec<u8>> {
-    let mut message = Message::error_msg(id, OpCode::Query, rcode);
-    if let Some(query) = query {
-        message.add_query(query);
-    }
-    vec![encode(&message)]
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+    vec![super::signing::error_message(id, query, rcode)]
 }

@@ -25,7 +25,7 @@ use super::{
     axfr::{self, TransferPolicy},
     forward::Forwarder,
     notify::{self, NotifyPolicy},
-    wire,
+    signing, wire,
 };
 use crate::zones::Zones;
 
@@ -140,10 +140,10 @@ impl Handler {
         transport: Transport,
     ) -> Option<Vec<u8>> {
         let message = hickory_proto::op::Message::from_vec(query).ok()?;
-        match axfr::authenticate(query, &message, &self.tsig_keys()) {
+        match signing::authenticate(query, &message, &self.tsig_keys()) {
             Ok(signing) => {
                 let mut answer = self.lookup(request, transport).await?;
-                axfr::sign_single(&mut answer, signing);
+                signing::sign_single(&mut answer, signing);
                 Some(answer)
             }
             Err(rejection) => {

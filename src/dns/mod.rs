@@ -12,6 +12,7 @@ pub(crate) mod exchange;
 mod forward;
 mod handler;
 mod notify;
+mod signing;
 mod stream;
 mod udp;
 pub(crate) mod wire;

@@ -5,13 +5,14 @@
 //! The zone's refresh is asked for through the [`Notifiable`] trait this module owns, so
 //! the DNS layer never reaches into replication.
 
-use std::{net::IpAddr, sync::Arc, time::SystemTime};
+use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Message, OpCode, ResponseCode},
-    rr::{Name, TSigResponseContext},
+    rr::Name,
 };
 
+use super::signing::{self, Signing};
 use crate::tsig::TsigKey;
 
 /// What a NOTIFY asks of the node.
@@ -46,30 +47,19 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
         tracing::warn!(%peer, %zone, "NOTIFY refused: not from the primary");
         return Some(answer(&request, ResponseCode::Refused, None));
     }
-    let Some(context) = verify(raw, &request, policy) else {
-        tracing::warn!(%peer, %zone, "NOTIFY refused: missing or bad TSIG");
-        return Some(answer(&request, ResponseCode::NotAuth, None));
+    let signing = match signing::authenticate(raw, &request, &policy.keys) {
+        Ok(signing) => signing,
+        Err(rejection) => {
+            tracing::warn!(%peer, %zone, reason = rejection.reason, "NOTIFY refused");
+            return Some(answer(&request, ResponseCode::NotAuth, None));
+        }
     };
     tracing::info!(%peer, %zone, id, "NOTIFY accepted");
     policy.target.notified(&zone);
-    Some(answer(&request, ResponseCode::NoError, Some(context)))
+    Some(answer(&request, ResponseCode::NoError, Some(signing)))
 }
 
-fn verify(raw: &[u8], request: &Message, policy: &NotifyPolicy) -> Option<TSigResponseContext> {
-    let tsig = request.signature()?;
-    let key = policy.keys.iter().find(|k| k.name == tsig.name)?;
-    let signer = key.signer();
-    let (mac, _, window) = signer.verify_message_byte(raw, None, true).ok()?;
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    window
-        .contains(&now)
-        .then(|| TSigResponseContext::new(request.metadata.id, now, signer, mac, None))
-}
-
-fn answer(request: &Message, rcode: ResponseCode, context: Option<TSigResponseContext>) -> Vec<u8> {
+fn answer(request: &Message, rcode: ResponseCode, signing: Option<Signing>) -> Vec<u8> {
     let mut message = Message::response(request.metadata.id, OpCode::Notify);
     message.metadata.authoritative = true;
     message.metadata.response_code = rcode;
@@ -78,10 +68,8 @@ fn answer(request: &Message, rcode: ResponseCode, context: Option<TSigResponseCo
     }
     // Local invariant: a header and a question always encode.
     let mut bytes = message.to_vec().expect("NOTIFY answer encodes");
-    if let Some(context) = context
-        && let Ok(tsig) = context.sign(&bytes)
-    {
-        super::axfr::append_tsig(&mut bytes, &tsig);
+    if let Some(signing) = signing {
+        signing::sign_single(&mut bytes, signing);
     }
     bytes
 }

@@ -62,11 +62,10 @@ fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Vec<u8>> {
     query.set_query_class(DNSClass::IN);
     message.add_query(query);
     if let Some(key) = key {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let (tsig, _) = key.signer().sign_message(&message, now).ok()?;
+        let (tsig, _) = key
+            .signer()
+            .sign_message(&message, crate::unix_now())
+            .ok()?;
         message.set_signature(tsig);
     }
     message.to_vec().ok()

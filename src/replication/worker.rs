@@ -150,7 +150,7 @@ impl Reader {
             pinned: self.pinned,
             held_version: held,
             required_names: self.names.clone(),
-            now: unix_now(),
+            now: crate::unix_now(),
             worker: Some(self.sealing.clone()),
             roots: self.roots.clone(),
         };
@@ -385,11 +385,4 @@ fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> WorkerEr
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }

@@ -6,7 +6,6 @@
 //! beyond the SOA that opens and closes the transfer.
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
@@ -66,13 +65,12 @@ fn sign(
     let Some(signer) = tsig else {
         return Ok(None);
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    request.finalize(signer, now).map_err(|e| XfrError::Tsig {
-        server,
-        reason: format!("cannot sign the request: {e}"),
-    })
+    request
+        .finalize(signer, crate::unix_now())
+        .map_err(|e| XfrError::Tsig {
+            server,
+            reason: format!("cannot sign the request: {e}"),
+        })
 }
 
 /// A closed connection before any answer is the way some servers refuse.

@@ -19,7 +19,7 @@ use hickory_server::{
     zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
 };
 
-pub use parse::{ZoneError, load as load_file};
+pub use parse::ZoneError;
 
 use crate::config::ZoneConfig;
 
@@ -80,14 +80,6 @@ impl Zones {
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
         })
-    }
-
-    /// Checks every configured zone file without keeping anything.
-    pub fn check(configs: &[ZoneConfig]) -> Vec<ZoneError> {
-        configs
-            .iter()
-            .filter_map(|c| parse::load(&c.origin, &c.file).err())
-            .collect()
     }
 
     /// Re-reads every zone file. Zones that fail keep their contents; their errors are

@@ -45,7 +45,7 @@ pub enum ZoneError {
 pub(super) type Records = BTreeMap<RrKey, RecordSet>;
 
 /// Reads, parses and checks the zone file at `path` for `origin`.
-pub fn load(origin: &Name, path: &Path) -> Result<Records, ZoneError> {
+pub(super) fn load(origin: &Name, path: &Path) -> Result<Records, ZoneError> {
     let text = std::fs::read_to_string(path).map_err(|source| ZoneError::Read {
         path: path.to_path_buf(),
         source,

@@ -258,6 +258,20 @@ impl Scratch {
         path
     }
 
+    /// Runs `certzone keygen ARGS --out FILE` in here; panics with its message on failure.
+    pub fn keygen(&self, args: &[&str], file: &str) {
+        let out_path = self.path(file);
+        let mut all = vec!["keygen"];
+        all.extend_from_slice(args);
+        all.extend(["--out", out_path.to_str().unwrap()]);
+        let out = certzone(&all);
+        assert!(
+            out.status.success(),
+            "keygen {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The local CA certificate of a node whose state dir is `state` in here.
     pub fn local_ca(&self, state: &str) -> PathBuf {
         self.path(state).join("local-ca/ca.pem")
