@@ -1,4 +1,4 @@
-//! Issue "replication": a master and workers on 127.0.0.1–127.0.0.4 (other tests use other
+//! Issue "replication": a master and workers on 127.0.0.1–127.0.0.21 (other tests use other
 //! ports there); NOTIFY, TSIG transfers, the bundle verified and served by every worker.
 
 mod common;
@@ -146,8 +146,15 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
         Some(leaf),
         "served from the cache at once"
     );
+    // The ordinary zone too, from the worker's copy on disk, as BIND's secondaries do.
+    assert_eq!(
+        dot_answer(&cluster, ips[0], "www.example.test"),
+        "192.0.2.10",
+        "the restarted worker answers for example.test with the master down"
+    );
     // The log is read by another thread: wait for it rather than race it.
     restarted.wait_log("from=cache", Duration::from_secs(5));
+    restarted.wait_log("zone served from the copy on disk", Duration::from_secs(5));
     let mode = std::fs::metadata(
         cluster
             .scratch
@@ -158,6 +165,74 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     restarted.stop();
     workers.next().unwrap().stop();
+}
+
+#[test]
+fn an_ordinary_zone_expires_without_the_master_but_the_certificate_stays() {
+    let ips = ["127.0.0.20"];
+    let cluster = Cluster::new("127.0.0.21", &ips, &[0]);
+    // SOA refresh 1 s, retry 1 s, expire 4 s.
+    let zone = std::fs::read_to_string(cluster.scratch.path("example.test.zone")).unwrap();
+    let short = zone
+        .replace("3600       ; refresh", "1 ; refresh")
+        .replace("600        ; retry", "1 ; retry")
+        .replace("1209600    ; expire", "4 ; expire");
+    assert_ne!(
+        zone, short,
+        "the test zone's timers are where this test expects"
+    );
+    cluster.scratch.write("example.test.zone", &short);
+    let master = cluster.start_master();
+    let worker = cluster.start_worker(0);
+    let leaf = cluster.served_leaf("127.0.0.21").unwrap();
+    cluster.wait_serving(ips[0], &leaf, Duration::from_secs(10));
+    wait_for(
+        "the worker to answer for example.test",
+        Duration::from_secs(10),
+        || (dot_answer(&cluster, ips[0], "www.example.test") == "192.0.2.10").then_some(()),
+    );
+    master.stop();
+    let stopped = Instant::now();
+    worker.wait_log("zone expired", Duration::from_secs(15));
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(3),
+        "not before the SOA expire (4 s since the last refresh)"
+    );
+    let out = kdig(&[
+        &format!("@{}", ips[0]),
+        "-p",
+        &DNS.to_string(),
+        "www.example.test",
+        "A",
+    ]);
+    assert!(
+        out.contains("status: REFUSED"),
+        "expired zone not answered:\n{out}"
+    );
+    assert_eq!(
+        cluster.served_leaf(ips[0]),
+        Some(leaf),
+        "the valid certificate stays in service"
+    );
+    // Restarted with an expired copy on disk: still not served.
+    worker.stop();
+    let restarted = cluster.start_worker(0);
+    restarted.wait_log("older than its SOA expire", Duration::from_secs(5));
+    let out = kdig(&[
+        &format!("@{}", ips[0]),
+        "-p",
+        &DNS.to_string(),
+        "www.example.test",
+        "A",
+    ]);
+    assert!(out.contains("status: REFUSED"), "{out}");
+    // The master back: the zone comes back whole.
+    let master = cluster.start_master();
+    wait_for("the zone to come back", Duration::from_secs(10), || {
+        (dot_answer(&cluster, ips[0], "www.example.test") == "192.0.2.10").then_some(())
+    });
+    restarted.stop();
+    master.stop();
 }
 
 /// A NOTIFY for the certificate zone, from `local`, signed with `key` if given.

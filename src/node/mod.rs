@@ -158,15 +158,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer);
     if let Some(worker) = &config.worker {
-        let policy = start_replica(
-            worker,
-            notify_source(&config),
-            reader,
-            &zones,
-            &certs,
-            &shutdown,
-            &tracker,
-        )?;
+        let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);
     }
     let handler = Arc::new(handler);
@@ -234,8 +226,8 @@ fn notify_source(config: &Config) -> std::net::IpAddr {
 
 /// Starts one replication loop per replicated zone; returns who may NOTIFY them.
 fn start_replica(
+    config: &Config,
     worker: &WorkerConfig,
-    source: std::net::IpAddr,
     reader: Option<Reader>,
     zones: &Arc<Zones>,
     certs: &Arc<CertSlot>,
@@ -252,15 +244,18 @@ fn start_replica(
         ));
     }
     let signer = keys.first().map(|k| k.signer());
-    let replica = Arc::new(Replica::new(
-        worker.primary,
-        Some(source),
-        signer,
-        &worker.secondaries,
-        reader,
-        zones.clone(),
-        certs.clone(),
-    ));
+    let replica = Arc::new(
+        Replica::new(
+            worker.primary,
+            Some(notify_source(config)),
+            signer,
+            &worker.secondaries,
+            reader,
+            zones.clone(),
+            certs.clone(),
+        )
+        .with_cache(&config.state_dir),
+    );
     for zone in replica.zones() {
         tracker.spawn(replica.clone().run(zone, shutdown.clone()));
     }

@@ -4,6 +4,7 @@
 //! Owns the notifier task; reads zone changes from [`Zones::subscribe`] and serials from
 //! [`Zones::serial`], and never changes the master's zones.
 
+mod cache;
 mod notify;
 mod soa;
 mod worker;

@@ -19,6 +19,8 @@ pub(super) struct Timers {
     pub(super) serial: u32,
     pub(super) refresh: Duration,
     pub(super) retry: Duration,
+    /// How long a secondary may answer from its copy without reaching the primary.
+    pub(super) expire: Duration,
 }
 
 impl From<&SOA> for Timers {
@@ -28,6 +30,7 @@ impl From<&SOA> for Timers {
             serial: soa.serial,
             refresh: secs(soa.refresh),
             retry: secs(soa.retry),
+            expire: secs(soa.expire),
         }
     }
 }

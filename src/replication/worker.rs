@@ -17,7 +17,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use hickory_proto::rr::{Name, RData, Record, TSigner};
@@ -25,7 +25,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::soa;
+use super::{cache, soa};
 use crate::{
     bundle::{self, BundleError, ReaderPolicy, VerifiedBundle, VerifyingKey, WorkerSecretKey},
     config::CertificateReader,
@@ -230,6 +230,9 @@ pub struct Replica {
     certs: Arc<CertSlot>,
     reader: Option<Arc<Reader>>,
     wakes: HashMap<Name, Arc<Notify>>,
+    /// `<state-dir>/cache/`: the ordinary zones' copies (see [`super::cache`]); none kept
+    /// without it.
+    cache_dir: Option<PathBuf>,
 }
 
 impl Replica {
@@ -256,6 +259,15 @@ impl Replica {
             certs,
             reader,
             wakes,
+            cache_dir: None,
+        }
+    }
+
+    /// Keeps each ordinary zone's copy in `<state_dir>/cache/`.
+    pub fn with_cache(self, state_dir: &Path) -> Self {
+        Self {
+            cache_dir: Some(state_dir.join("cache")),
+            ..self
         }
     }
 
@@ -269,6 +281,13 @@ impl Replica {
         let wake = self.wakes[&zone].clone();
         let mut held: Option<u32> = None;
         let mut timers: Option<soa::Timers> = None;
+        // When the primary last confirmed our copy (or when the cached copy was written).
+        let mut confirmed = Instant::now();
+        if let Some((cached, age)) = self.load_cached(&zone) {
+            held = Some(cached.serial);
+            timers = Some(cached);
+            confirmed = Instant::now().checked_sub(age).unwrap_or(confirmed);
+        }
         let mut wait = Duration::ZERO;
         loop {
             let notified = tokio::select! {
@@ -279,11 +298,20 @@ impl Replica {
             wait = match self.refresh(&zone, &mut held, notified).await {
                 Ok(now) => {
                     timers = Some(now);
+                    confirmed = Instant::now();
                     now.refresh
                 }
                 Err(e) => {
                     let retry = timers.map_or(DEFAULT_RETRY, |t| t.retry);
                     tracing::warn!(%zone, primary = %self.primary, error = %e, retry_in = ?retry, "refresh failed");
+                    if let Some(t) = timers
+                        && held.is_some()
+                        && confirmed.elapsed() >= t.expire
+                        && self.expire(&zone, t.expire)
+                    {
+                        // Transfer whole when the primary is back, whatever its serial.
+                        held = None;
+                    }
                     retry
                 }
             };
@@ -331,13 +359,78 @@ impl Replica {
             None => soa::query(self.primary, self.source, zone).await?,
         };
         if fetched.method == xfr::Method::Axfr {
+            let ordinary = self.reader.as_ref().is_none_or(|r| r.origin != *zone);
+            // Served first; the copy on disk (an fsync) is for the next start.
+            let copy = ordinary.then(|| fetched.records.clone());
             self.zones
                 .replace_generated(zone, fetched.records)
                 .map_err(|e| e.to_string())?;
             tracing::info!(%zone, serial = timers.serial, "zone transferred");
+            if let (Some(records), Some(path)) = (copy, self.cache_path(zone))
+                && let Err(e) = cache::save(&path, &records)
+            {
+                tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
+            }
         }
         *held = Some(timers.serial);
         Ok(timers)
+    }
+}
+
+impl Replica {
+    fn cache_path(&self, zone: &Name) -> Option<PathBuf> {
+        Some(self.cache_dir.as_ref()?.join(format!("{zone}zone")))
+    }
+
+    /// Serves the copy of an ordinary zone kept on disk, unless its SOA expire has passed
+    /// since it was written; returns its timers and age.
+    fn load_cached(&self, zone: &Name) -> Option<(soa::Timers, Duration)> {
+        if self.reader.as_ref().is_some_and(|r| r.origin == *zone) {
+            return None; // the certificate zone has the reader's own cache
+        }
+        let path = self.cache_path(zone)?;
+        let (records, written) = match cache::load(&path) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(%zone, error = %e, "zone copy unreadable; waiting for the primary");
+                return None;
+            }
+        };
+        let Some(timers) = soa_timers(&records) else {
+            tracing::warn!(%zone, path = %path.display(), "zone copy has no SOA; waiting for the primary");
+            return None;
+        };
+        let age = SystemTime::now()
+            .duration_since(written)
+            .unwrap_or(Duration::ZERO);
+        if age >= timers.expire {
+            tracing::warn!(%zone, age = ?age, expire = ?timers.expire, "zone copy is older than its SOA expire; not served until the primary answers");
+            return None;
+        }
+        match self.zones.replace_generated(zone, records) {
+            Ok(()) => {
+                tracing::info!(%zone, serial = timers.serial, age = ?age, "zone served from the copy on disk");
+                Some((timers, age))
+            }
+            Err(e) => {
+                tracing::warn!(%zone, error = %e, "zone copy not usable; waiting for the primary");
+                None
+            }
+        }
+    }
+
+    /// The primary has not confirmed the zone for longer than its SOA expire: stop
+    /// answering for it (RFC 1035 4.3.5) rather than serve data that may be stale.
+    fn expire(&self, zone: &Name, expire: Duration) -> bool {
+        if self.reader.as_ref().is_some_and(|r| r.origin == *zone) {
+            return false; // signed data, checked on use: a valid certificate is never withdrawn
+        }
+        let removed = self.zones.remove_generated(zone);
+        if removed {
+            tracing::error!(%zone, primary = %self.primary, expire = ?expire, "zone expired: the primary did not answer within the SOA expire; no longer served");
+        }
+        removed
     }
 }
 

@@ -202,6 +202,19 @@ impl Zones {
         Ok(())
     }
 
+    /// Stops serving a transferred zone (its SOA expire passed without the primary);
+    /// zones from files are never removed. True if it was served.
+    pub fn remove_generated(&self, origin: &Name) -> bool {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let before = loaded.len();
+        loaded.retain(|z| z.config.is_some() || z.origin != *origin);
+        if loaded.len() == before {
+            return false;
+        }
+        self.catalog.store(Arc::new(catalog(&loaded)));
+        true
+    }
+
     /// The zone `origin` for a transfer: its SOA and every other record, in name order.
     pub async fn transfer_records(&self, origin: &LowerName) -> Option<(Record, Vec<Record>)> {
         let handler = {

@@ -1,0 +1,117 @@
+//! A worker's copy, on disk, of each ordinary zone it replicates, so a restart while the
+//! primary is down still answers for it (as BIND's secondary zone files do), until the
+//! zone's SOA expire says the data is too old.
+//!
+//! Owns the file format: a magic line, then each record in DNS wire form with a length in
+//! front. Wire form round-trips every record type exactly, which presentation text would
+//! not. It must not decide when to serve or expire; `worker` does.
+
+use std::{path::Path, time::SystemTime};
+
+use hickory_proto::{
+    rr::Record,
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
+};
+
+use crate::state;
+
+const MAGIC: &[u8] = b"certzone zone cache 1\n";
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CacheError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("zone cache {path}: {message}")]
+    Corrupt { path: String, message: String },
+}
+
+/// Writes `records` to `path` atomically.
+pub(super) fn save(path: &Path, records: &[Record]) -> Result<(), CacheError> {
+    let mut bytes = MAGIC.to_vec();
+    let mut one = Vec::new();
+    for record in records {
+        one.clear();
+        let mut encoder = BinEncoder::new(&mut one);
+        record.emit(&mut encoder).map_err(|e| corrupt(path, e))?;
+        let len = u32::try_from(one.len()).map_err(|e| corrupt(path, e))?;
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(&one);
+    }
+    state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
+    state::write_atomic(path, &bytes, state::SECRET)?;
+    Ok(())
+}
+
+/// The records cached at `path` and when they were written; `None` if there is no cache.
+pub(super) fn load(path: &Path) -> Result<Option<(Vec<Record>, SystemTime)>, CacheError> {
+    let Some(bytes) = state::read_optional(path)? else {
+        return Ok(None);
+    };
+    let written = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| corrupt(path, e))?;
+    let mut rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| corrupt(path, "not a certzone zone cache"))?;
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let (len, tail) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt(path, "truncated"))?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(corrupt(path, "truncated"));
+        }
+        let (one, tail) = tail.split_at(len);
+        let record = Record::read(&mut BinDecoder::new(one)).map_err(|e| corrupt(path, e))?;
+        records.push(record);
+        rest = tail;
+    }
+    Ok(Some((records, written)))
+}
+
+fn corrupt(path: &Path, message: impl ToString) -> CacheError {
+    CacheError::Corrupt {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use hickory_proto::rr::{Name, RData, rdata};
+
+    use super::*;
+
+    #[test]
+    fn records_round_trip_exactly_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache").join("example.test.zone");
+        let name = Name::from_str("www.example.test.").unwrap();
+        let records = vec![
+            Record::from_rdata(name.clone(), 300, RData::A(rdata::A::new(192, 0, 2, 1))),
+            Record::from_rdata(
+                name,
+                60,
+                RData::TXT(rdata::TXT::new(vec![
+                    "a \"quoted\" string".into(),
+                    "two".into(),
+                ])),
+            ),
+        ];
+        assert!(load(&path).unwrap().is_none());
+        save(&path, &records).unwrap();
+        let (back, _) = load(&path).unwrap().unwrap();
+        assert_eq!(back, records);
+
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("example.test.zone") && err.contains("truncated"),
+            "{err}"
+        );
+    }
+}
