@@ -46,7 +46,7 @@ pub struct Prepared {
 /// Returns every problem found, each naming its file, line or key.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let mut problems = Vec::new();
-    let zones = Zones::load(&config.zones)
+    let zones = Zones::load(&config.zones, &config.state_dir)
         .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
         .ok();
     let forwarder = match config.forward.as_ref().map(Forwarder::new).transpose() {
@@ -124,6 +124,8 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         reader,
     } = prepared;
     let bound = Bound::bind(&config.listen)?;
+    // From here on the serials served are the ones a restart must go on from.
+    zones.save_serials()?;
     let zones = Arc::new(zones);
     let certs = Arc::new(CertSlot::default());
     let shutdown = CancellationToken::new();
