@@ -22,10 +22,12 @@
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
+//! - [`cluster`]: the cluster file; each node's config and keys derived from it.
 
 pub mod acme;
 pub mod bundle;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod localca;

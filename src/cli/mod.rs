@@ -3,7 +3,9 @@
 //! 3 invalid bundle.
 
 mod check_config;
+mod cluster;
 mod keygen;
+mod probe;
 mod renew;
 mod run;
 mod verify;
@@ -50,6 +52,11 @@ enum Command {
     },
     /// Fetch a certificate zone from a server and check its bundle.
     Verify(verify::VerifyArgs),
+    /// A whole cluster from one file: each node's config derived, or every node run locally.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
+    },
 }
 
 /// Parses the command line and runs the command.
@@ -62,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Renew { config } => renew::renew(&config),
         Command::Keygen { kind } => keygen::keygen(&kind),
         Command::Verify(args) => verify::verify(&args),
+        Command::Cluster { command } => cluster::cluster(&command),
     }
 }
 

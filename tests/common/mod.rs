@@ -70,9 +70,17 @@ impl Node {
 
     /// Starts the process without waiting (for tests that expect it to fail).
     pub fn spawn(config: &Path) -> Self {
+        Self::spawn_args(
+            &["run".as_ref(), "--config".as_ref(), config.as_os_str()],
+            config,
+        )
+    }
+
+    /// Starts `certzone ARGS...` (any command that runs until signalled); `config` is the
+    /// file it was given, for messages.
+    pub fn spawn_args(args: &[&std::ffi::OsStr], config: &Path) -> Self {
         let mut child = Command::new(binary())
-            .args(["run", "--config"])
-            .arg(config)
+            .args(args)
             .env("CERTZONE_LOG", "info,certzone=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -96,14 +104,19 @@ impl Node {
     }
 
     fn wait_ready(&mut self, limit: Duration) {
+        self.wait_stdout_line("certzone ready", limit);
+    }
+
+    /// Waits for a line of standard output starting with `prefix`.
+    pub fn wait_stdout_line(&mut self, prefix: &str, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with("certzone ready") => return,
+                Ok(line) if line.starts_with(prefix) => return,
                 Ok(_) => {}
                 Err(_) => panic!(
-                    "certzone did not print its ready line within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                    "certzone did not print a line starting {prefix:?} within {limit:?}\nstdout:\n{}\nstderr:\n{}",
                     self.stdout(),
                     self.stderr()
                 ),

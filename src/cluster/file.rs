@@ -1,0 +1,124 @@
+//! The cluster file as it is written: serde types that mirror the TOML, nothing more.
+//!
+//! Owns the spelling of keys (kebab-case) and the rejection of unknown ones. It must not
+//! interpret values: `mod.rs` turns these into the typed [`super::Cluster`].
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct File {
+    pub(super) cluster: Settings,
+    #[serde(default)]
+    pub(super) ports: Ports,
+    #[serde(default)]
+    pub(super) ca: Ca,
+    #[serde(default)]
+    pub(super) keys: Keys,
+    #[serde(default, rename = "node")]
+    pub(super) nodes: Vec<Node>,
+}
+
+/// `[cluster]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Settings {
+    pub(super) state_dir: PathBuf,
+    pub(super) domain: String,
+    pub(super) zone_file: PathBuf,
+    pub(super) names: Vec<String>,
+    pub(super) certificate_zone: Option<String>,
+    pub(super) refresh_secs: Option<u32>,
+    pub(super) retry_secs: Option<u32>,
+}
+
+/// `[ports]`: the same on every node, as on real hosts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Ports {
+    #[serde(default = "default_dns")]
+    pub(super) dns: u16,
+    #[serde(default = "default_tls")]
+    pub(super) tls: u16,
+    #[serde(default = "default_https")]
+    pub(super) https: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Self {
+            dns: default_dns(),
+            tls: default_tls(),
+            https: default_https(),
+        }
+    }
+}
+
+fn default_dns() -> u16 {
+    53
+}
+fn default_tls() -> u16 {
+    853
+}
+fn default_https() -> u16 {
+    443
+}
+
+/// `[ca]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Ca {
+    #[serde(default)]
+    pub(super) kind: CaKind,
+    pub(super) leaf_days: Option<u32>,
+    pub(super) directory: Option<String>,
+    #[serde(default)]
+    pub(super) contact: Vec<String>,
+    #[serde(default)]
+    pub(super) ca_roots: Vec<PathBuf>,
+    pub(super) propagation_timeout_secs: Option<u64>,
+    pub(super) retry_base_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum CaKind {
+    /// The built-in local CA on the master.
+    #[default]
+    Local,
+    /// Any ACME directory (Pebble in tests, Let's Encrypt in production).
+    Acme,
+}
+
+/// `[keys]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Keys {
+    pub(super) dir: Option<PathBuf>,
+    #[serde(default = "yes")]
+    pub(super) generate: bool,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            generate: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[[node]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Node {
+    pub(super) name: String,
+    pub(super) role: crate::config::Role,
+    pub(super) address: std::net::IpAddr,
+}

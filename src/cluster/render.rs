@@ -1,0 +1,236 @@
+//! Node directories derived from the cluster file: `<state-dir>/nodes/<name>/node.toml` and
+//! every file that node needs beside it, so one directory is all a host (or a container)
+//! needs. Paths in `node.toml` are relative to it.
+//!
+//! Owns the mapping from cluster to node settings. A node gets only its own secrets: the
+//! master the signing and TSIG keys, a worker its sealing key and the TSIG key. It must not
+//! touch a node's `state/` directory, which belongs to the running node.
+
+use std::{fmt::Write as _, path::Path, path::PathBuf};
+
+use super::{Ca, Cluster, ClusterError, NodeSpec, Role, keys};
+use crate::state;
+
+/// One node's derived directory and config file.
+#[derive(Debug, Clone)]
+pub struct RenderedNode {
+    pub node: NodeSpec,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+/// Writes every node's directory (keys made on first use) and checks each derived config as
+/// `certzone check-config` would. Running it again rewrites the files and keeps the keys and
+/// every node's state.
+pub fn render(cluster: &Cluster) -> Result<Vec<RenderedNode>, ClusterError> {
+    state::ensure_dir(&cluster.state_dir)?;
+    let keys = keys::ensure(cluster)?;
+    let zone_text = std::fs::read(&cluster.zone_file).map_err(|e| ClusterError::Invalid {
+        path: cluster.path.clone(),
+        key: "cluster.zone-file".into(),
+        message: format!("{}: {e}", cluster.zone_file.display()),
+    })?;
+    let mut rendered = Vec::new();
+    for node in &cluster.nodes {
+        let dir = cluster.node_dir(node);
+        state::ensure_dir(&dir)?;
+        let text = match node.role {
+            Role::Master => master(cluster, node, &dir, &keys, &zone_text)?,
+            Role::Worker => worker(cluster, node, &dir, &keys)?,
+        };
+        let config = dir.join("node.toml");
+        state::write_atomic(&config, text.as_bytes(), state::PUBLIC)?;
+        check(node, &config)?;
+        rendered.push(RenderedNode {
+            node: node.clone(),
+            dir,
+            config,
+        });
+    }
+    Ok(rendered)
+}
+
+fn master(
+    cluster: &Cluster,
+    node: &NodeSpec,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+    zone_text: &[u8],
+) -> Result<String, ClusterError> {
+    copy(&keys.signing, &dir.join("signing.key"), state::SECRET)?;
+    copy(&keys.transfer, &dir.join("transfer.key"), state::SECRET)?;
+    let zone_file = format!("{}zone", cluster.domain.to_ascii());
+    state::write_atomic(&dir.join(&zone_file), zone_text, state::PUBLIC)?;
+
+    let mut text = head(cluster, node, "master");
+    text += "[tls]\n";
+    writeln!(text, "names = {}", list(&cluster.names)).unwrap();
+    let workers_dns: Vec<String> = cluster
+        .workers()
+        .iter()
+        .map(|w| cluster.dns(w).to_string())
+        .collect();
+    match &cluster.ca {
+        Ca::Local { leaf_days } => {
+            text += "source = \"local-ca\"\n";
+            if let Some(days) = leaf_days {
+                writeln!(text, "leaf-days = {days}").unwrap();
+            }
+        }
+        Ca::Acme {
+            directory,
+            contact,
+            ca_roots,
+            propagation_timeout_secs,
+            retry_base_secs,
+        } => {
+            text += "source = \"acme\"\n\n[acme]\n";
+            writeln!(text, "directory = {}", quote(directory)).unwrap();
+            if !contact.is_empty() {
+                writeln!(text, "contact = {}", list(contact)).unwrap();
+            }
+            let mut roots = Vec::new();
+            for (i, root) in ca_roots.iter().enumerate() {
+                let name = format!("acme-root-{i}.pem");
+                copy(root, &dir.join(&name), state::PUBLIC)?;
+                roots.push(name);
+            }
+            if !roots.is_empty() {
+                writeln!(text, "ca-roots = {}", list(&roots)).unwrap();
+            }
+            // The CA is told "ready" only once every nameserver answers the challenge.
+            let mut authoritative = vec![cluster.dns(node).to_string()];
+            authoritative.extend(workers_dns.iter().cloned());
+            writeln!(text, "authoritative = {}", list(&authoritative)).unwrap();
+            if let Some(secs) = propagation_timeout_secs {
+                writeln!(text, "propagation-timeout-secs = {secs}").unwrap();
+            }
+            if let Some(secs) = retry_base_secs {
+                writeln!(text, "retry-base-secs = {secs}").unwrap();
+            }
+        }
+    }
+    text += "\n[[zone]]\n";
+    writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
+    writeln!(text, "file = {}", quote(&zone_file)).unwrap();
+
+    text += "\n[certificate-zone]\n";
+    writeln!(
+        text,
+        "name = {}",
+        quote(&cluster.certificate_zone.to_ascii())
+    )
+    .unwrap();
+    text += "signing-key = \"signing.key\"\n";
+    if let Some(secs) = cluster.refresh_secs {
+        writeln!(text, "refresh-secs = {secs}").unwrap();
+    }
+    if let Some(secs) = cluster.retry_secs {
+        writeln!(text, "retry-secs = {secs}").unwrap();
+    }
+    for worker in cluster.workers() {
+        let (_, public) = keys.worker(worker);
+        let name = format!("{}.pub", worker.name);
+        copy(&public, &dir.join(&name), state::PUBLIC)?;
+        text += "\n[[certificate-zone.worker]]\n";
+        writeln!(text, "name = {}", quote(&worker.name)).unwrap();
+        writeln!(text, "public-key = {}", quote(&name)).unwrap();
+    }
+
+    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
+    let allow: Vec<String> = cluster
+        .workers()
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
+    writeln!(text, "allow = {}", list(&allow)).unwrap();
+    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    Ok(text)
+}
+
+fn worker(
+    cluster: &Cluster,
+    node: &NodeSpec,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let (sealing, _) = keys.worker(node);
+    copy(&sealing, &dir.join("sealing.key"), state::SECRET)?;
+    copy(
+        &keys.signing_public,
+        &dir.join("signing.pub"),
+        state::PUBLIC,
+    )?;
+    copy(&keys.transfer, &dir.join("transfer.key"), state::SECRET)?;
+
+    let mut text = head(cluster, node, "worker");
+    text += "[tls]\n";
+    writeln!(text, "names = {}", list(&cluster.names)).unwrap();
+    text += "source = \"certificate-zone\"\n\n[primary]\n";
+    writeln!(
+        text,
+        "address = {}",
+        quote(&cluster.dns(cluster.master()).to_string())
+    )
+    .unwrap();
+    text += "tsig-key-file = \"transfer.key\"\n\n[certificate-zone]\n";
+    writeln!(
+        text,
+        "name = {}",
+        quote(&cluster.certificate_zone.to_ascii())
+    )
+    .unwrap();
+    text += "signing-public-key = \"signing.pub\"\nsealing-key = \"sealing.key\"\n";
+    text += "\n[[secondary]]\n";
+    writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
+    Ok(text)
+}
+
+/// The lines every node file starts with: where it came from, role, state, listeners.
+fn head(cluster: &Cluster, node: &NodeSpec, role: &str) -> String {
+    let mut text = String::new();
+    writeln!(
+        text,
+        "# Node {:?} of the cluster in {}, written by `certzone cluster render`.\n\
+         # Edit the cluster file and render again: changes made here are overwritten.\n",
+        node.name,
+        cluster.path.display()
+    )
+    .unwrap();
+    writeln!(text, "role = {}", quote(role)).unwrap();
+    text += "state-dir = \"state\"\n\n[listen]\n";
+    let dns = list(&[cluster.dns(node).to_string()]);
+    writeln!(text, "udp = {dns}").unwrap();
+    writeln!(text, "tcp = {dns}").unwrap();
+    writeln!(text, "tls = {}", list(&[cluster.tls(node).to_string()])).unwrap();
+    writeln!(text, "https = {}", list(&[cluster.https(node).to_string()])).unwrap();
+    text += "\n";
+    text
+}
+
+/// The derived file must pass the same checks as a hand-written one.
+fn check(node: &NodeSpec, config: &Path) -> Result<(), ClusterError> {
+    let derived = |message: String| ClusterError::Derived {
+        node: node.name.clone(),
+        message,
+    };
+    let parsed = crate::config::Config::load(config).map_err(|e| derived(e.to_string()))?;
+    crate::node::prepare(parsed)
+        .map(drop)
+        .map_err(|problems| derived(problems.join("; ")))
+}
+
+fn copy(from: &Path, to: &Path, mode: u32) -> Result<(), ClusterError> {
+    let bytes = std::fs::read(from).map_err(|e| state::StateError::new("read", from, e))?;
+    state::write_atomic(to, &bytes, mode)?;
+    Ok(())
+}
+
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| quote(s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}
