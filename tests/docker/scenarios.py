@@ -33,6 +33,8 @@ NETWORK = f"{PROJECT}_net"
 # Short enough for scenario b to see a renewal (at half the lifetime), long enough for the
 # other scenarios to run between renewals.
 VALIDITY_SECS = 90
+# Pebble's management API, where its issuing root is (pebble.json).
+PEBBLE_MANAGEMENT_PORT = 15000
 # Where the client keeps Pebble's root and its query loops' stop file (RUN/client, mounted).
 CLIENT_DIR = "/client"
 
@@ -103,7 +105,7 @@ def bring_up(cluster):
         lambda: https_get(cluster.directory, context),
     )
     # Pebble's issuing root is new at every start: fetch it from its management port.
-    root = https_get(f"https://{pebble.hostname}:15000/roots/0", context)
+    root = https_get(f"https://{pebble.hostname}:{PEBBLE_MANAGEMENT_PORT}/roots/0", context)
     (RUN / "client" / "pebble-root.pem").write_text(root)
     compose("up", "-d", *cluster.nodes, "client")
     print(f"   containers up in {time.monotonic() - start:.1f} s")
@@ -484,7 +486,7 @@ def prepare(cluster):
     shutil.copy(RUN / "pebble" / "pebble-https-ca.pem", RUN)
     (RUN / "pebble" / "pebble.json").write_text(f"""{{"pebble": {{
   "listenAddress": "{pebble.hostname}:{pebble.port}",
-  "managementListenAddress": "{pebble.hostname}:15000",
+  "managementListenAddress": "{pebble.hostname}:{PEBBLE_MANAGEMENT_PORT}",
   "certificate": "/pebble/pebble-https.pem",
   "privateKey": "/pebble/pebble-https.key",
   "httpPort": 5002,
