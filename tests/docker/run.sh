@@ -23,9 +23,14 @@ ldd "${programs[@]}" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && 
   sort -u | while read -r lib; do cp --parents -L "$lib" "$image/rootfs"; done
 cp tests/docker/Dockerfile "$image/"
 # The legacy builder (no BuildKit here) warns on every build: its output only on failure.
+old=$(docker images --quiet certzone-test)
 if ! built=$(docker build --quiet --tag certzone-test "$image" 2>&1); then
   echo "$built" >&2
   exit 1
+fi
+# The image this one replaces, so that runs do not pile up copies of it.
+if [ -n "$old" ] && [ "$old" != "$(docker images --quiet certzone-test)" ]; then
+  docker rmi "$old" >/dev/null 2>&1 || true
 fi
 
 exec python3 -u tests/docker/scenarios.py
