@@ -6,7 +6,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
 
@@ -38,7 +38,12 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| StateError::new("create directory", dir, e))?;
+    // Parents made on the way get 0700 too: the state directory is often one of them.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| StateError::new("create directory", dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| StateError::new("set permissions of", dir, e))
 }
@@ -106,6 +111,17 @@ mod tests {
         assert_eq!(mode, 0o600);
         let leftovers = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn directories_made_on_the_way_are_private_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        ensure_dir(&state.join("acme")).unwrap();
+        for made in [state.clone(), state.join("acme")] {
+            let mode = fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", made.display());
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod certificates;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use tokio::sync::Notify;
@@ -46,7 +46,7 @@ pub struct Prepared {
 /// Returns every problem found, each naming its file, line or key.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let mut problems = Vec::new();
-    let zones = Zones::load(&config.zones)
+    let zones = Zones::load(&config.zones, &config.state_dir)
         .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
         .ok();
     let forwarder = match config.forward.as_ref().map(Forwarder::new).transpose() {
@@ -116,6 +116,7 @@ fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), Stri
 
 /// Runs the node until SIGTERM or SIGINT. Errors here are start-up failures.
 pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    let signals = Signals::register()?;
     let Prepared {
         config,
         zones,
@@ -124,6 +125,8 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         reader,
     } = prepared;
     let bound = Bound::bind(&config.listen)?;
+    // From here on the serials served are the ones a restart must go on from.
+    zones.save_serials()?;
     let zones = Arc::new(zones);
     let certs = Arc::new(CertSlot::default());
     let shutdown = CancellationToken::new();
@@ -164,7 +167,9 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let handler = Arc::new(handler);
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
-    signals(&zones, &config, &certs, &force_renewal).await?;
+    signals
+        .handle(&zones, &config, &certs, &force_renewal)
+        .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
@@ -290,23 +295,41 @@ pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("certzone.pid")
 }
 
-/// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
-async fn signals(
-    zones: &Zones,
-    config: &Config,
-    certs: &CertSlot,
-    force_renewal: &Notify,
-) -> anyhow::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(zones, config, certs),
-            _ = usr1.recv() => force_renewal.notify_one(),
+/// The signals a running node answers. Registered before anything starts: a SIGTERM that
+/// comes while the node starts (once its first log lines are out) stops it cleanly too,
+/// instead of the default action killing it.
+struct Signals {
+    hup: Signal,
+    usr1: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
+    async fn handle(
+        mut self,
+        zones: &Zones,
+        config: &Config,
+        certs: &CertSlot,
+        force_renewal: &Notify,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(zones, config, certs),
+                _ = self.usr1.recv() => force_renewal.notify_one(),
+            }
         }
     }
 }

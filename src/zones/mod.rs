@@ -4,16 +4,23 @@
 //! Owns which zones exist and their contents. A reload builds a new catalog beside the old
 //! one; a zone whose file fails keeps its previous contents, and the error names file and
 //! line. It must not touch sockets or know how answers travel (that is `dns`).
+//!
+//! A file zone's SOA serial never goes backwards (RFC 1982), or secondaries would ignore
+//! what follows: challenges raise it past the file's, a reload keeps it, and the last one
+//! served is kept in `<state-dir>/zones/` so a restart goes on from there.
 
 mod parse;
 
 use std::{
     collections::BTreeMap,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
 use arc_swap::ArcSwap;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, rdata::TXT};
+use hickory_proto::rr::{
+    LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, SerialNumber, rdata::TXT,
+};
 use hickory_server::{
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
@@ -21,7 +28,7 @@ use hickory_server::{
 
 pub use parse::ZoneError;
 
-use crate::config::ZoneConfig;
+use crate::{config::ZoneConfig, state};
 
 /// One zone as served now.
 struct Loaded {
@@ -31,7 +38,41 @@ struct Loaded {
     /// The SOA serial the file had when read: a reload with the same serial is no change
     /// to announce (BIND sends no NOTIFY either).
     file_serial: u32,
+    /// The SOA serial served: the file's, or past it after challenges and restarts.
+    serial: u32,
     handler: Arc<InMemoryZoneHandler>,
+}
+
+impl Loaded {
+    /// A file zone, served one past `last` (what it served before a restart: the file may
+    /// have changed meanwhile) unless the file's own serial is later.
+    fn read(config: &ZoneConfig, last: Option<u32>) -> Result<Self, ZoneError> {
+        let (records, file_serial) = read_file(config)?;
+        let serial = last.map_or(file_serial, |s| later(file_serial, s.wrapping_add(1)));
+        Ok(Self {
+            origin: config.origin.clone(),
+            config: Some(config.clone()),
+            file_serial,
+            serial,
+            handler: handler_with(config, records, serial, &Overlay::new())?,
+        })
+    }
+
+    /// Re-reads the file; true when its serial changed, an edit to announce. An edited
+    /// file moves past the served serial even when its own is behind it.
+    fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
+        let (records, file_serial) = read_file(config)?;
+        let edited = file_serial != self.file_serial;
+        let serial = if edited {
+            later(file_serial, self.serial.wrapping_add(1))
+        } else {
+            self.serial
+        };
+        self.handler = handler_with(config, records, serial, overlay)?;
+        self.file_serial = file_serial;
+        self.serial = serial;
+        Ok(edited)
+    }
 }
 
 /// TXT records that live beside the files (ACME challenges), by owner: kept across reloads.
@@ -49,6 +90,8 @@ pub struct Zones {
     overlay: Mutex<Overlay>,
     /// The origin of every zone whose contents changed: what NOTIFY follows.
     changes: tokio::sync::broadcast::Sender<Name>,
+    /// `<state-dir>/zones/`: each file zone's last served serial.
+    serials: PathBuf,
 }
 
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
@@ -56,17 +99,15 @@ const CHANGE_BACKLOG: usize = 256;
 
 impl Zones {
     /// Loads every configured zone; any failure is returned (a bad zone refuses start).
-    pub fn load(configs: &[ZoneConfig]) -> Result<Self, Vec<ZoneError>> {
+    /// A zone goes on past the serial it last served from `state_dir`, which is only read
+    /// here ([`Zones::save_serials`] writes).
+    pub fn load(configs: &[ZoneConfig], state_dir: &Path) -> Result<Self, Vec<ZoneError>> {
+        let serials = state_dir.join("zones");
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match handler_with(config, &Overlay::new()) {
-                Ok((handler, file_serial)) => loaded.push(Loaded {
-                    origin: config.origin.clone(),
-                    config: Some(config.clone()),
-                    file_serial,
-                    handler,
-                }),
+            match Loaded::read(config, stored_serial(&serials, &config.origin)) {
+                Ok(zone) => loaded.push(zone),
                 Err(e) => errors.push(e),
             }
         }
@@ -79,7 +120,17 @@ impl Zones {
             loaded: Mutex::new(loaded),
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
+            serials,
         })
+    }
+
+    /// Records the serial every file zone serves now, so the next start goes on from it.
+    pub fn save_serials(&self) -> Result<(), state::StateError> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .filter(|z| z.config.is_some())
+            .try_for_each(|z| self.save_serial(&z.origin, z.serial))
     }
 
     /// Re-reads every zone file. Zones that fail keep their contents; their errors are
@@ -95,19 +146,20 @@ impl Zones {
         let mut errors = Vec::new();
         let mut changed = Vec::new();
         for zone in loaded.iter_mut() {
-            let Some(config) = &zone.config else { continue };
-            match handler_with(config, &overlay) {
-                Ok((handler, file_serial)) => {
-                    zone.handler = handler;
-                    if file_serial != zone.file_serial {
-                        zone.file_serial = file_serial;
-                        changed.push(zone.origin.clone());
-                    }
-                }
+            let Some(config) = zone.config.clone() else {
+                continue;
+            };
+            match zone.reread(&config, &overlay) {
+                Ok(true) => changed.push(zone.origin.clone()),
+                Ok(false) => {}
                 Err(e) => errors.push(e),
             }
         }
         self.catalog.store(Arc::new(catalog(&loaded)));
+        drop(loaded);
+        if let Err(e) = self.save_serials() {
+            tracing::warn!(error = %e, "zone serials not saved; a restart may serve older ones");
+        }
         for origin in &changed {
             let _ = self.changes.send(origin.clone());
         }
@@ -141,8 +193,28 @@ impl Zones {
         for record in txt_records(owner, values) {
             handler.upsert(record, serial).await;
         }
-        let _ = self.changes.send(Name::from(handler.origin().clone()));
+        let origin = Name::from(handler.origin().clone());
+        self.served(&origin, serial);
+        let _ = self.changes.send(origin);
         true
+    }
+
+    /// Notes `serial` as what file zone `origin` serves, here and for the next start.
+    fn served(&self, origin: &Name, serial: u32) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(zone) = loaded.iter_mut().find(|z| z.origin == *origin) {
+            zone.serial = serial;
+        }
+        drop(loaded);
+        if let Err(e) = self.save_serial(origin, serial) {
+            tracing::warn!(error = %e, "zone serial not saved; a restart may serve an older one");
+        }
+    }
+
+    fn save_serial(&self, origin: &Name, serial: u32) -> Result<(), state::StateError> {
+        state::ensure_dir(&self.serials)?;
+        let path = serial_path(&self.serials, origin);
+        state::write_atomic(&path, format!("{serial}\n").as_bytes(), state::PUBLIC)
     }
 
     /// Origins of zones as they change (files reloaded, challenges, generated zones).
@@ -193,6 +265,7 @@ impl Zones {
                 origin: origin.clone(),
                 config: None,
                 file_serial: 0,
+                serial: 0,
                 handler,
             }),
         }
@@ -257,21 +330,39 @@ impl Zones {
     }
 }
 
-/// Loads a zone from its file and adds the overlay records that fall inside it; returns
-/// it with the file's SOA serial.
-fn handler_with(
-    config: &ZoneConfig,
-    overlay: &Overlay,
-) -> Result<(Arc<InMemoryZoneHandler>, u32), ZoneError> {
+/// Reads a zone file: its records and its SOA serial.
+fn read_file(config: &ZoneConfig) -> Result<(parse::Records, u32), ZoneError> {
     let records = parse::load(&config.origin, &config.file)?;
     let file_serial = records
-        .get(&RrKey::new(LowerName::new(&config.origin), RecordType::SOA))
+        .get(&soa_key(&config.origin))
         .and_then(|set| set.records_without_rrsigs().next())
         .and_then(|r| match &r.data {
             RData::SOA(soa) => Some(soa.serial),
             _ => None,
         })
         .unwrap_or(0);
+    Ok((records, file_serial))
+}
+
+/// The zone of a file's `records` with SOA serial `serial`, and the overlay records that
+/// fall inside it.
+fn handler_with(
+    config: &ZoneConfig,
+    mut records: parse::Records,
+    serial: u32,
+    overlay: &Overlay,
+) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
+    let key = soa_key(&config.origin);
+    let soa = records
+        .get(&key)
+        .and_then(|set| set.records_without_rrsigs().next().cloned());
+    if let Some(mut soa) = soa
+        && let RData::SOA(data) = &mut soa.data
+        && data.serial != serial
+    {
+        data.serial = serial;
+        records.insert(key, RecordSet::from(soa));
+    }
     // `parse::load` checked the SOA, the only thing `new` refuses.
     let mut handler = InMemoryZoneHandler::new(
         config.origin.clone(),
@@ -293,7 +384,30 @@ fn handler_with(
             handler.upsert_mut(record, 0);
         }
     }
-    Ok((Arc::new(handler), file_serial))
+    Ok(Arc::new(handler))
+}
+
+fn soa_key(origin: &Name) -> RrKey {
+    RrKey::new(LowerName::new(origin), RecordType::SOA)
+}
+
+/// The later of two serials in RFC 1982 order.
+fn later(a: u32, b: u32) -> u32 {
+    if SerialNumber::new(a) > SerialNumber::new(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// The serial last served for `origin`, if one was kept and reads as a number.
+fn stored_serial(dir: &Path, origin: &Name) -> Option<u32> {
+    let bytes = state::read_optional(&serial_path(dir, origin)).ok()??;
+    String::from_utf8_lossy(&bytes).trim().parse().ok()
+}
+
+fn serial_path(dir: &Path, origin: &Name) -> PathBuf {
+    dir.join(format!("{origin}serial"))
 }
 
 /// Raises the zone's SOA serial by one (RFC 1982), so secondaries see the change.
@@ -335,3 +449,6 @@ fn catalog(loaded: &[Loaded]) -> Catalog {
     }
     catalog
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! Serials: what secondaries compare, so they must never go backwards.
+
+use std::path::Path;
+
+use hickory_proto::rr::Name;
+
+use super::Zones;
+use crate::config::ZoneConfig;
+
+fn zone_file(serial: u32) -> String {
+    format!(
+        "$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 hostmaster ( {serial} 3600 600 86400 300 )\n  IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+}
+
+fn load(dir: &Path, serial: u32) -> Zones {
+    let file = dir.join("example.test.zone");
+    std::fs::write(&file, zone_file(serial)).unwrap();
+    let config = ZoneConfig {
+        origin: origin(),
+        file,
+    };
+    Zones::load(&[config], &dir.join("state")).unwrap()
+}
+
+fn origin() -> Name {
+    Name::from_ascii("example.test.").unwrap()
+}
+
+/// A challenge set and removed, as an ACME order does.
+async fn challenge(zones: &Zones) {
+    let owner = Name::from_ascii("_acme-challenge.example.test.").unwrap();
+    assert!(zones.set_txt(&owner, &["token".to_string()]).await);
+    assert!(zones.set_txt(&owner, &[]).await);
+}
+
+#[tokio::test]
+async fn a_restart_goes_on_past_the_last_served_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = load(dir.path(), 2026112201);
+    zones.save_serials().unwrap();
+    challenge(&zones).await;
+    assert_eq!(zones.serial(&origin()).await, Some(2026112203));
+    drop(zones);
+    let zones = load(dir.path(), 2026112201);
+    assert_eq!(zones.serial(&origin()).await, Some(2026112204));
+}
+
+#[tokio::test]
+async fn a_file_serial_ahead_of_the_served_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = load(dir.path(), 1);
+    challenge(&zones).await;
+    drop(zones);
+    let zones = load(dir.path(), 100);
+    assert_eq!(zones.serial(&origin()).await, Some(100));
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_served_serial_and_an_edit_moves_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = load(dir.path(), 1);
+    challenge(&zones).await;
+    let (changed, errors) = zones.reload();
+    assert!(changed.is_empty() && errors.is_empty());
+    assert_eq!(
+        zones.serial(&origin()).await,
+        Some(3),
+        "the same file: no step back"
+    );
+    // The operator edits the file and raises its serial by one, still behind 3.
+    std::fs::write(dir.path().join("example.test.zone"), zone_file(2)).unwrap();
+    let (changed, _) = zones.reload();
+    assert_eq!(changed, vec![origin()]);
+    assert_eq!(zones.serial(&origin()).await, Some(4));
+}
