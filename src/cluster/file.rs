@@ -80,6 +80,7 @@ pub(super) struct Ca {
     pub(super) ca_roots: Vec<PathBuf>,
     pub(super) propagation_timeout_secs: Option<u64>,
     pub(super) retry_base_secs: Option<u64>,
+    pub(super) max_orders_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -87,6 +87,7 @@ pub enum Ca {
         ca_roots: Vec<PathBuf>,
         propagation_timeout_secs: Option<u64>,
         retry_base_secs: Option<u64>,
+        max_orders_per_hour: Option<u32>,
     },
 }
 
@@ -212,11 +213,12 @@ impl Checker<'_> {
                     || !raw.ca_roots.is_empty()
                     || raw.propagation_timeout_secs.is_some()
                     || raw.retry_base_secs.is_some()
+                    || raw.max_orders_per_hour.is_some()
                 {
                     return Err(self.invalid(
                         "ca",
-                        "directory, contact, ca-roots, propagation-timeout-secs and \
-                         retry-base-secs are for kind = \"acme\"",
+                        "directory, contact, ca-roots, propagation-timeout-secs, \
+                         retry-base-secs and max-orders-per-hour are for kind = \"acme\"",
                     ));
                 }
                 Ok(Ca::Local {
@@ -241,6 +243,7 @@ impl Checker<'_> {
                     ca_roots: raw.ca_roots.iter().map(|p| self.base.join(p)).collect(),
                     propagation_timeout_secs: raw.propagation_timeout_secs,
                     retry_base_secs: raw.retry_base_secs,
+                    max_orders_per_hour: raw.max_orders_per_hour,
                 })
             }
         }

@@ -83,6 +83,7 @@ fn master(
             ca_roots,
             propagation_timeout_secs,
             retry_base_secs,
+            max_orders_per_hour,
         } => {
             text += "source = \"acme\"\n\n[acme]\n";
             writeln!(text, "directory = {}", quote(directory)).unwrap();
@@ -107,6 +108,9 @@ fn master(
             }
             if let Some(secs) = retry_base_secs {
                 writeln!(text, "retry-base-secs = {secs}").unwrap();
+            }
+            if let Some(orders) = max_orders_per_hour {
+                writeln!(text, "max-orders-per-hour = {orders}").unwrap();
             }
         }
     }

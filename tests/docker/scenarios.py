@@ -270,21 +270,25 @@ def scenario_e(cluster):
     check("master stopped")
     restarted = time.time()
     docker("restart", container(name))
-    # Only the certificate is cached: the worker's zones come back with the master, so
-    # what counts here is the handshake and that an answer comes, not what it says.
-    statuses = {}
+    # The certificate from the bundle cache, the zone from the worker's copy on disk.
+    answers = {}
     for transport in ("tls", "https"):
         answer = wait_for(
             f"the restarted {name} to serve pin {pin} over {label(transport)}",
             30,
             lambda: (a := ask(cluster, ip, transport)) and a.pin == pin and a,
         )
-        statuses[label(transport)] = answer.status
+        if answer.status != "NOERROR" or not answer.addresses:
+            raise Failure(f"{name} answered {cluster.qname} A over {label(transport)} with "
+                          f"{answer.status} {answer.addresses}, not the zone's addresses")
+        answers[label(transport)] = f"{answer.status} {' '.join(answer.addresses)}"
     log = logs(name, since=restarted)
     if not re.search(r"certificate installed from the certificate zone.*from=cache", log):
         raise Failure(f"{name} did not log installing from its cache:\n{log}")
+    if "zone served from the copy on disk" not in log:
+        raise Failure(f"{name} did not log serving its zone from its copy on disk:\n{log}")
     check(f"{name} restarted with the master down and serves pin {pin}, installed from its "
-          f"cache, to verifying clients (answer status {statuses})")
+          f"cache, to verifying clients, and answers from its zone copy ({answers})")
     docker("start", container(cluster.master_name))
     wait_for(
         "the master back and every node serving one certificate",
