@@ -500,8 +500,8 @@ def prepare(cluster):
   "certificateValidityPeriod": {VALIDITY_SECS}
 }}}}
 """)
-    certzone = TARGET / "release" / "certzone"
-    run([str(certzone), "cluster", "render", "--config", str(RUN / "cluster.toml")])
+    certzone = os.environ.get("CERTZONE") or str(TARGET / "release" / "certzone")
+    run([certzone, "cluster", "render", "--config", str(RUN / "cluster.toml")])
 
 
 def https_material(ip, out):
