@@ -40,4 +40,6 @@ if [ -n "$old" ] && [ "$old" != "$(docker images --quiet certzone-test)" ]; then
   docker rmi "$old" >/dev/null 2>&1 || true
 fi
 
-CERTZONE=$(realpath "$CERTZONE") exec python3 -u tests/docker/scenarios.py
+CERTZONE=$(realpath "$CERTZONE")
+export CERTZONE
+exec python3 -u tests/docker/scenarios.py
