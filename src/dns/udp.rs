@@ -18,14 +18,18 @@ pub(super) async fn serve(
     handler: Arc<Handler>,
     shutdown: CancellationToken,
 ) {
+    // One select around the whole loop: the shutdown future is made once, not per query.
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = receive(socket, handler) => {}
+    }
+}
+
+async fn receive(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
     let mut buf = vec![0u8; MAX_QUERY];
     let mut out = Vec::with_capacity(MAX_QUERY);
     loop {
-        let received = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = socket.recv_from(&mut buf) => r,
-        };
-        let (len, src) = match received {
+        let (len, src) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
                 // ICMP errors from earlier sends surface here; they are not fatal.
