@@ -10,7 +10,7 @@ mod certificates;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use tokio::sync::Notify;
@@ -172,8 +172,11 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     }
     let handler = Arc::new(handler);
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
+    let signals = Signals::install()?;
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
-    signals(&zones, &config, &certs, &force_renewal).await?;
+    signals
+        .handle(&zones, &config, &certs, &force_renewal)
+        .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
@@ -296,23 +299,40 @@ pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
     state_dir.join("certzone.pid")
 }
 
-/// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
-async fn signals(
-    zones: &Zones,
-    config: &Config,
-    certs: &CertSlot,
-    force_renewal: &Notify,
-) -> anyhow::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(zones, config, certs),
-            _ = usr1.recv() => force_renewal.notify_one(),
+/// The signals a node handles. Installed before the ready banner: a SIGTERM sent right
+/// after it must shut the node down cleanly, not kill it.
+struct Signals {
+    hup: Signal,
+    usr1: Signal,
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for SIGTERM/SIGINT; handles SIGHUP (reload) and SIGUSR1 (renew now) meanwhile.
+    async fn handle(
+        mut self,
+        zones: &Zones,
+        config: &Config,
+        certs: &CertSlot,
+        force_renewal: &Notify,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => reload(zones, config, certs),
+                _ = self.usr1.recv() => force_renewal.notify_one(),
+            }
         }
     }
 }
