@@ -15,7 +15,7 @@ use std::{
     net::{SocketAddr, UdpSocket},
     path::Path,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use certzone::{
@@ -56,7 +56,7 @@ async fn prepared_answers_are_the_full_paths_bytes_in_process() {
     }
     // Most random queries repeat an earlier question: the comparison covers hits.
     assert!(
-        hits > RANDOM_QUERIES,
+        hits > RANDOM_QUERIES / 2,
         "only {hits} prepared answers were hit"
     );
 }
@@ -277,24 +277,30 @@ fn addr(ip: &str) -> SocketAddr {
 }
 
 fn udp_client() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.10.250:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    socket
+    UdpSocket::bind("127.0.10.250:0").unwrap()
 }
 
-/// One datagram out, the answer with the same id back (within the read timeout).
+/// One datagram out, the answer with the same id back within 5 s.
 fn exchange_udp(socket: &UdpSocket, to: SocketAddr, query: &[u8]) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(5);
     socket.send_to(query, to).unwrap();
     let mut buf = vec![0u8; 65535];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
         let (len, from) = socket
             .recv_from(&mut buf)
             .unwrap_or_else(|e| panic!("no UDP answer from {to} within 5 s: {e}"));
         if from == to && buf[..2] == query[..2] {
             return buf[..len].to_vec();
         }
+        assert!(
+            Instant::now() < deadline,
+            "no UDP answer with id {:02x?} from {to} within 5 s",
+            &query[..2]
+        );
     }
 }
 
