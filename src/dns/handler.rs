@@ -62,7 +62,8 @@ impl Handler {
         }
     }
 
-    /// Turns prepared answers off (on by default): every query takes the full path.
+    /// Whether catalog answers are prepared and reused (the default); without them every
+    /// query takes the full path.
     pub fn with_prepared_answers(self, prepared: bool) -> Self {
         Self { prepared, ..self }
     }
