@@ -12,6 +12,7 @@
 //!
 //! - [`config`]: the file, parsed once into typed values (pure).
 //! - [`zones`]: zone files into a catalog swapped whole on reload.
+//! - [`prepared`]: encoded answers kept per catalog, reused with the query's id and case.
 //! - [`dns`]: sockets and framing for every transport; the shared answer logic; forwarding.
 //! - [`tls`]: the swappable certificate every TLS listener reads.
 //! - [`localca`]: the built-in CA for first runs and tests.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod dns;
 pub mod localca;
 pub mod node;
+pub mod prepared;
 pub mod publication;
 pub mod replication;
 pub mod state;

@@ -55,6 +55,7 @@ pub(super) struct Listen {
     pub(super) tls: Vec<SocketAddr>,
     #[serde(default)]
     pub(super) https: Vec<SocketAddr>,
+    pub(super) prepared_answers: Option<bool>,
 }
 
 /// `[tls]`: the names the served certificate is for and where it comes from.

@@ -102,13 +102,15 @@ pub struct TransferConfig {
     pub notify: Vec<SocketAddr>,
 }
 
-/// The listener addresses; each list may be empty.
+/// The listener addresses (each list may be empty) and how they answer.
 #[derive(Debug, Clone, Default)]
 pub struct Listen {
     pub udp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
     pub tls: Vec<SocketAddr>,
     pub https: Vec<SocketAddr>,
+    /// Whether answers from the zones are prepared once and reused (`crate::prepared`).
+    pub prepared_answers: bool,
 }
 
 /// The served certificate: its names and its source.
@@ -272,6 +274,7 @@ impl Checker<'_> {
                 tcp: listen.tcp,
                 tls: listen.tls,
                 https: listen.https,
+                prepared_answers: listen.prepared_answers.unwrap_or(true),
             },
             tls: self.tls_with(tls, acme)?,
             zones: self.zones(zones)?,

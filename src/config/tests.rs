@@ -85,6 +85,16 @@ fn bad_address_names_its_line() {
 }
 
 #[test]
+fn prepared_answers_are_on_unless_turned_off() {
+    assert!(parse(FULL).unwrap().listen.prepared_answers);
+    let text = FULL.replace("[listen]\n", "[listen]\nprepared-answers = false\n");
+    assert!(!parse(&text).unwrap().listen.prepared_answers);
+    let text = FULL.replace("[listen]\n", "[listen]\nprepared-answers = \"no\"\n");
+    let err = parse(&text).unwrap_err().to_string();
+    assert!(err.contains("line 6"), "{err}");
+}
+
+#[test]
 fn clashing_stream_listeners_are_rejected() {
     let text = FULL.replace("\"127.0.0.1:8530\"", "\"127.0.0.1:5300\"");
     let err = parse(&text).unwrap_err().to_string();

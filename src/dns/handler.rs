@@ -1,13 +1,18 @@
 //! One DNS message in, one out: the answer logic every transport shares.
 //!
-//! Owns the routing of a request: to the zones' catalog (authoritative answers, REFUSED for
-//! names outside every zone) or, with `[forward]`, to the upstreams. It must not know about
-//! sockets: listeners hand it bytes and send back what it returns.
+//! Owns the routing of a request: to the answer prepared for the same question, to the
+//! zones' catalog (authoritative answers, REFUSED for names outside every zone) or, with
+//! `[forward]`, to the upstreams. It owns what may be prepared: catalog answers to plain
+//! queries (see [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded
+//! messages. It must not know about sockets: listeners hand it bytes and send back what it
+//! returns.
 
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
 };
+
+use arc_swap::Guard;
 
 use hickory_proto::{
     op::{MessageType, OpCode, ResponseCode},
@@ -17,7 +22,7 @@ use hickory_proto::{
 use hickory_server::{
     net::{NetError, runtime::TokioTime, xfer::Protocol},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::MessageResponse,
+    zone_handler::{Catalog, MessageResponse},
 };
 
 use super::{
@@ -27,7 +32,7 @@ use super::{
     notify::{self, NotifyPolicy},
     signing, wire,
 };
-use crate::zones::Zones;
+use crate::{prepared::Question, zones::Zones};
 
 /// Answers queries for a node.
 pub struct Handler {
@@ -35,6 +40,8 @@ pub struct Handler {
     forwarder: Option<Forwarder>,
     transfer: Option<TransferPolicy>,
     notify: Option<NotifyPolicy>,
+    /// Whether catalog answers are prepared and reused (`[listen] prepared-answers`).
+    prepared: bool,
 }
 
 /// AXFR and IXFR type codes.
@@ -51,7 +58,14 @@ impl Handler {
             forwarder,
             transfer,
             notify: None,
+            prepared: true,
         }
+    }
+
+    /// Whether catalog answers are prepared and reused (the default); without them every
+    /// query takes the full path.
+    pub fn with_prepared_answers(self, prepared: bool) -> Self {
+        Self { prepared, ..self }
     }
 
     /// Accepts NOTIFY as `policy` says (secondaries only).
@@ -88,6 +102,13 @@ impl Handler {
             .collect()
     }
 
+    /// Writes the prepared answer to `query` into `out` if there is one: no parse, no task,
+    /// no allocation once `out` has grown. False means `query` needs [`Handler::answer`].
+    pub fn answer_prepared(&self, query: &[u8], transport: Transport, out: &mut Vec<u8>) -> bool {
+        self.question(query, transport)
+            .is_some_and(|question| self.zones.snapshot().answers.write(&question, query, out))
+    }
+
     /// The response to `query`, or `None` when nothing should be sent (not even a header).
     pub async fn answer(
         &self,
@@ -95,6 +116,17 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        // One snapshot for the whole query: the answer is prepared from the catalog it
+        // came from, and dropped with it.
+        let snapshot = self.zones.snapshot();
+        let question = self.question(query, transport);
+        if let Some(question) = &question {
+            let mut out = Vec::new();
+            if snapshot.answers.write(question, query, &mut out) {
+                return Some(out);
+            }
+        }
+        let snapshot = Guard::into_inner(snapshot);
         let protocol = match transport {
             Transport::Udp => Protocol::Udp,
             // The catalog only distinguishes datagrams (size limits) from streams.
@@ -111,24 +143,28 @@ impl Handler {
             return wire::header_only_response(query, ResponseCode::FormErr);
         };
         if let Some(forwarder) = &self.forwarder
-            && self.is_forwarded(&request)
+            && is_forwarded(&request, &snapshot.catalog)
         {
             let limit = udp_limit(&request, transport);
             return forwarder.forward(query, limit).await;
         }
         if request.signature.is_some() {
-            return self.answer_signed(query, &request, transport).await;
+            return self
+                .answer_signed(query, &request, &snapshot.catalog, transport)
+                .await;
         }
-        self.lookup(&request, transport).await
+        let answer = lookup(&snapshot.catalog, &request, transport).await?;
+        if let Some(question) = &question {
+            snapshot.answers.insert(question, &answer);
+        }
+        Some(answer)
     }
 
-    async fn lookup(&self, request: &Request, transport: Transport) -> Option<Vec<u8>> {
-        let capture = Capture::new(transport);
-        let catalog = self.zones.catalog();
-        catalog
-            .handle_request::<_, TokioTime>(request, capture.clone())
-            .await;
-        capture.take()
+    /// The key of a query that may have a prepared answer.
+    fn question<'q>(&self, query: &'q [u8], transport: Transport) -> Option<Question<'q>> {
+        self.prepared
+            .then(|| Question::parse(query, transport == Transport::Udp))
+            .flatten()
     }
 
     /// A TSIG-signed query (a secondary's SOA check, say) gets a signed answer, or NOTAUTH
@@ -137,12 +173,13 @@ impl Handler {
         &self,
         query: &[u8],
         request: &Request,
+        catalog: &Catalog,
         transport: Transport,
     ) -> Option<Vec<u8>> {
         let message = hickory_proto::op::Message::from_vec(query).ok()?;
         match signing::authenticate(query, &message, &self.tsig_keys()) {
             Ok(signing) => {
-                let mut answer = self.lookup(request, transport).await?;
+                let mut answer = lookup(catalog, request, transport).await?;
                 signing::sign_single(&mut answer, signing);
                 Some(answer)
             }
@@ -158,16 +195,25 @@ impl Handler {
         let notify = self.notify.iter().flat_map(|n| n.keys.iter());
         transfer.chain(notify).cloned().collect()
     }
+}
 
-    /// Plain queries for names outside every zone go upstream; everything else is ours.
-    fn is_forwarded(&self, request: &Request) -> bool {
-        let Ok(info) = request.request_info() else {
-            return false;
-        };
-        info.metadata.message_type == MessageType::Query
-            && info.metadata.op_code == OpCode::Query
-            && !self.zones.is_authoritative_for(info.query.name())
-    }
+/// The catalog's answer, encoded for `transport`.
+async fn lookup(catalog: &Catalog, request: &Request, transport: Transport) -> Option<Vec<u8>> {
+    let capture = Capture::new(transport);
+    catalog
+        .handle_request::<_, TokioTime>(request, capture.clone())
+        .await;
+    capture.take()
+}
+
+/// Plain queries for names outside every zone go upstream; everything else is ours.
+fn is_forwarded(request: &Request, catalog: &Catalog) -> bool {
+    let Ok(info) = request.request_info() else {
+        return false;
+    };
+    info.metadata.message_type == MessageType::Query
+        && info.metadata.op_code == OpCode::Query
+        && catalog.find(info.query.name()).is_none()
 }
 
 /// The largest response a UDP client takes: its EDNS size, else 512 (RFC 1035 4.2.1).

@@ -1,10 +1,11 @@
 //! DNS on the wire: UDP, TCP, DNS over TLS (RFC 7858) and DNS over HTTPS (RFC 8484).
 //!
 //! Owns the sockets and their framing. Every transport hands raw messages to one
-//! [`Handler`] and sends back what it returns. Stream sockets get TCP_NODELAY (answers
-//! must not wait for the next query: the Nagle/delayed-ACK stall). TLS listeners take their
-//! certificate from the swappable [`crate::tls::CertSlot`]. It must not know about zones or
-//! certificates' origins.
+//! [`Handler`] and sends back what it returns. Each UDP address is served by one
+//! SO_REUSEPORT socket per core. Stream sockets get TCP_NODELAY (answers must not wait for
+//! the next query: the Nagle/delayed-ACK stall). TLS listeners take their certificate from
+//! the swappable [`crate::tls::CertSlot`]. It must not know about zones or certificates'
+//! origins.
 
 mod axfr;
 mod doh;
@@ -17,7 +18,7 @@ mod stream;
 mod udp;
 pub(crate) mod wire;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, num::NonZero, sync::Arc, time::Duration};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
@@ -49,6 +50,7 @@ pub struct ListenError {
 
 /// Sockets bound and listening, not yet served.
 pub struct Bound {
+    /// Every socket of every UDP address.
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     tls: Vec<TcpListener>,
@@ -61,12 +63,13 @@ const MAX_CONNECTIONS: usize = 4096;
 impl Bound {
     /// Binds every configured address. Must run inside the tokio runtime.
     pub fn bind(listen: &Listen) -> Result<Self, ListenError> {
+        let loops = std::thread::available_parallelism().map_or(1, NonZero::get);
+        let mut udp = Vec::new();
+        for address in &listen.udp {
+            udp.extend(bind_udp(*address, loops)?);
+        }
         Ok(Self {
-            udp: listen
-                .udp
-                .iter()
-                .map(|a| bind_udp(*a))
-                .collect::<Result<_, _>>()?,
+            udp,
             tcp: listen
                 .tcp
                 .iter()
@@ -129,21 +132,42 @@ impl Bound {
 /// How long an idle stream connection is kept (RFC 7766 6.2.3 asks for seconds, not minutes).
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn bind_udp(address: SocketAddr) -> Result<UdpSocket, ListenError> {
+/// `count` sockets on `address` with SO_REUSEPORT: the kernel spreads datagrams over them
+/// by source, and each gets its own receive loop.
+fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, ListenError> {
     let error = |source| ListenError {
         kind: "udp",
         address,
         source,
     };
+    // A plain bind first: with SO_REUSEPORT alone, a second node started on the same
+    // address would share it silently instead of failing with "address in use". Its
+    // address also fixes port 0 for the whole group.
+    let probe = udp_socket(address, false).map_err(error)?;
+    let bound = probe
+        .local_addr()
+        .map_err(error)?
+        .as_socket()
+        .unwrap_or(address);
+    drop(probe);
+    (0..count)
+        .map(|_| {
+            let socket = udp_socket(bound, true).map_err(error)?;
+            UdpSocket::from_std(socket.into()).map_err(error)
+        })
+        .collect()
+}
+
+fn udp_socket(address: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::DGRAM,
         Some(Protocol::UDP),
-    )
-    .map_err(error)?;
-    socket.set_nonblocking(true).map_err(error)?;
-    socket.bind(&address.into()).map_err(error)?;
-    UdpSocket::from_std(socket.into()).map_err(error)
+    )?;
+    socket.set_reuse_port(reuse_port)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    Ok(socket)
 }
 
 fn bind_tcp(kind: &'static str, address: SocketAddr) -> Result<TcpListener, ListenError> {

@@ -1,8 +1,9 @@
 //! TCP and DNS over TLS listeners: two-byte length framing (RFC 1035 4.2.2, RFC 7858).
 //!
-//! Queries on one connection are answered in order; a client may pipeline them. Idle
-//! connections close after [`super::IDLE_TIMEOUT`]; on shutdown, connections finish the
-//! query in hand and close.
+//! Queries on one connection are answered in order; a client may pipeline them. A query
+//! with a prepared answer is answered from buffers the connection reuses. Idle connections
+//! close after [`super::IDLE_TIMEOUT`]; on shutdown, connections finish the query in hand
+//! and close.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -113,21 +114,34 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     handler: &Handler,
     shutdown: &CancellationToken,
 ) {
+    let (mut query, mut prepared, mut framed) = (Vec::new(), Vec::new(), Vec::new());
     'serve: loop {
         let length = tokio::select! {
             () = shutdown.cancelled() => break,
             r = timeout(IDLE_TIMEOUT, stream.read_u16()) => r,
         };
         let Ok(Ok(length)) = length else { break };
-        let mut query = vec![0u8; usize::from(length)];
+        query.resize(usize::from(length), 0);
         if !matches!(
             timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await,
             Ok(Ok(_))
         ) {
             break;
         }
+        if handler.answer_prepared(&query, transport, &mut prepared) {
+            if write_framed(&mut stream, &prepared, &mut framed)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            continue;
+        }
         for response in handler.answer_stream(&query, peer, transport).await {
-            if write_framed(&mut stream, &response).await.is_err() {
+            if write_framed(&mut stream, &response, &mut framed)
+                .await
+                .is_err()
+            {
                 break 'serve;
             }
         }
@@ -135,15 +149,16 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let _ = stream.shutdown().await;
 }
 
-/// One write for length and message, so they leave in one segment.
+/// One write for length and message (built in `framed`), so they leave in one segment.
 async fn write_framed<S: AsyncWrite + Unpin>(
     stream: &mut S,
     message: &[u8],
+    framed: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     let length = u16::try_from(message.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
-    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.clear();
     framed.extend_from_slice(&length.to_be_bytes());
     framed.extend_from_slice(message);
-    stream.write_all(&framed).await?;
+    stream.write_all(framed).await?;
     stream.flush().await
 }

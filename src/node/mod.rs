@@ -159,7 +159,8 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
-    let mut handler = Handler::new(zones.clone(), forwarder, transfer);
+    let mut handler = Handler::new(zones.clone(), forwarder, transfer)
+        .with_prepared_answers(config.listen.prepared_answers);
     if let Some(worker) = &config.worker {
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);

@@ -102,6 +102,19 @@ impl<S: Read + Write> StreamClient<S> {
         assert_eq!(answer.metadata.id, id, "answer matches query");
         Ok(answer)
     }
+
+    /// Sends `query` as it is and returns the answer's bytes.
+    pub fn exchange(&mut self, query: &[u8]) -> std::io::Result<Vec<u8>> {
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
+        self.stream.write_all(&framed)?;
+        self.stream.flush()?;
+        let mut len = [0u8; 2];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        self.stream.read_exact(&mut buf)?;
+        Ok(buf)
+    }
 }
 
 /// DoH over one HTTP/2 connection.
