@@ -36,7 +36,11 @@ const RANDOM_QUERIES: usize = 4000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_answers_are_the_full_paths_bytes_in_process() {
-    let zones = Arc::new(Zones::load(&[zone_config(&zone_file())]).expect("the test zone loads"));
+    // Zones only reads the state directory (served serials); nothing is written here.
+    let state = tempfile::tempdir().unwrap();
+    let zones = Arc::new(
+        Zones::load(&[zone_config(&zone_file())], state.path()).expect("the test zone loads"),
+    );
     let fast = Handler::new(zones.clone(), None, None);
     let full = Handler::new(zones.clone(), None, None).with_prepared_answers(false);
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
@@ -63,7 +67,11 @@ async fn prepared_answers_are_the_full_paths_bytes_in_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_records_and_generated_zones_are_seen_by_the_next_query() {
-    let zones = Arc::new(Zones::load(&[zone_config(&zone_file())]).expect("the test zone loads"));
+    // Zones only reads the state directory (served serials); nothing is written here.
+    let state = tempfile::tempdir().unwrap();
+    let zones = Arc::new(
+        Zones::load(&[zone_config(&zone_file())], state.path()).expect("the test zone loads"),
+    );
     let fast = Handler::new(zones.clone(), None, None);
     let full = Handler::new(zones.clone(), None, None).with_prepared_answers(false);
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
