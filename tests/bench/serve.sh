@@ -15,7 +15,7 @@
 #
 # Knobs: RUNS (2), DURATION (seconds per measurement, 10), SERVERS (subset of "certzone knot
 # nsd bind hickory dnsdist"), LAT_RATE (queries/s for the latency run, 5000), CLIENTS and
-# OUTSTANDING (dnsperf -c/-q, 4/500), H2_CLIENTS and H2_STREAMS (h2load -c/-m, 4/32),
+# OUTSTANDING (dnsperf -c/-q, 4/500), THREADS (dnsperf -T, 1), H2_CLIENTS and H2_STREAMS (h2load -c/-m, 4/32),
 # WAIT_QUIET (seconds to wait for a 1-minute load average under 0.5 first, 0), KEEP=1 (keep
 # the work directory), CERTZONE (binary; default: cargo build --release), HICKORY (binary;
 # default: cargo install hickory-dns into target/bench/hickory once, then cached), PLOT (the
@@ -35,13 +35,14 @@ DURATION=${DURATION:-10}
 SERVERS=${SERVERS:-certzone knot nsd bind hickory dnsdist}
 LAT_RATE=${LAT_RATE:-5000}
 CLIENTS=${CLIENTS:-4}
+THREADS=${THREADS:-1}
 OUTSTANDING=${OUTSTANDING:-500}
 H2_CLIENTS=${H2_CLIENTS:-4}
 H2_STREAMS=${H2_STREAMS:-32}
 WAIT_QUIET=${WAIT_QUIET:-0}
 PLOT=${PLOT:-$root/docs/serve-bench.png}
 HICKORY_VERSION=${HICKORY_VERSION:-0.26.3}
-for knob in RUNS DURATION LAT_RATE CLIENTS OUTSTANDING H2_CLIENTS H2_STREAMS; do
+for knob in RUNS DURATION LAT_RATE CLIENTS THREADS OUTSTANDING H2_CLIENTS H2_STREAMS; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer, not '${!knob}'"
 done
 [[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "WAIT_QUIET must be a number of seconds, not '$WAIT_QUIET'"
@@ -117,7 +118,7 @@ if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
       echo "bench: load average still $(cut -d' ' -f1 /proc/loadavg) after ${WAIT_QUIET}s; going on" >&2
   fi
   if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
-  export CERTZONE HICKORY CERTZONE_BENCH_IN_NETNS=1 RUNS DURATION SERVERS LAT_RATE CLIENTS \
+  export CERTZONE HICKORY CERTZONE_BENCH_IN_NETNS=1 RUNS DURATION SERVERS LAT_RATE CLIENTS THREADS \
     OUTSTANDING H2_CLIENTS H2_STREAMS PLOT KEEP
   exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
 fi
@@ -411,57 +412,66 @@ RESULTS=$work/results.tsv
 : >"$RESULTS"
 field() { sed -n "s/^ *$1 *\\([0-9.]*\\).*/\\1/p" "$2" | head -1; }
 
-# load RUN SERVER TRANSPORT: saturation throughput and CPU; appends a "load" row.
-load() {
-  local run=$1 s=$2 tr=$3 ip=${IP[$2]} out pids c0 c1 t0 t1 answered qps lost resp rcodes secs wall
-  out=$work/load-$run-$s-$tr.txt
-  mapfile -t pids < <(measured "$s")
-  c0=$(cpu_ticks "${pids[@]}")
-  t0=$(now)
+# generate TRANSPORT IP OUT: the load generator at saturation for DURATION seconds.
+generate() {
+  local tr=$1 ip=$2 port=$DNS_PORT
   # DoH: the authority is the certificate's name, as a client would send it; the stock
   # hickory-dns refuses any other.
   if [ "$tr" = doh ]; then
     timeout $((DURATION + 30)) h2load -c "$H2_CLIENTS" -m "$H2_STREAMS" -t 1 -D "$DURATION" \
       --data "$work/doh-query.bin" -H 'content-type: application/dns-message' \
       -H 'accept: application/dns-message' -H ":authority: $CERT_NAME" \
-      "https://$ip:$DOH_PORT/dns-query" >"$out" 2>&1 || true
+      "https://$ip:$DOH_PORT/dns-query" >"$3" 2>&1
   else
-    local port=$DNS_PORT
     [ "$tr" = dot ] && port=$DOT_PORT
     timeout $((DURATION + 30)) dnsperf -m "$tr" -s "$ip" -p "$port" -d "$work/queries.txt" \
-      -l "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -t 2 >"$out" 2>&1 || true
+      -l "$DURATION" -c "$CLIENTS" -T "$THREADS" -q "$OUTSTANDING" -t 2 >"$3" 2>&1
   fi
+}
+
+# load RUN SERVER TRANSPORT: saturation throughput, the server's CPU and the generator's;
+# appends a "load" row.
+load() {
+  local run=$1 s=$2 tr=$3 out pids c0 c1 t0 t1 wall gen answered secs qps lost resp rcodes cpu_s
+  out=$work/load-$run-$s-$tr.txt
+  mapfile -t pids < <(measured "$s")
+  c0=$(cpu_ticks "${pids[@]}")
+  t0=$(now)
+  # The generator's own CPU (user + system) says whether it, not the server, was the limit.
+  local TIMEFORMAT='%U %S'
+  { time generate "$tr" "${IP[$s]}" "$out"; } 2>"$out.cpu" || true
   t1=$(now)
   c1=$(cpu_ticks "${pids[@]}")
   wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  secs=$wall
+  gen=$(awk 'NF == 2 { printf "%.2f", $1 + $2 }' "$out.cpu")
   if [ "$tr" = doh ]; then
     answered=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$out")
     secs=$(sed -n 's/^finished in \([0-9.]*\)s.*/\1/p' "$out")
     qps=$(awk -v n="${answered:-0}" -v s="${secs:-0}" 'BEGIN { if (s > 0) printf "%.0f", n / s }')
-    lost=$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored.*/\1 \2/p' "$out")
-    rcodes="http-failed+errored=${lost:-?}"
+    rcodes="HTTP failed/errored: $(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored.*/\1\/\2/p' "$out")"
     lost=-
     resp=-
   else
     answered=$(field "Queries completed:" "$out")
+    secs=$(field "Run time (s):" "$out")
     qps=$(field "Queries per second:" "$out")
     lost=$(sed -n 's/^ *Queries lost: *[0-9]* (\([0-9.]*\)%).*/\1/p' "$out")
     resp=$(sed -n 's/.*Average packet size: *request [0-9]*, response \([0-9]*\).*/\1/p' "$out")
     rcodes=$(sed -n 's/^ *Response codes: *//p' "$out")
   fi
-  if [ -z "$answered" ] || [ "${answered:-0}" = 0 ]; then
+  if [ -z "$answered" ] || [ "$answered" = 0 ]; then
     printf '  run %s %-9s %-4s FAILED (see %s)\n' "$run" "$s" "$tr" "$out"
     FAILED=1
     return 0
   fi
-  local cpu_s
   cpu_s=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
-  printf 'load\t%s\t%s\t%s\tqps=%s\tanswered=%s\tcpu_s=%s\tsecs=%s\twall_s=%s\tlost_pct=%s\tresp_bytes=%s\trcodes=%s\n' \
-    "$run" "$s" "$tr" "$qps" "$answered" "$cpu_s" "$secs" "$wall" "$lost" "$resp" "$rcodes" \
-    >>"$RESULTS"
-  printf '  run %s %-9s %-4s %8.0f q/s  %6s CPU-s  %7.0f q/CPU-s  %s\n' "$run" "$s" "$tr" "$qps" \
-    "$cpu_s" "$(awk -v n="$answered" -v c="$cpu_s" 'BEGIN { print (c > 0) ? n / c : 0 }')" "$rcodes"
+  printf 'load\t%s\t%s\t%s\tqps=%s\tanswered=%s\tcpu_s=%s\tsecs=%s\twall_s=%s\tgen_cpu_s=%s\tlost_pct=%s\tresp_bytes=%s\trcodes=%s\n' \
+    "$run" "$s" "$tr" "$qps" "$answered" "$cpu_s" "$secs" "$wall" "$gen" "$lost" "$resp" \
+    "$rcodes" >>"$RESULTS"
+  printf '  run %s %-9s %-4s %8.0f q/s %8.0f q/CPU-s  server %s CPU-s, generator %s  %s\n' \
+    "$run" "$s" "$tr" "$qps" \
+    "$(awk -v n="$answered" -v c="$cpu_s" 'BEGIN { print (c > 0) ? n / c : 0 }')" "$cpu_s" \
+    "${gen:-?}" "$rcodes"
 }
 
 # latency RUN SERVER: p50/p99 of per-query times at LAT_RATE over UDP; appends a row.
@@ -513,7 +523,7 @@ meta() {
   wants hickory && echo "hickory: $(version "$HICKORY" --version) (features https-ring)"
   wants dnsdist && echo "dnsdist: $(version dnsdist --version) (DoH front end to Knot over UDP)"
   echo "dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p'), $(version h2load --version)"
-  echo "$RUNS runs alternating servers, $DURATION s each; dnsperf -c $CLIENTS -q $OUTSTANDING; h2load -c $H2_CLIENTS -m $H2_STREAMS (POST, one query); latency at $LAT_RATE q/s over UDP"
+  echo "$RUNS runs alternating servers, $DURATION s each; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING; h2load -c $H2_CLIENTS -m $H2_STREAMS (POST, one query); latency at $LAT_RATE q/s over UDP"
 }
 
 # --- the run ---------------------------------------------------------------------------------
