@@ -516,7 +516,7 @@ meta() {
   cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
   echo "Serving speed, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, ${cpu:-unknown CPU}"
   echo "machine: $(uname -sr); load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "certzone: ${CERTZONE:-not run} ($(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified'))"
+  wants certzone && echo "certzone: $CERTZONE (src of commit $(git -C "$root" log -1 --format=%h -- src Cargo.toml Cargo.lock 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- src 2>/dev/null || echo ', modified'))"
   wants knot || wants dnsdist && echo "knot: $(version knotd -V)"
   wants nsd && echo "nsd: $(version nsd -v)"
   wants bind && echo "bind: $(version named -v)"
