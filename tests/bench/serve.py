@@ -135,16 +135,15 @@ def latency(path):
 
 SERVERS = ["certzone", "knot", "nsd", "bind", "hickory", "dnsdist"]
 TRANSPORTS = ["udp", "tcp", "dot", "doh"]
-# Which way is better, for choosing the best of the runs.
-HIGHER = {"qps": True, "q_per_cpu": True}
-LOWER = {"p50_ms", "p99_ms", "axfr_ms"}
+# Higher is better for these; for the rest (latency, AXFR time) lower is.
+HIGHER = {"qps", "q_per_cpu"}
 
 
 def best(values, key):
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return max(values) if HIGHER.get(key) else min(values)
+    return max(values) if key in HIGHER else min(values)
 
 
 def num(text):
@@ -244,6 +243,7 @@ def ratio(ours, theirs, higher_is_better=True):
 
 
 NAMES = {"bind": "BIND", "hickory": "hickory-dns"}
+LABELS = {"udp": "UDP", "tcp": "TCP", "dot": "DoT", "doh": "DoH"}
 
 
 def goals(throughput, summary):
@@ -262,9 +262,9 @@ def goals(throughput, summary):
         ratio(t("certzone", "udp", "qps"), t("bind", "udp", "qps")), True)
     for tr in ["tcp", "dot", "doh"]:
         for peer in ["bind", "hickory"]:
-            add(f"2. {tr.upper()} queries/s vs {NAMES[peer]} (> 1.0x)",
+            add(f"2. {LABELS[tr]} queries/s vs {NAMES[peer]} (> 1.0x)",
                 ratio(t("certzone", tr, "qps"), t(peer, tr, "qps")), True)
-    add("2. DOH queries/s vs dnsdist (> 1.0x)",
+    add("2. DoH queries/s vs dnsdist (> 1.0x)",
         ratio(t("certzone", "doh", "qps"), t("dnsdist", "doh", "qps")), True)
     add("3. AXFR 100k records, Knot time / certzone time (>= 1.0x)",
         ratio(m("certzone", "axfr_ms"), m("knot", "axfr_ms"), higher_is_better=False))
@@ -403,7 +403,7 @@ def plot(throughput, servers, meta, png):
             label = f"{v / 1000:.0f}" if v else "n/a"
             ax.text(x, (v or 0) / 1000 + top / 1000 * 0.01, label, ha="center", va="bottom",
                     fontsize=7, rotation=90 if not v else 0, color="#555555" if not v else "black")
-    ax.set_xticks(range(len(TRANSPORTS)), [t.upper() for t in TRANSPORTS])
+    ax.set_xticks(range(len(TRANSPORTS)), [LABELS[t] for t in TRANSPORTS])
     ax.set_ylabel("thousand queries per server CPU-second")
     ax.set_title("Queries answered per second of server CPU, at saturation (best run; higher is "
                  "better)\n" + "\n".join(meta.splitlines()[:2]), fontsize=8)
