@@ -66,18 +66,7 @@ PEBBLE_IP=127.0.6.100
 NAMES=(example.test www.example.test)
 DIRECTORY=https://$PEBBLE_IP:14000/dir
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/certzone-bench-acme.XXXXXX")
-on_exit() {
-  local rc=$?
-  bench_cleanup
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-    echo "bench: logs kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+bench_workdir acme
 
 # --- the zone both servers serve -------------------------------------------------------------
 cat >"$work/example.test.zone" <<EOF

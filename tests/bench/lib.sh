@@ -33,6 +33,24 @@ bench_cleanup() {
   BENCH_PIDS=()
 }
 
+# bench_workdir NAME: makes the work directory $work; on exit every tracked process is
+# stopped and $work removed, unless KEEP=1 or the script failed (then its path is printed).
+bench_workdir() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/certzone-bench-$1.XXXXXX")
+  trap bench_on_exit EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_on_exit() {
+  local rc=$?
+  bench_cleanup
+  if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+    echo "bench: logs kept in $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+
 # wait_until WHAT SECONDS COMMAND...: runs COMMAND every 20 ms until it succeeds;
 # after SECONDS it fails, naming WHAT it waited for.
 wait_until() {

@@ -93,18 +93,7 @@ NAME=ns1.example.test
 PROBE=(python3 "$here/propagation_probe.py")
 worker_ip() { echo "127.0.0.$(($1 + 2))"; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/certzone-bench-propagation.XXXXXX")
-on_exit() {
-  local rc=$?
-  bench_cleanup
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-    echo "bench: logs kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+bench_workdir propagation
 
 # --- keys shared by every N ------------------------------------------------------------------
 mkdir "$work/keys"

@@ -143,18 +143,7 @@ BIG=big.test.
 CERT_NAME=ns1.bench.test
 CLK_TCK=$(getconf CLK_TCK)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/certzone-bench-serve.XXXXXX")
-on_exit() {
-  local rc=$?
-  bench_cleanup
-  if [ "${KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
-    echo "bench: logs kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
+bench_workdir serve
 
 # --- shared material: zones, queries, certificate, TSIG key -------------------------------
 "$PY" "$here/serve.py" zone small "$SMALL" "$work/small.zone"
