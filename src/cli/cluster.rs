@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use super::{EXIT_BAD_CONFIG, probe};
 use crate::{
-    cluster::{Cluster, RenderedNode, Role},
+    cluster::{Cluster, RenderedNode},
     localca,
     tls::CertSummary,
 };
@@ -74,7 +74,7 @@ pub(super) fn cluster(command: &ClusterCommand) -> ExitCode {
             println!(
                 "{:<12} {:<6} {}",
                 node.node.name,
-                role_word(node.node.role),
+                node.node.role.as_str(),
                 tidy(&node.config).display()
             );
         }
@@ -199,7 +199,14 @@ async fn wait_ready(
         let mut served = Vec::new();
         let mut waiting = Vec::new();
         for r in running.iter() {
-            match probe::served(cluster.tls(&r.node.node), name, Duration::from_secs(1)).await {
+            match probe::served(
+                cluster.tls(&r.node.node),
+                name,
+                &cluster.domain,
+                Duration::from_secs(1),
+            )
+            .await
+            {
                 Ok(summary) => served.push(summary),
                 Err(e) => waiting.push(format!("{}: {e}", r.node.node.name)),
             }
@@ -238,7 +245,7 @@ fn print_table(cluster: &Cluster, running: &[Running], served: &[CertSummary]) {
         println!(
             "{:<12} {:<7} {:<16} {:<24} {}",
             r.node.node.name,
-            role_word(r.node.node.role),
+            r.node.node.role.as_str(),
             r.node.node.address.to_string(),
             localca::humantime(s.not_after),
             s.fingerprint
@@ -328,13 +335,6 @@ fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-fn role_word(role: Role) -> &'static str {
-    match role {
-        Role::Master => "master",
-        Role::Worker => "worker",
-    }
 }
 
 /// `config/../state/x` shown as `state/x`: shorter paths in messages, same file.

@@ -1,24 +1,34 @@
-//! Which certificate a DoT server presents: one TLS handshake, the leaf summarized.
+//! Which certificate a DoT server presents, and whether it answers for a zone there: one
+//! TLS handshake and one SOA query.
 //!
 //! For `cluster up`'s table, which reports what each node serves. Trust is deliberately not
 //! checked here (the CA may be one only the client knows); the handshake's signatures are.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use hickory_proto::{
+    op::{Message, Query, ResponseCode},
+    rr::{Name, RecordType},
+};
 use rustls::{
     DigitallySignedStruct, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature},
     pki_types::{CertificateDer, ServerName, UnixTime},
 };
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::tls::{self, CertSummary};
 
-/// The leaf `address` presents for `name`, or why there is none yet.
+/// The leaf `address` presents for `name` once it answers `zone`'s SOA over DoT, or why
+/// not yet.
 pub(super) async fn served(
     address: SocketAddr,
     name: &str,
+    zone: &Name,
     limit: Duration,
 ) -> Result<CertSummary, String> {
     let connector = tokio_rustls::TlsConnector::from(client_config());
@@ -27,10 +37,11 @@ pub(super) async fn served(
         let tcp = TcpStream::connect(address)
             .await
             .map_err(|e| e.to_string())?;
-        let tls = connector
+        let mut tls = connector
             .connect(server_name, tcp)
             .await
             .map_err(|e| e.to_string())?;
+        answers_soa(&mut tls, zone).await?;
         let leaf = tls
             .get_ref()
             .1
@@ -43,6 +54,33 @@ pub(super) async fn served(
     tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| format!("no TLS handshake within {limit:?}"))?
+}
+
+/// A zone is served when its SOA comes back NOERROR with an answer.
+async fn answers_soa(
+    tls: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    zone: &Name,
+) -> Result<(), String> {
+    let mut query = Message::query();
+    query.metadata.id = crate::dns::exchange::random_id();
+    query.add_query(Query::query(zone.clone(), RecordType::SOA));
+    let bytes = query.to_vec().map_err(|e| e.to_string())?;
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    tls.write_all(&framed).await.map_err(|e| e.to_string())?;
+    let len = tls.read_u16().await.map_err(|e| e.to_string())?;
+    let mut answer = vec![0; usize::from(len)];
+    tls.read_exact(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
+    if answer.metadata.response_code != ResponseCode::NoError || answer.answers.is_empty() {
+        return Err(format!(
+            "does not serve {zone} yet ({})",
+            answer.metadata.response_code
+        ));
+    }
+    Ok(())
 }
 
 fn client_config() -> Arc<rustls::ClientConfig> {

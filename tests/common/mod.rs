@@ -53,6 +53,9 @@ pub struct Node {
     stderr: Arc<Mutex<String>>,
     lines: mpsc::Receiver<String>,
     readers: Vec<std::thread::JoinHandle<()>>,
+    /// `cluster up`: stopped with SIGTERM when dropped, so it stops its nodes (SIGKILL
+    /// would leave them running, holding the next test's ports).
+    supervises: bool,
 }
 
 impl Node {
@@ -100,6 +103,7 @@ impl Node {
             stderr,
             lines,
             readers,
+            supervises: args.first().is_some_and(|a| *a == "cluster"),
         }
     }
 
@@ -180,6 +184,15 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if self.supervises && self.child.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
