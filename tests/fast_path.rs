@@ -34,15 +34,21 @@ const PORT: u16 = 5300;
 /// Random queries per comparison (each transport), on top of every name and type.
 const RANDOM_QUERIES: usize = 4000;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prepared_answers_are_the_full_paths_bytes_in_process() {
-    // Zones only reads the state directory (served serials); nothing is written here.
+/// The test zone, and two handlers on it: with prepared answers and without. The state
+/// directory (only read, for served serials) lives as long as the returned guard.
+fn handlers() -> (tempfile::TempDir, Arc<Zones>, Handler, Handler) {
     let state = tempfile::tempdir().unwrap();
     let zones = Arc::new(
         Zones::load(&[zone_config(&zone_file())], state.path()).expect("the test zone loads"),
     );
     let fast = Handler::new(zones.clone(), None, None);
     let full = Handler::new(zones.clone(), None, None).with_prepared_answers(false);
+    (state, zones, fast, full)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_answers_are_the_full_paths_bytes_in_process() {
+    let (_state, _zones, fast, full) = handlers();
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
     let mut queries = Queries::new();
     let mut hits = 0;
@@ -67,13 +73,7 @@ async fn prepared_answers_are_the_full_paths_bytes_in_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_records_and_generated_zones_are_seen_by_the_next_query() {
-    // Zones only reads the state directory (served serials); nothing is written here.
-    let state = tempfile::tempdir().unwrap();
-    let zones = Arc::new(
-        Zones::load(&[zone_config(&zone_file())], state.path()).expect("the test zone loads"),
-    );
-    let fast = Handler::new(zones.clone(), None, None);
-    let full = Handler::new(zones.clone(), None, None).with_prepared_answers(false);
+    let (_state, zones, fast, full) = handlers();
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
     let ask = async |name: &str, rtype: u16| {
         let query = raw_query(7, name, rtype);

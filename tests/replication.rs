@@ -21,6 +21,11 @@ use hickory_proto::{
 const MASTER: &str = "127.0.0.1";
 const WORKERS: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
 
+/// kdig over UDP to `ip`: the whole answer, status line included.
+fn udp_answer(ip: &str, name: &str) -> String {
+    kdig(&[&format!("@{ip}"), "-p", &DNS.to_string(), name, "A"])
+}
+
 /// kdig over DoT to `ip`, verifying the cluster CA and name; the A answer.
 fn dot_answer(cluster: &Cluster, ip: &str, name: &str) -> String {
     let out = kdig(&[
@@ -198,13 +203,7 @@ fn an_ordinary_zone_expires_without_the_master_but_the_certificate_stays() {
         stopped.elapsed() >= Duration::from_secs(3),
         "not before the SOA expire (4 s since the last refresh)"
     );
-    let out = kdig(&[
-        &format!("@{}", ips[0]),
-        "-p",
-        &DNS.to_string(),
-        "www.example.test",
-        "A",
-    ]);
+    let out = udp_answer(ips[0], "www.example.test");
     assert!(
         out.contains("status: REFUSED"),
         "expired zone not answered:\n{out}"
@@ -218,13 +217,7 @@ fn an_ordinary_zone_expires_without_the_master_but_the_certificate_stays() {
     worker.stop();
     let restarted = cluster.start_worker(0);
     restarted.wait_log("older than its SOA expire", Duration::from_secs(5));
-    let out = kdig(&[
-        &format!("@{}", ips[0]),
-        "-p",
-        &DNS.to_string(),
-        "www.example.test",
-        "A",
-    ]);
+    let out = udp_answer(ips[0], "www.example.test");
     assert!(out.contains("status: REFUSED"), "{out}");
     // The master back: the zone comes back whole.
     let master = cluster.start_master();

@@ -121,7 +121,7 @@ fn require(cluster: &Cluster, files: &KeyFiles) -> Result<(), ClusterError> {
         ClusterError::Keys(format!(
             "node {:?} ({}) needs {what}, but {} does not exist{}",
             node.name,
-            role_word(node),
+            node.role.as_str(),
             path.display(),
             if cluster.generate_keys {
                 ""
@@ -155,13 +155,6 @@ fn require(cluster: &Cluster, files: &KeyFiles) -> Result<(), ClusterError> {
         }
     }
     Ok(())
-}
-
-fn role_word(node: &NodeSpec) -> &'static str {
-    match node.role {
-        super::Role::Master => "master",
-        super::Role::Worker => "worker",
-    }
 }
 
 fn read(path: &Path) -> Result<String, ClusterError> {

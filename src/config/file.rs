@@ -109,6 +109,16 @@ pub enum Role {
     Worker,
 }
 
+impl Role {
+    /// The word the file uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Master => "master",
+            Self::Worker => "worker",
+        }
+    }
+}
+
 /// `tls.source`: where the served certificate comes from.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -14,7 +14,7 @@ pub(super) fn print_banner(
 ) {
     let listen = &config.listen;
     // "certzone ready" comes last: whoever waits for it has the whole banner.
-    let mut out = format!("certzone {:?} node\n", config.role).to_lowercase();
+    let mut out = format!("certzone {} node\n", config.role.as_str());
     let zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
     out += &format!("  zones: {}\n", zones.join(" "));
     for (kind, list) in [

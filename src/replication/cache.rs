@@ -23,23 +23,34 @@ pub(super) enum CacheError {
     State(#[from] state::StateError),
     #[error("zone cache {path}: {message}")]
     Corrupt { path: String, message: String },
+    #[error("a transferred record does not encode: {0}")]
+    Unencodable(String),
 }
 
-/// Writes `records` to `path` atomically.
-pub(super) fn save(path: &Path, records: &[Record]) -> Result<(), CacheError> {
+/// The file's bytes for `records`.
+pub(super) fn encode(records: &[Record]) -> Result<Vec<u8>, CacheError> {
     let mut bytes = MAGIC.to_vec();
     let mut one = Vec::new();
     for record in records {
         one.clear();
         let mut encoder = BinEncoder::new(&mut one);
-        record.emit(&mut encoder).map_err(|e| corrupt(path, e))?;
-        let len = u32::try_from(one.len()).map_err(|e| corrupt(path, e))?;
+        record.emit(&mut encoder).map_err(unencodable)?;
+        let len = u32::try_from(one.len()).map_err(unencodable)?;
         bytes.extend_from_slice(&len.to_be_bytes());
         bytes.extend_from_slice(&one);
     }
+    Ok(bytes)
+}
+
+/// Replaces the file at `path` with `bytes` atomically.
+pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
-    state::write_atomic(path, &bytes, state::SECRET)?;
+    state::write_atomic(path, bytes, state::SECRET)?;
     Ok(())
+}
+
+fn unencodable(e: impl ToString) -> CacheError {
+    CacheError::Unencodable(e.to_string())
 }
 
 /// The records cached at `path` and when they were written; `None` if there is no cache.
@@ -102,7 +113,7 @@ mod tests {
             ),
         ];
         assert!(load(&path).unwrap().is_none());
-        save(&path, &records).unwrap();
+        write(&path, &encode(&records).unwrap()).unwrap();
         let (back, _) = load(&path).unwrap().unwrap();
         assert_eq!(back, records);
 

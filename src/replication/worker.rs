@@ -359,15 +359,20 @@ impl Replica {
             None => soa::query(self.primary, self.source, zone).await?,
         };
         if fetched.method == xfr::Method::Axfr {
-            let ordinary = self.reader.as_ref().is_none_or(|r| r.origin != *zone);
-            // Served first; the copy on disk (an fsync) is for the next start.
-            let copy = ordinary.then(|| fetched.records.clone());
+            // Encoded before the records move into the zone; written (an fsync) only once
+            // they are served: the copy is for the next start.
+            let copy = match self.cache_path(zone) {
+                Some(path) if !self.is_certificate_zone(zone) => {
+                    Some((path, cache::encode(&fetched.records)))
+                }
+                _ => None,
+            };
             self.zones
                 .replace_generated(zone, fetched.records)
                 .map_err(|e| e.to_string())?;
             tracing::info!(%zone, serial = timers.serial, "zone transferred");
-            if let (Some(records), Some(path)) = (copy, self.cache_path(zone))
-                && let Err(e) = cache::save(&path, &records)
+            if let Some((path, encoded)) = copy
+                && let Err(e) = encoded.and_then(|bytes| cache::write(&path, &bytes))
             {
                 tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
             }
@@ -378,6 +383,10 @@ impl Replica {
 }
 
 impl Replica {
+    fn is_certificate_zone(&self, zone: &Name) -> bool {
+        self.reader.as_ref().is_some_and(|r| r.origin == *zone)
+    }
+
     fn cache_path(&self, zone: &Name) -> Option<PathBuf> {
         Some(self.cache_dir.as_ref()?.join(format!("{zone}zone")))
     }
@@ -385,7 +394,7 @@ impl Replica {
     /// Serves the copy of an ordinary zone kept on disk, unless its SOA expire has passed
     /// since it was written; returns its timers and age.
     fn load_cached(&self, zone: &Name) -> Option<(soa::Timers, Duration)> {
-        if self.reader.as_ref().is_some_and(|r| r.origin == *zone) {
+        if self.is_certificate_zone(zone) {
             return None; // the certificate zone has the reader's own cache
         }
         let path = self.cache_path(zone)?;
@@ -423,7 +432,7 @@ impl Replica {
     /// The primary has not confirmed the zone for longer than its SOA expire: stop
     /// answering for it (RFC 1035 4.3.5) rather than serve data that may be stale.
     fn expire(&self, zone: &Name, expire: Duration) -> bool {
-        if self.reader.as_ref().is_some_and(|r| r.origin == *zone) {
+        if self.is_certificate_zone(zone) {
             return false; // signed data, checked on use: a valid certificate is never withdrawn
         }
         let removed = self.zones.remove_generated(zone);
