@@ -6,21 +6,28 @@
 //! this module replaces that path. Policy: only TSIG-signed requests with a configured key,
 //! and only from listed addresses when a list is configured. IXFR requests are answered with
 //! a full transfer in AXFR form, which RFC 1995 section 4 allows. It reads zones through
-//! [`Zones::transfer_records`] and must not change them.
+//! [`Zones::transfer_zone`] and must not change them.
+//!
+//! Messages are written straight from the zone's wire form: each record's bytes are
+//! copied once, with its owner name cut to the labels below the zone's origin and a
+//! pointer to the origin's first occurrence in the message (RFC 1035 4.1.4).
 
 use std::net::IpAddr;
 
 use hickory_proto::{
-    op::{Message, OpCode, Query, ResponseCode},
+    op::{Message, Query, ResponseCode},
     rr::{
         Record, RecordType, TSigResponseContext, TSigner,
         rdata::tsig::{TSIG, make_tsig_record},
     },
-    serialize::binary::BinEncodable,
+    serialize::binary::{BinEncodable, BinEncoder},
 };
 
 use super::signing::{Signing, append_tsig, authenticate};
-use crate::{tsig::TsigKey, zones::Zones};
+use crate::{
+    tsig::TsigKey,
+    zones::{Zone, Zones, store},
+};
 
 /// A transfer message is cut once its records pass this many bytes (before compression),
 /// well under the 64 KiB limit, as BIND and Knot do.
@@ -69,52 +76,138 @@ pub(super) async fn respond(
             return vec![rejection.response(id, query)];
         }
     };
-    let Some((soa, records)) = zones.transfer_records(&query.name().into()).await else {
+    let Some(zone) = zones.transfer_zone(&query.name().into()) else {
         tracing::info!(%peer, zone = %query.name(), "transfer refused: not a zone of this node");
         return error(id, Some(query), ResponseCode::NotAuth);
     };
-    let count = records.len() + 2;
-    let messages = sign_all(pack(id, query.clone(), soa, records), signing);
+    let Some((messages, count)) = pack(id, &query, &zone) else {
+        tracing::warn!(%peer, zone = %query.name(), "transfer failed: the zone has no SOA");
+        return error(id, Some(query), ResponseCode::ServFail);
+    };
+    let messages = sign_all(messages, signing);
     tracing::info!(%peer, zone = %query.name(), records = count, messages = messages.len(), "zone transferred");
     messages
 }
 
 /// SOA, every record, SOA again, in messages of about [`MESSAGE_TARGET`] bytes; only the
-/// first carries the question.
-fn pack(id: u16, query: Query, soa: Record, records: Vec<Record>) -> Vec<Vec<u8>> {
-    let all = std::iter::once(soa.clone())
-        .chain(records)
+/// first carries the question. Also returns how many records went out.
+fn pack(id: u16, query: &Query, zone: &Zone) -> Option<(Vec<Vec<u8>>, usize)> {
+    let soa = zone.soa_wire()?;
+    let origin = &soa[..store::name_len(soa)];
+    let mut writer = Writer::new(id, Some(query), origin);
+    let mut count = 0;
+    let all = std::iter::once(soa)
+        .chain(zone.transfer_sets())
         .chain(std::iter::once(soa));
-    let mut messages = Vec::new();
-    let mut current = start(id, Some(query));
-    let mut size = 0;
-    for record in all {
-        let record_size = record.to_bytes().map_or(512, |b| b.len());
-        if size + record_size > MESSAGE_TARGET && !current.answers.is_empty() {
-            messages.push(encode(&current));
-            current = start(id, None);
-            size = 0;
+    for record in all.flat_map(store::records_in) {
+        writer.push(record);
+        count += 1;
+    }
+    Some((writer.finish(), count))
+}
+
+/// Fills transfer messages.
+struct Writer<'a> {
+    id: u16,
+    /// The origin as the zone spells it (uncompressed wire form).
+    origin: &'a [u8],
+    messages: Vec<Vec<u8>>,
+    current: Vec<u8>,
+    answers: u16,
+    /// Where `origin` first appears in the current message: the pointer target.
+    origin_at: Option<u16>,
+}
+
+const HEADER: usize = 12;
+
+impl<'a> Writer<'a> {
+    fn new(id: u16, query: Option<&Query>, origin: &'a [u8]) -> Self {
+        let mut writer = Self {
+            id,
+            origin,
+            messages: Vec::new(),
+            current: Vec::with_capacity(MESSAGE_TARGET + 1024),
+            answers: 0,
+            origin_at: None,
+        };
+        writer.start(query);
+        writer
+    }
+
+    fn start(&mut self, query: Option<&Query>) {
+        self.current.clear();
+        self.current.extend_from_slice(&self.id.to_be_bytes());
+        // QR, opcode QUERY, AA; no error.
+        self.current.extend_from_slice(&[0x84, 0x00]);
+        let questions: u16 = query.is_some().into();
+        self.current.extend_from_slice(&questions.to_be_bytes());
+        self.current.extend_from_slice(&[0; 6]);
+        self.answers = 0;
+        self.origin_at = None;
+        if let Some(query) = query {
+            let mut question = Vec::new();
+            let mut encoder = BinEncoder::new(&mut question);
+            // Local invariant: a question parsed from a request encodes again.
+            query.emit(&mut encoder).expect("question encodes");
+            if question.len() >= self.origin.len() + 4
+                && question[..question.len() - 4] == *self.origin
+            {
+                self.origin_at = Some(HEADER as u16);
+            }
+            self.current.extend_from_slice(&question);
         }
-        size += record_size;
-        current.add_answer(record);
     }
-    messages.push(encode(&current));
-    messages
-}
 
-fn start(id: u16, query: Option<Query>) -> Message {
-    let mut message = Message::response(id, OpCode::Query);
-    message.metadata.authoritative = true;
-    if let Some(query) = query {
-        message.add_query(query);
+    /// Appends one record (uncompressed wire form), starting a new message first if this
+    /// one is full.
+    fn push(&mut self, record: &[u8]) {
+        if self.current.len() + record.len() > MESSAGE_TARGET && self.answers > 0 {
+            self.flush();
+            self.start(None);
+        }
+        let owner = &record[..store::name_len(record)];
+        match self.origin_suffix(owner) {
+            Some(cut) => {
+                let at = self.current.len();
+                self.current.extend_from_slice(&owner[..cut]);
+                match self.origin_at {
+                    Some(pointer) => self
+                        .current
+                        .extend_from_slice(&(0xC000 | pointer).to_be_bytes()),
+                    None => {
+                        self.origin_at = u16::try_from(at + cut).ok().filter(|p| *p < 0x4000);
+                        self.current.extend_from_slice(&owner[cut..]);
+                    }
+                }
+            }
+            None => self.current.extend_from_slice(owner),
+        }
+        self.current.extend_from_slice(&record[owner.len()..]);
+        self.answers += 1;
     }
-    message
-}
 
-fn encode(message: &Message) -> Vec<u8> {
-    // Local invariant: records that came out of a zone encode, and a message of them under
-    // 64 KiB fits (records are cut at a quarter of that).
-    message.to_vec().expect("transfer message encodes")
+    /// Where the origin starts in `owner`, if `owner` ends with it at a label boundary.
+    fn origin_suffix(&self, owner: &[u8]) -> Option<usize> {
+        let cut = owner.len().checked_sub(self.origin.len())?;
+        if owner[cut..] != *self.origin {
+            return None;
+        }
+        let mut at = 0;
+        while at < cut {
+            at += 1 + owner[at] as usize;
+        }
+        (at == cut).then_some(cut)
+    }
+
+    fn flush(&mut self) {
+        self.current[6..8].copy_from_slice(&self.answers.to_be_bytes());
+        self.messages.push(self.current.clone());
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        self.flush();
+        self.messages
+    }
 }
 
 /// Signs each message in turn, chaining MACs (RFC 8945 5.3.1).

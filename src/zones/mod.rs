@@ -13,6 +13,7 @@
 //! served is kept in `<state-dir>/zones/` so a restart goes on from there.
 
 mod parse;
+pub mod store;
 
 use std::{
     collections::BTreeMap,
@@ -21,15 +22,11 @@ use std::{
 };
 
 use arc_swap::{ArcSwap, Guard};
-use hickory_proto::rr::{
-    LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, SerialNumber, rdata::TXT,
-};
-use hickory_server::{
-    store::in_memory::InMemoryZoneHandler,
-    zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
-};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber, rdata::TXT};
+use hickory_server::zone_handler::{Catalog, ZoneHandler};
 
 pub use parse::ZoneError;
+pub use store::Zone;
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
 
@@ -43,35 +40,37 @@ struct Loaded {
     file_serial: u32,
     /// The SOA serial served: the file's, or past it after challenges and restarts.
     serial: u32,
-    handler: Arc<InMemoryZoneHandler>,
+    zone: Arc<Zone>,
 }
 
 impl Loaded {
     /// A file zone, served one past `last` (what it served before a restart: the file may
     /// have changed meanwhile) unless the file's own serial is later.
     fn read(config: &ZoneConfig, last: Option<u32>) -> Result<Self, ZoneError> {
-        let (records, file_serial) = read_file(config)?;
+        let zone = parse::load(&config.origin, &config.file)?;
+        let file_serial = zone.serial();
         let serial = last.map_or(file_serial, |s| later(file_serial, s.wrapping_add(1)));
         Ok(Self {
             origin: config.origin.clone(),
             config: Some(config.clone()),
             file_serial,
             serial,
-            handler: handler_with(config, records, serial, &Overlay::new())?,
+            zone: served(config, zone, serial, &Overlay::new())?,
         })
     }
 
     /// Re-reads the file; true when its serial changed, an edit to announce. An edited
     /// file moves past the served serial even when its own is behind it.
     fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
-        let (records, file_serial) = read_file(config)?;
+        let zone = parse::load(&config.origin, &config.file)?;
+        let file_serial = zone.serial();
         let edited = file_serial != self.file_serial;
         let serial = if edited {
             later(file_serial, self.serial.wrapping_add(1))
         } else {
             self.serial
         };
-        self.handler = handler_with(config, records, serial, overlay)?;
+        self.zone = served(config, zone, serial, overlay)?;
         self.file_serial = file_serial;
         self.serial = serial;
         Ok(edited)
@@ -182,9 +181,31 @@ impl Zones {
     /// Serves exactly `values` as TXT at `owner` (none: removes them), in whichever zone
     /// holds `owner`, until changed again. Returns false if no zone holds it.
     pub async fn set_txt(&self, owner: &Name, values: &[String]) -> bool {
-        let Some(handler) = self.handler_for(owner) else {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // The deepest zone holding the owner takes it.
+        let Some(zone) = loaded
+            .iter_mut()
+            .filter(|z| z.origin.zone_of(owner))
+            .max_by_key(|z| z.origin.num_labels())
+        else {
             return false;
         };
+        let serial = zone.zone.serial().wrapping_add(1);
+        let records = txt_records(owner, values).collect();
+        let changed = match zone
+            .zone
+            .changed(serial, &[(owner.clone(), RecordType::TXT, records)])
+        {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::warn!(%owner, error = %e, "challenge TXT not served");
+                return false;
+            }
+        };
+        zone.zone = Arc::new(changed);
+        zone.serial = serial;
+        let origin = zone.origin.clone();
+        let is_file = zone.config.is_some();
         {
             let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
             if values.is_empty() {
@@ -193,34 +214,14 @@ impl Zones {
                 overlay.insert(owner.clone(), values.to_vec());
             }
         }
-        let serial = bump_serial(&handler).await;
-        handler
-            .records_mut()
-            .await
-            .remove(&RrKey::new(owner.into(), RecordType::TXT));
-        for record in txt_records(owner, values) {
-            handler.upsert(record, serial).await;
-        }
-        // The handler changed in place; a new snapshot drops what was prepared from it.
-        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        // A new snapshot: nothing prepared from the old contents is sent after this returns.
         self.snapshot.store(Arc::new(snapshot(&loaded)));
         drop(loaded);
-        let origin = Name::from(handler.origin().clone());
-        self.served(&origin, serial);
-        let _ = self.changes.send(origin);
-        true
-    }
-
-    /// Notes `serial` as what file zone `origin` serves, here and for the next start.
-    fn served(&self, origin: &Name, serial: u32) {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(zone) = loaded.iter_mut().find(|z| z.origin == *origin) {
-            zone.serial = serial;
-        }
-        drop(loaded);
-        if let Err(e) = self.save_serial(origin, serial) {
+        if is_file && let Err(e) = self.save_serial(&origin, serial) {
             tracing::warn!(error = %e, "zone serial not saved; a restart may serve an older one");
         }
+        let _ = self.changes.send(origin);
+        true
     }
 
     fn save_serial(&self, origin: &Name, serial: u32) -> Result<(), state::StateError> {
@@ -236,49 +237,34 @@ impl Zones {
 
     /// The SOA serial a zone has now.
     pub async fn serial(&self, origin: &Name) -> Option<u32> {
-        let handler = self.handler_exact(origin)?;
-        Some(handler.serial().await)
-    }
-
-    fn handler_exact(&self, origin: &Name) -> Option<Arc<InMemoryZoneHandler>> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded
-            .iter()
-            .find(|z| z.origin == *origin)
-            .map(|z| z.handler.clone())
+        let zone = loaded.iter().find(|z| z.origin == *origin)?;
+        Some(zone.zone.serial())
     }
 
     /// Serves `records` (SOA included) as the whole zone `origin`, replacing what it held:
     /// for zones the node generates, such as the certificate zone.
     pub fn replace_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
-        let mut map = parse::Records::new();
-        for record in records {
-            let key = RrKey::new(LowerName::new(&record.name), record.record_type());
-            map.entry(key)
-                .or_insert_with(|| RecordSet::new(record.name.clone(), record.record_type(), 0))
-                .insert(record, 0);
-        }
-        let handler = InMemoryZoneHandler::new(
-            origin.clone(),
-            map,
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-            None,
-        )
-        .map_err(|message| ZoneError::Generated {
+        let zone = Zone::from_records(origin, &records).map_err(|e| ZoneError::Generated {
             origin: origin.to_string(),
-            message,
+            message: e.message,
         })?;
+        if zone.soa().is_none() {
+            return Err(ZoneError::Generated {
+                origin: origin.to_string(),
+                message: "no SOA record at the apex".into(),
+            });
+        }
+        let zone = Arc::new(zone);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let handler = Arc::new(handler);
         match loaded.iter_mut().find(|z| z.origin == *origin) {
-            Some(zone) => zone.handler = handler,
+            Some(entry) => entry.zone = zone,
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
                 file_serial: 0,
                 serial: 0,
-                handler,
+                zone,
             }),
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
@@ -300,102 +286,45 @@ impl Zones {
         true
     }
 
-    /// The zone `origin` for a transfer: its SOA and every other record, in name order.
-    pub async fn transfer_records(&self, origin: &LowerName) -> Option<(Record, Vec<Record>)> {
-        let handler = {
-            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded
-                .iter()
-                .find(|z| LowerName::new(&z.origin) == *origin)?
-                .handler
-                .clone()
-        };
-        let sets = handler.records().await;
-        let mut soa = None;
-        let mut records = Vec::new();
-        for (key, set) in sets.iter() {
-            let is_soa = key.record_type == RecordType::SOA;
-            for record in set.records_without_rrsigs() {
-                if is_soa {
-                    soa = Some(record.clone());
-                } else {
-                    records.push(record.clone());
-                }
-            }
-        }
-        Some((soa?, records))
-    }
-
-    /// The handler of the deepest zone holding `name`.
-    fn handler_for(&self, name: &Name) -> Option<Arc<InMemoryZoneHandler>> {
+    /// The zone `origin` as served now, for a transfer.
+    pub fn transfer_zone(&self, origin: &LowerName) -> Option<Arc<Zone>> {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         loaded
             .iter()
-            .filter(|z| z.origin.zone_of(name))
-            .max_by_key(|z| z.origin.num_labels())
-            .map(|z| z.handler.clone())
+            .find(|z| LowerName::new(&z.origin) == *origin)
+            .map(|z| z.zone.clone())
     }
 }
 
-/// Reads a zone file: its records and its SOA serial.
-fn read_file(config: &ZoneConfig) -> Result<(parse::Records, u32), ZoneError> {
-    let records = parse::load(&config.origin, &config.file)?;
-    let file_serial = records
-        .get(&soa_key(&config.origin))
-        .and_then(|set| set.records_without_rrsigs().next())
-        .and_then(|r| match &r.data {
-            RData::SOA(soa) => Some(soa.serial),
-            _ => None,
-        })
-        .unwrap_or(0);
-    Ok((records, file_serial))
-}
-
-/// The zone of a file's `records` with SOA serial `serial`, and the overlay records that
-/// fall inside it.
-fn handler_with(
+/// A file's zone as served: with SOA serial `serial` and the overlay records inside it.
+fn served(
     config: &ZoneConfig,
-    mut records: parse::Records,
+    zone: Zone,
     serial: u32,
     overlay: &Overlay,
-) -> Result<Arc<InMemoryZoneHandler>, ZoneError> {
-    let key = soa_key(&config.origin);
-    let soa = records
-        .get(&key)
-        .and_then(|set| set.records_without_rrsigs().next().cloned());
-    if let Some(mut soa) = soa
-        && let RData::SOA(data) = &mut soa.data
-        && data.serial != serial
-    {
-        data.serial = serial;
-        records.insert(key, RecordSet::from(soa));
-    }
-    // `parse::load` checked the SOA, the only thing `new` refuses.
-    let mut handler = InMemoryZoneHandler::new(
-        config.origin.clone(),
-        records,
-        ZoneType::Primary,
-        AxfrPolicy::Deny,
-        None,
-    )
-    .map_err(|message| ZoneError::Syntax {
-        path: config.file.clone(),
-        line: 0,
-        message,
-    })?;
+) -> Result<Arc<Zone>, ZoneError> {
     // Overlay names are checked against the deepest zone when set; here any zone holding
     // them takes them, which is the same zone unless zones nest.
-    for (owner, values) in overlay.iter().filter(|(o, _)| config.origin.zone_of(o)) {
-        for record in txt_records(owner, values) {
-            // The serial only tags the record set for IXFR journals, which a file zone has not.
-            handler.upsert_mut(record, 0);
-        }
+    let sets: Vec<_> = overlay
+        .iter()
+        .filter(|(owner, _)| config.origin.zone_of(owner))
+        .map(|(owner, values)| {
+            (
+                owner.clone(),
+                RecordType::TXT,
+                txt_records(owner, values).collect(),
+            )
+        })
+        .collect();
+    if zone.serial() == serial && sets.is_empty() {
+        return Ok(Arc::new(zone));
     }
-    Ok(Arc::new(handler))
-}
-
-fn soa_key(origin: &Name) -> RrKey {
-    RrKey::new(LowerName::new(origin), RecordType::SOA)
+    let zone = zone.changed(serial, &sets).map_err(|e| ZoneError::Syntax {
+        path: config.file.clone(),
+        line: e.line,
+        message: e.message,
+    })?;
+    Ok(Arc::new(zone))
 }
 
 /// The later of two serials in RFC 1982 order.
@@ -417,27 +346,6 @@ fn serial_path(dir: &Path, origin: &Name) -> PathBuf {
     dir.join(format!("{origin}serial"))
 }
 
-/// Raises the zone's SOA serial by one (RFC 1982), so secondaries see the change.
-async fn bump_serial(handler: &InMemoryZoneHandler) -> u32 {
-    let key = RrKey::new(handler.origin().clone(), RecordType::SOA);
-    let soa = handler
-        .records_mut()
-        .await
-        .remove(&key)
-        .and_then(|set| set.records_without_rrsigs().next().cloned());
-    // Every zone is built with an SOA (checked at load), so this is always there.
-    let Some(mut soa) = soa else { return 0 };
-    let serial = match &mut soa.data {
-        RData::SOA(data) => {
-            data.increment_serial();
-            data.serial
-        }
-        _ => 0,
-    };
-    handler.upsert(soa, serial).await;
-    serial
-}
-
 fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
     values.iter().map(|v| {
         Record::from_rdata(
@@ -451,7 +359,7 @@ fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item 
 fn snapshot(loaded: &[Loaded]) -> Snapshot {
     let mut catalog = Catalog::new();
     for zone in loaded {
-        let handler: Arc<dyn ZoneHandler> = zone.handler.clone();
+        let handler: Arc<dyn ZoneHandler> = zone.zone.clone();
         catalog.upsert(LowerName::new(&zone.origin), vec![handler]);
     }
     Snapshot {
