@@ -12,7 +12,7 @@
 //! copied once, with its owner name cut to the labels below the zone's origin and a
 //! pointer to the origin's first occurrence in the message (RFC 1035 4.1.4).
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Message, Query, ResponseCode},
@@ -49,14 +49,39 @@ pub(super) fn is_transfer(query: &Message) -> bool {
         .is_some_and(|q| matches!(q.query_type(), RecordType::AXFR | RecordType::IXFR))
 }
 
-/// The messages answering a transfer request received over a stream from `peer`.
+/// What answers a request on a stream: messages made already, or a transfer that makes
+/// each message when the previous one has been written, so the secondary reads the first
+/// while the rest are still to be packed and signed.
+pub enum Answers {
+    Ready(std::vec::IntoIter<Vec<u8>>),
+    Transfer(Box<Transfer>),
+}
+
+impl From<Vec<Vec<u8>>> for Answers {
+    fn from(messages: Vec<Vec<u8>>) -> Self {
+        Self::Ready(messages.into_iter())
+    }
+}
+
+impl Iterator for Answers {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        match self {
+            Self::Ready(messages) => messages.next(),
+            Self::Transfer(transfer) => transfer.next(),
+        }
+    }
+}
+
+/// The answer to a transfer request received over a stream from `peer`.
 pub(super) async fn respond(
     raw: &[u8],
     request: &Message,
     peer: IpAddr,
     zones: &Zones,
     policy: Option<&TransferPolicy>,
-) -> Vec<Vec<u8>> {
+) -> Answers {
     let id = request.metadata.id;
     let Some(query) = request.queries.first().cloned() else {
         return error(id, None, ResponseCode::FormErr);
@@ -73,45 +98,142 @@ pub(super) async fn respond(
         Ok(signing) => signing,
         Err(rejection) => {
             tracing::info!(%peer, zone = %query.name(), reason = rejection.reason, "transfer refused");
-            return vec![rejection.response(id, query)];
+            return vec![rejection.response(id, query)].into();
         }
     };
     let Some(zone) = zones.transfer_zone(&query.name().into()) else {
         tracing::info!(%peer, zone = %query.name(), "transfer refused: not a zone of this node");
         return error(id, Some(query), ResponseCode::NotAuth);
     };
-    let Some((messages, count)) = pack(id, &query, &zone) else {
+    let Some(soa) = zone.soa_wire().map(<[u8]>::to_vec) else {
         tracing::warn!(%peer, zone = %query.name(), "transfer failed: the zone has no SOA");
         return error(id, Some(query), ResponseCode::ServFail);
     };
-    let messages = sign_all(messages, signing);
-    tracing::info!(%peer, zone = %query.name(), records = count, messages = messages.len(), "zone transferred");
-    messages
+    let origin = soa[..store::name_len(&soa)].to_vec();
+    Answers::Transfer(Box::new(Transfer {
+        writer: Writer::new(id, origin),
+        zone,
+        soa,
+        question: Some(query),
+        phase: Phase::OpeningSoa,
+        set: 0,
+        offset: 0,
+        records: 0,
+        messages: 0,
+        previous_mac: signing.request_mac.clone(),
+        signing,
+        peer,
+    }))
 }
 
-/// SOA, every record, SOA again, in messages of about [`MESSAGE_TARGET`] bytes; only the
-/// first carries the question. Also returns how many records went out.
-fn pack(id: u16, query: &Query, zone: &Zone) -> Option<(Vec<Vec<u8>>, usize)> {
-    let soa = zone.soa_wire()?;
-    let origin = &soa[..store::name_len(soa)];
-    let mut writer = Writer::new(id, Some(query), origin);
-    let mut count = 0;
-    let all = std::iter::once(soa)
-        .chain(zone.transfer_sets())
-        .chain(std::iter::once(soa));
-    for record in all.flat_map(store::records_in) {
-        writer.push(record);
-        count += 1;
+/// A zone transfer under way: SOA, every record, SOA again, in messages of about
+/// [`MESSAGE_TARGET`] bytes, each TSIG-signed; only the first carries the question.
+pub struct Transfer {
+    zone: Arc<Zone>,
+    writer: Writer,
+    /// The apex SOA in wire form, sent first and last.
+    soa: Vec<u8>,
+    /// Until the first message is written.
+    question: Option<Query>,
+    phase: Phase,
+    /// The record set (see [`Zone::transfer_set`]) and the byte offset in it to send next.
+    set: usize,
+    offset: usize,
+    records: usize,
+    messages: usize,
+    signing: Signing,
+    previous_mac: Vec<u8>,
+    peer: IpAddr,
+}
+
+#[derive(PartialEq)]
+enum Phase {
+    OpeningSoa,
+    Records,
+    ClosingSoa,
+    Done,
+}
+
+impl Iterator for Transfer {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if self.phase == Phase::Done {
+            return None;
+        }
+        self.writer.start(self.question.take().as_ref());
+        if self.phase == Phase::OpeningSoa {
+            self.writer.push(&self.soa);
+            self.records += 1;
+            self.phase = Phase::Records;
+        }
+        while self.phase == Phase::Records {
+            let Some(set) = self.zone.transfer_set(self.set) else {
+                self.phase = Phase::ClosingSoa;
+                break;
+            };
+            let Some(record) = store::records_in(&set[self.offset..]).next() else {
+                self.set += 1;
+                self.offset = 0;
+                continue;
+            };
+            if !self.writer.fits(record.len()) {
+                break;
+            }
+            self.writer.push(record);
+            self.offset += record.len();
+            self.records += 1;
+        }
+        if self.phase == Phase::ClosingSoa && self.writer.fits(self.soa.len()) {
+            self.writer.push(&self.soa);
+            self.records += 1;
+            self.phase = Phase::Done;
+        }
+        let message = self.writer.finish();
+        let message = self.sign(message);
+        self.messages += 1;
+        if self.phase == Phase::Done {
+            tracing::info!(peer = %self.peer, zone = %self.zone.origin_name(), records = self.records,
+                messages = self.messages, "zone transferred");
+        }
+        Some(message)
     }
-    Some((writer.finish(), count))
 }
 
-/// Fills transfer messages.
-struct Writer<'a> {
+impl Transfer {
+    /// Signs one message, chaining MACs (RFC 8945 5.3.1).
+    fn sign(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
+        let Signing {
+            signer,
+            time,
+            original_id,
+            ..
+        } = &self.signing;
+        let tsig = if self.messages == 0 {
+            TSigResponseContext::new(
+                *original_id,
+                *time,
+                signer.clone(),
+                self.previous_mac.clone(),
+                None,
+            )
+            .sign(&bytes)
+        } else {
+            next_tsig(signer, &self.previous_mac, &bytes, *time, *original_id)
+        };
+        // Local invariant: HMAC over bytes we just encoded cannot fail.
+        let tsig = tsig.expect("TSIG signing of an encoded message");
+        self.previous_mac.clone_from(&tsig.data.mac);
+        append_tsig(&mut bytes, &tsig);
+        bytes
+    }
+}
+
+/// Builds one transfer message at a time.
+struct Writer {
     id: u16,
     /// The origin as the zone spells it (uncompressed wire form).
-    origin: &'a [u8],
-    messages: Vec<Vec<u8>>,
+    origin: Vec<u8>,
     current: Vec<u8>,
     answers: u16,
     /// Where `origin` first appears in the current message: the pointer target.
@@ -120,22 +242,19 @@ struct Writer<'a> {
 
 const HEADER: usize = 12;
 
-impl<'a> Writer<'a> {
-    fn new(id: u16, query: Option<&Query>, origin: &'a [u8]) -> Self {
-        let mut writer = Self {
+impl Writer {
+    fn new(id: u16, origin: Vec<u8>) -> Self {
+        Self {
             id,
             origin,
-            messages: Vec::new(),
-            current: Vec::with_capacity(MESSAGE_TARGET + 1024),
+            current: Vec::new(),
             answers: 0,
             origin_at: None,
-        };
-        writer.start(query);
-        writer
+        }
     }
 
     fn start(&mut self, query: Option<&Query>) {
-        self.current.clear();
+        self.current = Vec::with_capacity(MESSAGE_TARGET + 1024);
         self.current.extend_from_slice(&self.id.to_be_bytes());
         // QR, opcode QUERY, AA; no error.
         self.current.extend_from_slice(&[0x84, 0x00]);
@@ -158,13 +277,14 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Appends one record (uncompressed wire form), starting a new message first if this
-    /// one is full.
+    /// Whether a record of `len` bytes goes in this message (the first always does).
+    fn fits(&self, len: usize) -> bool {
+        self.answers == 0 || self.current.len() + len <= MESSAGE_TARGET
+    }
+
+    /// Appends one record (uncompressed wire form), its owner name compressed against the
+    /// origin when it ends with it.
     fn push(&mut self, record: &[u8]) {
-        if self.current.len() + record.len() > MESSAGE_TARGET && self.answers > 0 {
-            self.flush();
-            self.start(None);
-        }
         let owner = &record[..store::name_len(record)];
         match self.origin_suffix(owner) {
             Some(cut) => {
@@ -199,47 +319,10 @@ impl<'a> Writer<'a> {
         (at == cut).then_some(cut)
     }
 
-    fn flush(&mut self) {
+    fn finish(&mut self) -> Vec<u8> {
         self.current[6..8].copy_from_slice(&self.answers.to_be_bytes());
-        self.messages.push(self.current.clone());
+        std::mem::take(&mut self.current)
     }
-
-    fn finish(mut self) -> Vec<Vec<u8>> {
-        self.flush();
-        self.messages
-    }
-}
-
-/// Signs each message in turn, chaining MACs (RFC 8945 5.3.1).
-fn sign_all(messages: Vec<Vec<u8>>, signing: Signing) -> Vec<Vec<u8>> {
-    let Signing {
-        signer,
-        request_mac,
-        time,
-        original_id,
-    } = signing;
-    let mut previous_mac = request_mac;
-    let mut signed = Vec::with_capacity(messages.len());
-    for (index, mut bytes) in messages.into_iter().enumerate() {
-        let tsig = if index == 0 {
-            TSigResponseContext::new(
-                original_id,
-                time,
-                signer.clone(),
-                previous_mac.clone(),
-                None,
-            )
-            .sign(&bytes)
-        } else {
-            next_tsig(&signer, &previous_mac, &bytes, time, original_id)
-        };
-        // Local invariant: HMAC over bytes we just encoded cannot fail.
-        let tsig = tsig.expect("TSIG signing of an encoded message");
-        previous_mac = tsig.data.mac.clone();
-        append_tsig(&mut bytes, &tsig);
-        signed.push(bytes);
-    }
-    signed
 }
 
 /// A later message's TSIG: MAC over the previous MAC, the message and the timers.
@@ -275,6 +358,6 @@ fn next_tsig(
     )))
 }
 
-fn error(id: u16, query: Option<Query>, rcode: ResponseCode) -> Vec<Vec<u8>> {
-    vec![super::signing::error_message(id, query, rcode)]
+fn error(id: u16, query: Option<Query>, rcode: ResponseCode) -> Answers {
+    vec![super::signing::error_message(id, query, rcode)].into()
 }

@@ -76,13 +76,14 @@ impl Handler {
         }
     }
 
-    /// Every message answering `query` on a stream: several for a zone transfer.
+    /// Every message answering `query` on a stream: several for a zone transfer, made as
+    /// they are taken.
     pub async fn answer_stream(
         &self,
         query: &[u8],
         src: SocketAddr,
         transport: Transport,
-    ) -> Vec<Vec<u8>> {
+    ) -> axfr::Answers {
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t))
             && let Ok(request) = hickory_proto::op::Message::from_vec(query)
             && axfr::is_transfer(&request)
@@ -99,7 +100,8 @@ impl Handler {
         self.answer(query, src, transport)
             .await
             .into_iter()
-            .collect()
+            .collect::<Vec<_>>()
+            .into()
     }
 
     /// Writes the prepared answer to `query` into `out` if there is one: no parse, no task,

@@ -25,7 +25,7 @@ use hickory_server::{
     server::{Request, RequestInfo},
     zone_handler::{
         AuthLookup, AxfrPolicy, LookupControlFlow, LookupError, LookupOptions, LookupRecords,
-        Nsec3QueryInfo, ZoneHandler, ZoneType,
+        Nsec3QueryInfo, ZoneHandler, ZoneTransfer, ZoneType,
     },
 };
 
@@ -307,22 +307,23 @@ impl Zone {
         });
     }
 
+    /// Refuses `entry` if its name would hold a CNAME and other data. Sets come in key
+    /// order, so the ones already pushed at this key are all there is to compare with.
     fn check_cname(&self, entry: &Entry) -> Result<(), BuildError> {
-        // Only the set just before can share the name: sets are added in key order.
-        let Some(last) = self.sets.last() else {
-            return Ok(());
-        };
-        if self.key(last) != &*entry.key {
-            return Ok(());
+        let cname = u16::from(RecordType::CNAME);
+        // DNSSEC records may sit beside a CNAME (RFC 2181 10.1).
+        let beside = [RecordType::RRSIG, RecordType::NSEC, RecordType::NSEC3].map(u16::from);
+        let types = self
+            .sets_at(&entry.key)
+            .iter()
+            .map(|s| s.rtype)
+            .chain([entry.rtype]);
+        let (mut has_cname, mut has_data) = (false, false);
+        for rtype in types {
+            has_cname |= rtype == cname;
+            has_data |= rtype != cname && !beside.contains(&rtype);
         }
-        let types = [RecordType::from(last.rtype), RecordType::from(entry.rtype)];
-        let beside_data = |t: RecordType| {
-            !matches!(
-                t,
-                RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3
-            )
-        };
-        if types.contains(&RecordType::CNAME) && types.into_iter().any(beside_data) {
+        if has_cname && has_data {
             let name = decode(&entry.wire)
                 .map(|r| r.name.to_string())
                 .unwrap_or_default();
@@ -406,12 +407,16 @@ impl Zone {
     /// Every record but the SOA, as wire bytes (uncompressed), one record set at a time:
     /// what a transfer sends between its two SOAs.
     pub fn transfer_sets(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let soa = u16::from(RecordType::SOA);
-        let apex = key_of(&self.origin);
-        self.sets
-            .iter()
-            .filter(move |s| !(s.rtype == soa && self.key(s) == apex.as_slice()))
-            .map(|s| self.wire(s))
+        (0..).map_while(|i| self.transfer_set(i))
+    }
+
+    /// Record set `index` of [`Zone::transfer_sets`] by position (empty for the apex SOA,
+    /// which a transfer sends first and last); `None` past the end.
+    pub fn transfer_set(&self, index: usize) -> Option<&[u8]> {
+        let set = self.sets.get(index)?;
+        let apex_soa = set.rtype == u16::from(RecordType::SOA)
+            && self.key(set) == key_of(&self.origin).as_slice();
+        Some(if apex_soa { &[] } else { self.wire(set) })
     }
 
     /// The apex SOA in wire form.
@@ -724,6 +729,23 @@ impl ZoneHandler for Zone {
         let name = info.query.name();
         let rtype = info.query.query_type();
         (self.lookup(name, rtype, Some(&info), options).await, None)
+    }
+
+    /// Transfers reach the catalog only over UDP (streams go to `dns::axfr`, which checks
+    /// TSIG): refused, IXFR too (hickory's store sent a whole zone for IXFR, unsigned).
+    async fn zone_transfer(
+        &self,
+        _request: &Request,
+        _options: LookupOptions,
+        _now: u64,
+    ) -> Option<(
+        Result<ZoneTransfer, LookupError>,
+        Option<hickory_proto::rr::TSigResponseContext>,
+    )> {
+        Some((
+            Err(LookupError::from(hickory_proto::op::ResponseCode::Refused)),
+            None,
+        ))
     }
 
     async fn nsec_records(
