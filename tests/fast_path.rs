@@ -153,6 +153,71 @@ fn two_nodes_answer_alike_over_udp_and_tcp() {
     full.stop();
 }
 
+/// Queries sent in bursts, so the node reads many per system call and answers a mix of
+/// prepared and new questions together: each is answered once, with the full path's bytes.
+#[test]
+fn bursts_over_udp_get_every_answer_once_and_right() {
+    let scratch = Scratch::new();
+    let fast = start(&scratch, "fast", "127.0.10.8", "", "");
+    let full = start(
+        &scratch,
+        "full",
+        "127.0.10.9",
+        "prepared-answers = false",
+        "",
+    );
+    let mut queries = Queries::new();
+    let mut all = queries.all(RANDOM_QUERIES);
+    all.truncate(usize::from(u16::MAX));
+    // Each query gets its position as id, so answers can be told apart however they come.
+    for (index, query) in all.iter_mut().enumerate() {
+        query[..2].copy_from_slice(&(index as u16).to_be_bytes());
+    }
+    let full_udp = udp_client();
+    let expected: Vec<Vec<u8>> = all
+        .iter()
+        .map(|q| exchange_udp(&full_udp, addr("127.0.10.9"), q))
+        .collect();
+    let socket = udp_client();
+    let mut buf = vec![0u8; 65535];
+    // 32 at a time: as many as the node reads at once, and under the socket buffers'
+    // default sizes even for the largest answers, so nothing is dropped on the way.
+    for (chunk_index, chunk) in all.chunks(32).enumerate() {
+        for query in chunk {
+            socket.send_to(query, addr("127.0.10.8")).unwrap();
+        }
+        let mut answered = vec![false; chunk.len()];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while answered.contains(&false) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "a burst went unanswered within 5 s: {answered:?}"
+            );
+            socket.set_read_timeout(Some(left)).unwrap();
+            let Ok((len, _)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            let index = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+            let slot = index
+                .checked_sub(chunk_index * 32)
+                .filter(|s| *s < chunk.len());
+            let slot =
+                slot.unwrap_or_else(|| panic!("an answer with id {index} outside the burst"));
+            assert!(!answered[slot], "two answers to query {index}");
+            answered[slot] = true;
+            assert_eq!(
+                buf[..len],
+                expected[index],
+                "UDP burst {}",
+                queries.explain(&all[index])
+            );
+        }
+    }
+    fast.stop();
+    full.stop();
+}
+
 #[test]
 fn a_reloaded_record_reaches_the_very_next_udp_query() {
     let scratch = Scratch::new();

@@ -16,6 +16,7 @@
 # Knobs: RUNS (2), DURATION (seconds per measurement, 10), SERVERS (subset of "certzone knot
 # nsd bind hickory dnsdist"), LAT_RATE (queries/s for the latency run, 5000), CLIENTS and
 # OUTSTANDING (dnsperf -c/-q, 4/500), THREADS (dnsperf -T, 1), H2_CLIENTS and H2_STREAMS (h2load -c/-m, 4/32),
+# AXFR_REPEAT (transfers of the 100k zone per run and server, alternating servers, 5),
 # WAIT_QUIET (seconds to wait for a 1-minute load average under 0.5 first, 0), KEEP=1 (keep
 # the work directory), CERTZONE (binary; default: cargo build --release), HICKORY (binary;
 # default: cargo install hickory-dns into target/bench/hickory once, then cached), PLOT (the
@@ -33,6 +34,7 @@ root=$(cd "$here/../.." && pwd)
 RUNS=${RUNS:-2}
 DURATION=${DURATION:-10}
 SERVERS=${SERVERS:-certzone knot nsd bind hickory dnsdist}
+AXFR_REPEAT=${AXFR_REPEAT:-5}
 LAT_RATE=${LAT_RATE:-5000}
 CLIENTS=${CLIENTS:-4}
 THREADS=${THREADS:-1}
@@ -558,7 +560,9 @@ if [ "${#BIG_SERVERS[@]}" -gt 0 ]; then
     LOADED[$s]=$(hwm_kb "${pids[@]}")
   done
   for ((run = 1; run <= RUNS; run++)); do
-    for s in "${BIG_SERVERS[@]}"; do axfr "$run" "$s"; done
+    for ((i = 1; i <= AXFR_REPEAT; i++)); do
+      for s in "${BIG_SERVERS[@]}"; do axfr "$run" "$s"; done
+    done
   done
   for s in "${BIG_SERVERS[@]}"; do
     mapfile -t pids < <(measured "$s")
