@@ -21,7 +21,7 @@ pub(crate) mod wire;
 use std::{net::SocketAddr, num::NonZero, sync::Arc, time::Duration};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use axfr::TransferPolicy;
@@ -50,8 +50,8 @@ pub struct ListenError {
 
 /// Sockets bound and listening, not yet served.
 pub struct Bound {
-    /// Every socket of every UDP address.
-    udp: Vec<UdpSocket>,
+    /// Every socket of every UDP address (blocking: each gets its own thread).
+    udp: Vec<std::net::UdpSocket>,
     tcp: Vec<TcpListener>,
     tls: Vec<TcpListener>,
     https: Vec<TcpListener>,
@@ -97,12 +97,10 @@ impl Bound {
         tracker: &TaskTracker,
     ) {
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let runtime = tokio::runtime::Handle::current();
         for socket in self.udp {
-            tracker.spawn(udp::serve(
-                Arc::new(socket),
-                handler.clone(),
-                shutdown.clone(),
-            ));
+            let (handler, shutdown, runtime) = (handler.clone(), shutdown.clone(), runtime.clone());
+            tracker.spawn_blocking(move || udp::serve(socket, handler, shutdown, runtime));
         }
         let plain = stream::Kind::Tcp;
         for listener in self.tcp {
@@ -134,7 +132,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `count` sockets on `address` with SO_REUSEPORT: the kernel spreads datagrams over them
 /// by source, and each gets its own receive loop.
-fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, ListenError> {
+fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket>, ListenError> {
     let error = |source| ListenError {
         kind: "udp",
         address,
@@ -153,7 +151,9 @@ fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<UdpSocket>, ListenE
     (0..count)
         .map(|_| {
             let socket = udp_socket(bound, true).map_err(error)?;
-            UdpSocket::from_std(socket.into()).map_err(error)
+            socket.set_nonblocking(false).map_err(error)?;
+            socket.set_read_timeout(Some(udp::WAKE_UP)).map_err(error)?;
+            Ok(socket.into())
         })
         .collect()
 }

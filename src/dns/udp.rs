@@ -1,20 +1,22 @@
-//! The UDP listener: one receive loop per socket of an address's SO_REUSEPORT group (one per
-//! core). Datagrams are read in batches with one `recvmmsg` call and prepared answers go out
-//! in one `sendmmsg` call, as Knot and NSD do: at saturation the system calls, not the
-//! answers, are most of the cost. A query without a prepared answer gets its own task, so a
-//! slow one (forwarded, say) never holds up the socket.
+//! The UDP listener: one thread per socket of an address's SO_REUSEPORT group (one per
+//! core), as Knot and NSD do. Each blocks in `recvmmsg` until datagrams come and takes up
+//! to [`BATCH`] at once; prepared answers go out together in one `sendmmsg` call. At
+//! saturation the system calls and wake-ups, not the answers, are most of the cost, so the
+//! sockets stay out of tokio's event loop. A query without a prepared answer becomes a
+//! task on the runtime, so a slow one (forwarded, say) never holds up the socket.
 
 use std::{
     io::{self, IoSlice, IoSliceMut},
-    net::SocketAddr,
+    net::{SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     sync::Arc,
+    time::Duration,
 };
 
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, sendto,
 };
-use tokio::{io::Interest, net::UdpSocket};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Handler, Transport};
@@ -25,15 +27,27 @@ const MAX_QUERY: usize = 4096;
 /// Datagrams read (and answers sent) per system call at most.
 const BATCH: usize = 32;
 
-pub(super) async fn serve(
-    socket: Arc<UdpSocket>,
+/// How long a receive waits before the thread looks at `shutdown` again.
+pub(super) const WAKE_UP: Duration = Duration::from_millis(100);
+
+/// Serves `socket` (blocking, with a read timeout of [`WAKE_UP`]) on this thread until
+/// `shutdown` is cancelled; slower answers run on `runtime`.
+pub(super) fn serve(
+    socket: UdpSocket,
     handler: Arc<Handler>,
     shutdown: CancellationToken,
+    runtime: Handle,
 ) {
-    // One select around the whole loop: the shutdown future is made once, not per query.
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = receive(socket, handler) => {}
+    let socket = Arc::new(socket);
+    let mut batch = Batch::new();
+    while !shutdown.is_cancelled() {
+        match batch.receive(&socket) {
+            Ok(()) => batch.answer(&socket, &handler, &runtime),
+            // The read timeout: nothing came.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // ICMP errors from earlier sends surface here; they are not fatal.
+            Err(e) => tracing::debug!(error = %e, "udp receive failed"),
+        }
     }
 }
 
@@ -55,9 +69,9 @@ impl Batch {
         }
     }
 
-    /// Reads up to [`BATCH`] datagrams without waiting; `WouldBlock` when there are none.
+    /// Waits for a datagram (up to the socket's read timeout: then `WouldBlock`) and reads
+    /// it with whatever else has come, up to [`BATCH`].
     fn receive(&mut self, socket: &UdpSocket) -> io::Result<()> {
-        // The headers hold raw pointers (not `Send`), so they live only inside this call.
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .queries
@@ -68,7 +82,7 @@ impl Batch {
             socket.as_raw_fd(),
             &mut headers,
             slices.iter_mut(),
-            MsgFlags::MSG_DONTWAIT,
+            MsgFlags::MSG_WAITFORONE,
             None,
         )?;
         self.received.clear();
@@ -78,7 +92,7 @@ impl Batch {
     }
 
     /// Answers what [`Batch::receive`] read: prepared answers together, the rest in tasks.
-    async fn answer(&mut self, socket: &Arc<UdpSocket>, handler: &Arc<Handler>) {
+    fn answer(&mut self, socket: &Arc<UdpSocket>, handler: &Arc<Handler>, runtime: &Handle) {
         self.destinations.clear();
         for (index, &(len, src)) in self.received.iter().enumerate() {
             let Some(src) = src else { continue };
@@ -87,20 +101,21 @@ impl Batch {
             if handler.answer_prepared(query, Transport::Udp, &mut self.answers[slot]) {
                 self.destinations.push(Some(SockaddrStorage::from(src)));
             } else {
-                tokio::spawn(answer(socket.clone(), handler.clone(), query.to_vec(), src));
+                runtime.spawn(answer(socket.clone(), handler.clone(), query.to_vec(), src));
             }
         }
         if self.destinations.is_empty() {
             return;
         }
         let count = self.destinations.len();
-        let sent = socket
-            .try_io(Interest::WRITABLE, || self.send(socket))
-            .unwrap_or(0);
-        // A full send buffer or an error part way: the rest one by one, waiting if need be.
+        let sent = self.send(socket).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "udp send failed");
+            0
+        });
+        // An error part way (an unreachable client, say): the rest one by one.
         for slot in sent..count {
             if let Some(dest) = self.destinations[slot].and_then(socket_addr) {
-                send(socket, &self.answers[slot], dest).await;
+                send(socket, &self.answers[slot], dest);
             }
         }
     }
@@ -119,7 +134,7 @@ impl Batch {
             slices.iter(),
             &self.destinations,
             [] as [ControlMessage<'_>; 0],
-            MsgFlags::MSG_DONTWAIT,
+            MsgFlags::empty(),
         )?;
         Ok(results.count())
     }
@@ -134,30 +149,17 @@ fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-async fn receive(socket: Arc<UdpSocket>, handler: Arc<Handler>) {
-    let mut batch = Batch::new();
-    loop {
-        if let Err(e) = socket.readable().await {
-            tracing::debug!(error = %e, "udp socket not readable");
-            continue;
-        }
-        match socket.try_io(Interest::READABLE, || batch.receive(&socket)) {
-            Ok(()) => batch.answer(&socket, &handler).await,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // ICMP errors from earlier sends surface here; they are not fatal.
-            Err(e) => tracing::debug!(error = %e, "udp receive failed"),
-        }
-    }
-}
-
 async fn answer(socket: Arc<UdpSocket>, handler: Arc<Handler>, query: Vec<u8>, src: SocketAddr) {
     if let Some(response) = handler.answer(&query, src, Transport::Udp).await {
-        send(&socket, &response, src).await;
+        send(&socket, &response, src);
     }
 }
 
-async fn send(socket: &UdpSocket, response: &[u8], src: SocketAddr) {
-    if let Err(e) = socket.send_to(response, src).await {
-        tracing::debug!(%src, error = %e, "udp send failed");
+/// One answer, without waiting: from a task, a full send buffer drops it (the client asks
+/// again) rather than block the runtime.
+fn send(socket: &UdpSocket, response: &[u8], dest: SocketAddr) {
+    let dest = SockaddrStorage::from(dest);
+    if let Err(e) = sendto(socket.as_raw_fd(), response, &dest, MsgFlags::MSG_DONTWAIT) {
+        tracing::debug!(%dest, error = %e, "udp send failed");
     }
 }
