@@ -127,14 +127,7 @@ async fn challenge_records_and_generated_zones_are_seen_by_the_next_query() {
 #[test]
 fn two_nodes_answer_alike_over_udp_and_tcp() {
     let scratch = Scratch::new();
-    let fast = start(&scratch, "fast", "127.0.10.1", "", "");
-    let full = start(
-        &scratch,
-        "full",
-        "127.0.10.2",
-        "prepared-answers = false",
-        "",
-    );
+    let (fast, full) = fast_and_full(&scratch, "127.0.10.1", "127.0.10.2");
     let mut queries = Queries::new();
     let (fast_udp, full_udp) = (udp_client(), udp_client());
     let (mut fast_tcp, mut full_tcp) = (
@@ -158,14 +151,7 @@ fn two_nodes_answer_alike_over_udp_and_tcp() {
 #[test]
 fn bursts_over_udp_get_every_answer_once_and_right() {
     let scratch = Scratch::new();
-    let fast = start(&scratch, "fast", "127.0.10.8", "", "");
-    let full = start(
-        &scratch,
-        "full",
-        "127.0.10.9",
-        "prepared-answers = false",
-        "",
-    );
+    let (fast, full) = fast_and_full(&scratch, "127.0.10.8", "127.0.10.9");
     let mut queries = Queries::new();
     let mut all = queries.all(RANDOM_QUERIES);
     all.truncate(usize::from(u16::MAX));
@@ -343,6 +329,13 @@ fn start(scratch: &Scratch, name: &str, ip: &str, listen: &str, tail: &str) -> N
         ),
     );
     Node::start(&config)
+}
+
+/// A node with prepared answers and one without, on the test zone.
+fn fast_and_full(scratch: &Scratch, fast_ip: &str, full_ip: &str) -> (Node, Node) {
+    let fast = start(scratch, "fast", fast_ip, "", "");
+    let full = start(scratch, "full", full_ip, "prepared-answers = false", "");
+    (fast, full)
 }
 
 fn addr(ip: &str) -> SocketAddr {
