@@ -23,6 +23,8 @@ use hickory_proto::{
     serialize::binary::{BinEncodable, BinEncoder},
 };
 
+use hickory_server::zone_handler::ZoneHandler;
+
 use super::signing::{Signing, append_tsig, authenticate};
 use crate::{
     tsig::TsigKey,
@@ -193,7 +195,7 @@ impl Iterator for Transfer {
         let message = self.sign(message);
         self.messages += 1;
         if self.phase == Phase::Done {
-            tracing::info!(peer = %self.peer, zone = %self.zone.origin_name(), records = self.records,
+            tracing::info!(peer = %self.peer, zone = %self.zone.origin(), records = self.records,
                 messages = self.messages, "zone transferred");
         }
         Some(message)

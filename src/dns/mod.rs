@@ -149,12 +149,7 @@ fn bind_udp(address: SocketAddr, count: usize) -> Result<Vec<std::net::UdpSocket
         .unwrap_or(address);
     drop(probe);
     (0..count)
-        .map(|_| {
-            let socket = udp_socket(bound, true).map_err(error)?;
-            socket.set_nonblocking(false).map_err(error)?;
-            socket.set_read_timeout(Some(udp::WAKE_UP)).map_err(error)?;
-            Ok(socket.into())
-        })
+        .map(|_| udp_socket(bound, true).map(Into::into).map_err(error))
         .collect()
 }
 
@@ -165,7 +160,9 @@ fn udp_socket(address: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> 
         Some(Protocol::UDP),
     )?;
     socket.set_reuse_port(reuse_port)?;
-    socket.set_nonblocking(true)?;
+    // Blocking: each socket has a thread (`udp::serve`), which wakes this often to look at
+    // the shutdown token.
+    socket.set_read_timeout(Some(udp::WAKE_UP))?;
     socket.bind(&address.into())?;
     Ok(socket)
 }

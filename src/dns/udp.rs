@@ -72,6 +72,8 @@ impl Batch {
     /// Waits for a datagram (up to the socket's read timeout: then `WouldBlock`) and reads
     /// it with whatever else has come, up to [`BATCH`].
     fn receive(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        // Fresh headers each call: nix does not reset the address lengths the kernel writes
+        // back into them.
         let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
         let mut slices: Vec<[IoSliceMut<'_>; 1]> = self
             .queries

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use hickory_proto::{
-    rr::{Name, RData, Record},
+    rr::{Name, Record},
     serialize::txt::{Parser, parse_ttl},
 };
 
@@ -81,7 +81,7 @@ pub(super) fn parse(origin: &Name, text: &str, path: &Path) -> Result<Zone, Zone
         line: e.line,
         message: e.message,
     })?;
-    if !matches!(zone.soa().map(|r| r.data), Some(RData::SOA(_))) {
+    if zone.soa().is_none() {
         return Err(ZoneError::NoSoa {
             path: path.to_path_buf(),
             origin: origin.to_string(),

@@ -155,7 +155,6 @@ impl Builder {
             keys: Vec::new(),
             sets: Vec::new(),
         };
-        let mut scratch = Vec::new();
         let mut entries = self.entries.into_iter().peekable();
         while let Some(first) = entries.next() {
             let mut group = vec![first];
@@ -178,12 +177,11 @@ impl Builder {
                 let set = merged(&group).map_err(|message| BuildError { line, message })?;
                 let start = zone.records.len();
                 for record in set.records_without_rrsigs() {
-                    scratch.clear();
-                    scratch.extend(encode(record).map_err(|e| BuildError {
+                    let wire = encode(record).map_err(|e| BuildError {
                         line,
                         message: e.to_string(),
-                    })?);
-                    zone.records.extend_from_slice(&scratch);
+                    })?;
+                    zone.records.extend_from_slice(&wire);
                 }
                 (start, zone.records.len())
             };
@@ -391,15 +389,13 @@ impl Zone {
         }
     }
 
-    pub fn origin_name(&self) -> &LowerName {
-        &self.origin
-    }
-
     /// How many records the zone holds.
+    #[cfg(test)]
     pub fn count_records(&self) -> usize {
         self.sets.iter().map(|s| self.set_len(s)).sum()
     }
 
+    #[cfg(test)]
     fn set_len(&self, set: &Set) -> usize {
         records_in(self.wire(set)).count()
     }
@@ -427,6 +423,7 @@ impl Zone {
     }
 
     /// Every record, decoded.
+    #[cfg(test)]
     pub fn records(&self) -> Vec<Record> {
         self.sets
             .iter()
