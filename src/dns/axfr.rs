@@ -23,8 +23,6 @@ use hickory_proto::{
     serialize::binary::{BinEncodable, BinEncoder},
 };
 
-use hickory_server::zone_handler::ZoneHandler;
-
 use super::signing::{Signing, append_tsig, authenticate};
 use crate::{
     tsig::TsigKey,

@@ -12,8 +12,10 @@
 //! what follows: challenges raise it past the file's, a reload keeps it, and the last one
 //! served is kept in `<state-dir>/zones/` so a restart goes on from there.
 
+mod lookup;
 mod parse;
 pub mod store;
+mod text;
 
 use std::{
     collections::BTreeMap,
@@ -23,8 +25,8 @@ use std::{
 
 use arc_swap::{ArcSwap, Guard};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber, rdata::TXT};
-use hickory_server::zone_handler::{Catalog, ZoneHandler};
 
+pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
 pub use parse::ZoneError;
 pub use store::Zone;
 
@@ -83,10 +85,45 @@ type Overlay = BTreeMap<Name, Vec<String>>;
 /// TTL of overlay records: short, they change with every order.
 const OVERLAY_TTL: u32 = 60;
 
-/// What queries are answered from: the catalog and the answers prepared from it.
+/// What queries are answered from: the zones and the answers prepared from them.
 pub struct Snapshot {
-    pub catalog: Catalog,
+    pub zones: ZoneIndex,
     pub answers: PreparedAnswers,
+}
+
+/// The zones served, found by name.
+pub struct ZoneIndex {
+    /// Deepest origin first, so the first match is the closest.
+    zones: Vec<Arc<Zone>>,
+}
+
+impl ZoneIndex {
+    fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
+        let mut zones: Vec<_> = zones.into_iter().collect();
+        zones.sort_by_key(|z| std::cmp::Reverse(z.apex_key().len()));
+        Self { zones }
+    }
+
+    /// The zone closest to `name` (uncompressed wire form, any case) that holds it.
+    pub fn find(&self, name: &[u8]) -> Option<&Zone> {
+        let key = store::key_of_wire(name)?;
+        self.zones
+            .iter()
+            .find(|z| key.starts_with(z.apex_key()))
+            .map(|z| &**z)
+    }
+
+    /// The zone a DS question for `name` is answered from: the one holding its parent,
+    /// since DS lives on the parent side of a cut (RFC 4035 3.1.4.1); else as [`Self::find`].
+    pub fn find_for_ds(&self, name: &[u8]) -> Option<&Zone> {
+        let parent = match name.first() {
+            Some(&len) if len > 0 => name.get(1 + usize::from(len)..),
+            _ => None,
+        };
+        parent
+            .and_then(|p| self.find(p))
+            .or_else(|| self.find(name))
+    }
 }
 
 /// The zones of a node.
@@ -357,13 +394,8 @@ fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item 
 }
 
 fn snapshot(loaded: &[Loaded]) -> Snapshot {
-    let mut catalog = Catalog::new();
-    for zone in loaded {
-        let handler: Arc<dyn ZoneHandler> = zone.zone.clone();
-        catalog.upsert(LowerName::new(&zone.origin), vec![handler]);
-    }
     Snapshot {
-        catalog,
+        zones: ZoneIndex::new(loaded.iter().map(|z| z.zone.clone())),
         answers: PreparedAnswers::default(),
     }
 }
