@@ -143,10 +143,12 @@ fn compare(round: usize, zones: &[(&str, PathBuf)]) -> Tally {
     let _node = Node::start(&path);
 
     let questions = questions(&knot, zones);
+    let odd = odd_queries(zones[0].0);
     let mut tally = Tally {
-        questions: questions.len() * VARIANTS.len(),
+        questions: questions.len() * VARIANTS.len() + odd.len() * 2 - 2,
         ..Tally::default()
     };
+    ask_odd(&odd, knot_addr, ours_addr, &mut tally);
     // A few clients at once: the servers answer in well under a millisecond.
     let chunks: Vec<_> = questions.chunks(questions.len().div_ceil(4)).collect();
     let results: Vec<Tally> = std::thread::scope(|scope| {
@@ -168,12 +170,12 @@ fn compare(round: usize, zones: &[(&str, PathBuf)]) -> Tally {
     tally
 }
 
-fn ask_all(questions: &[(String, u16)], knot: SocketAddr, ours: SocketAddr) -> Tally {
+fn ask_all(questions: &[(String, u16, u16)], knot: SocketAddr, ours: SocketAddr) -> Tally {
     let mut client = Client::new();
     let mut tally = Tally::default();
-    for (name, qtype) in questions {
+    for (name, qtype, qclass) in questions {
         for variant in VARIANTS {
-            let query = query(name, *qtype, variant);
+            let query = query(name, *qtype, *qclass, variant);
             let theirs = client.ask(knot, &query, variant);
             let first = client.ask(ours, &query, variant);
             let mut ours_answers = vec![first.clone()];
@@ -182,7 +184,7 @@ fn ask_all(questions: &[(String, u16)], knot: SocketAddr, ours: SocketAddr) -> T
                 let second = client.ask(ours, &query, variant);
                 if second.get(2..) != first.get(2..) {
                     tally.differences.push(format!(
-                        "{name} {qtype} {variant:?}: the prepared answer differs from the first\n  first:  {first:?}\n  second: {second:?}"
+                        "{name} {qtype} class {qclass} {variant:?}: the prepared answer differs from the first\n  first:  {first:?}\n  second: {second:?}"
                     ));
                 }
                 ours_answers.push(second);
@@ -194,13 +196,13 @@ fn ask_all(questions: &[(String, u16)], knot: SocketAddr, ours: SocketAddr) -> T
                 if ours == theirs {
                     continue;
                 }
-                match allowed(*qtype, &theirs, &ours) {
+                match allowed(&query, &theirs, &ours) {
                     Some(reason) => {
                         tally.allowed += 1;
                         *tally.reasons.entry(reason).or_default() += 1;
                     }
                     None => tally.differences.push(format!(
-                        "{name} type {qtype} {variant:?}\n  knot:     {theirs:?}\n  certzone: {ours:?}"
+                        "{name} type {qtype} class {qclass} {variant:?}\n  knot:     {theirs:?}\n  certzone: {ours:?}"
                     )),
                 }
             }
@@ -209,21 +211,145 @@ fn ask_all(questions: &[(String, u16)], knot: SocketAddr, ours: SocketAddr) -> T
     tally
 }
 
+/// Queries a resolver should not send but a server must answer sensibly: other opcodes,
+/// an EDNS version it does not know, malformed sections, transfers over UDP.
+fn odd_queries(zone: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let plain = query(zone, 6, CLASS_IN, Variant::Udp);
+    let edns = query(zone, 6, CLASS_IN, Variant::UdpEdns);
+    let with = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut q = plain.clone();
+        f(&mut q);
+        q
+    };
+    let opcode = |code: u8| with(&|q: &mut Vec<u8>| q[2] = code << 3);
+    let mut version_1 = edns.clone();
+    let opt_version = version_1.len() - 5;
+    version_1[opt_version] = 1;
+    let mut small_payload = edns.clone();
+    let payload_at = small_payload.len() - 8;
+    small_payload[payload_at..payload_at + 2].copy_from_slice(&100u16.to_be_bytes());
+    let mut option = edns.clone();
+    let rdlength_at = option.len() - 2;
+    option[rdlength_at..].copy_from_slice(&[0, 6]);
+    option.extend_from_slice(&[0xfd, 0xe9, 0, 2, 0xab, 0xcd]);
+    let mut two_opts = edns.clone();
+    two_opts[11] = 2;
+    two_opts.extend_from_slice(&edns[edns.len() - 11..]);
+    vec![
+        ("opcode IQUERY", opcode(1)),
+        ("opcode STATUS", opcode(2)),
+        ("opcode UPDATE", opcode(5)),
+        ("opcode 7", opcode(7)),
+        (
+            "no question",
+            with(&|q| {
+                q[5] = 0;
+                q.truncate(12);
+            }),
+        ),
+        (
+            "two questions",
+            with(&|q| {
+                q[5] = 2;
+                let question = q[12..].to_vec();
+                q.extend_from_slice(&question);
+            }),
+        ),
+        ("a cut-off question", with(&|q| q.truncate(q.len() - 2))),
+        ("bytes after the question", with(&|q| q.push(0))),
+        ("type 0", query(zone, 0, CLASS_IN, Variant::Udp)),
+        (
+            "AXFR over UDP",
+            query(zone, 252, CLASS_IN, Variant::UdpEdns),
+        ),
+        ("IXFR over UDP", query(zone, 251, CLASS_IN, Variant::Udp)),
+        ("EDNS version 1", version_1),
+        ("EDNS payload 100", small_payload),
+        ("an unknown EDNS option", option),
+        ("two OPT records", two_opts),
+    ]
+}
+
+fn ask_odd(odd: &[(&'static str, Vec<u8>)], knot: SocketAddr, ours: SocketAddr, tally: &mut Tally) {
+    let mut client = Client::new();
+    for (what, query) in odd {
+        for variant in [Variant::Udp, Variant::Tcp] {
+            if [251, 252].contains(&query_type(query)) && variant == Variant::Tcp {
+                // Over TCP these are transfers: tests/interop.rs compares them.
+                continue;
+            }
+            let answer = |client: &mut Client, server| {
+                client
+                    .try_ask(server, query, variant, 1)
+                    .map_or_else(no_answer, |bytes| normalise(&bytes))
+            };
+            let theirs = answer(&mut client, knot);
+            let ours = answer(&mut client, ours);
+            tally.compared += 1;
+            if ours == theirs {
+                continue;
+            }
+            match allowed(query, &theirs, &ours) {
+                Some(reason) => {
+                    tally.allowed += 1;
+                    *tally.reasons.entry(reason).or_default() += 1;
+                }
+                None => tally.differences.push(format!(
+                    "{what} {variant:?}\n  knot:     {theirs:?}\n  certzone: {ours:?}"
+                )),
+            }
+        }
+    }
+}
+
+/// The type of a query's first question (0 when there is none).
+fn query_type(query: &[u8]) -> u16 {
+    let mut at = 12;
+    while let Some(&len) = query.get(at) {
+        if len == 0 {
+            return query
+                .get(at + 1..at + 3)
+                .map_or(0, |t| u16::from_be_bytes([t[0], t[1]]));
+        }
+        at += 1 + usize::from(len);
+    }
+    0
+}
+
 /// Differences that are choices the RFCs leave to the server, each with its reason.
 /// Everything else must match Knot exactly.
-fn allowed(qtype: u16, knot: &Answer, ours: &Answer) -> Option<&'static str> {
-    // RFC 8482 4.1: an ANY question may be answered with any one record set of the name
-    // (Knot and certzone both give one); which one is the server's choice.
+fn allowed(query: &[u8], knot: &Answer, ours: &Answer) -> Option<&'static str> {
     let header = |a: &Answer| (a.rcode, a.flags.clone(), a.question.clone(), a.edns.clone());
+    let opcode = query.get(2).map_or(0, |b| (b >> 3) & 0x0F);
+    let qtype = query_type(query);
     if qtype == 255
         && header(knot) == header(ours)
         && knot.answer.len() == 1
         && ours.answer.len() == 1
     {
-        return Some("ANY answered with a different single record set (RFC 8482 4.1)");
+        return Some("ANY: one record set, which one is the server's choice (RFC 8482 4.1)");
+    }
+    if knot.question == NO_ANSWER && [FORMERR, NOTIMP].contains(&ours.rcode) {
+        return Some(
+            "a malformed query (or type 0 over TCP): Knot sends nothing; certzone FORMERR as BIND, \
+             NOTIMP for type 0 as Knot over UDP (RFC 1035 4.1.1)",
+        );
+    }
+    if opcode == 5 && ours.rcode == REFUSED && knot.rcode == NOTAUTH {
+        return Some("UPDATE is not served: REFUSED as BIND, Knot says NOTAUTH (RFC 2136 3.1)");
+    }
+    if [251, 252].contains(&qtype) && ours.rcode == REFUSED && ours.question == knot.question {
+        return Some(
+            "zone transfers over UDP: REFUSED; Knot NOTIMP, BIND FORMERR (RFC 5936 4.2 leaves it open)",
+        );
     }
     None
 }
+
+const FORMERR: u16 = 1;
+const NOTIMP: u16 = 4;
+const REFUSED: u16 = 5;
+const NOTAUTH: u16 = 9;
 
 /// What is compared of an answer: every field but the id, sections as sets of record
 /// sets with names lowercased.
@@ -299,6 +425,21 @@ fn normalise(bytes: &[u8]) -> Answer {
     }
 }
 
+/// What [`normalise`] makes of silence.
+fn no_answer() -> Answer {
+    Answer {
+        rcode: 0,
+        flags: String::new(),
+        question: NO_ANSWER.to_string(),
+        answer: BTreeSet::new(),
+        authority: BTreeSet::new(),
+        additional: BTreeSet::new(),
+        edns: None,
+    }
+}
+
+const NO_ANSWER: &str = "no answer";
+
 /// Record sets as text: owner, type, class, the TTLs and the sorted data.
 fn sets(records: &[hickory_proto::rr::Record]) -> BTreeSet<String> {
     let mut grouped: BTreeMap<String, (BTreeSet<u32>, BTreeSet<String>)> = BTreeMap::new();
@@ -321,7 +462,7 @@ fn sets(records: &[hickory_proto::rr::Record]) -> BTreeSet<String> {
 
 /// Every name to ask about: owners from Knot's transfer of each zone, and names derived
 /// from them; each with every type in [`TYPES`].
-fn questions(knot: &Knot, zones: &[(&str, PathBuf)]) -> Vec<(String, u16)> {
+fn questions(knot: &Knot, zones: &[(&str, PathBuf)]) -> Vec<(String, u16, u16)> {
     let mut names = BTreeSet::new();
     for (origin, _) in zones {
         let origin = origin.to_lowercase();
@@ -337,7 +478,13 @@ fn questions(knot: &Knot, zones: &[(&str, PathBuf)]) -> Vec<(String, u16)> {
     let mut questions = Vec::new();
     for name in &names {
         for &qtype in TYPES {
-            questions.push((name.clone(), qtype));
+            questions.push((name.clone(), qtype, CLASS_IN));
+        }
+        // Other classes: CH, HS and NONE are REFUSED; ANY is answered as IN.
+        for qclass in [3, 4, 254, 255] {
+            for qtype in [1, 6] {
+                questions.push((name.clone(), qtype, qclass));
+            }
         }
     }
     questions
@@ -384,8 +531,10 @@ fn mixed_case(name: &str) -> String {
         .collect()
 }
 
-/// A query for `name` (presentation form, case kept) and `qtype`, id 0.
-fn query(name: &str, qtype: u16, variant: Variant) -> Vec<u8> {
+const CLASS_IN: u16 = 1;
+
+/// A query for `name` (presentation form, case kept), `qtype` and `qclass`, id 0.
+fn query(name: &str, qtype: u16, qclass: u16, variant: Variant) -> Vec<u8> {
     let flags: [u8; 2] = match variant {
         Variant::Udp | Variant::Tcp => [0x00, 0x00],
         Variant::UdpEdns => [0x01, 0x00],
@@ -412,7 +561,7 @@ fn query(name: &str, qtype: u16, variant: Variant) -> Vec<u8> {
     }
     query.push(0);
     query.extend_from_slice(&qtype.to_be_bytes());
-    query.extend_from_slice(&[0, 1]);
+    query.extend_from_slice(&qclass.to_be_bytes());
     if edns {
         let (payload, dnssec_ok): (u16, u8) = match variant {
             Variant::UdpDnssec => (4096, 0x80),
@@ -446,20 +595,34 @@ impl Client {
 
     /// The answer of `server` to `query`, id patched in; panics after a retry fails.
     fn ask(&mut self, server: SocketAddr, query: &[u8], variant: Variant) -> Vec<u8> {
+        self.try_ask(server, query, variant, 2)
+            .unwrap_or_else(|| panic!("{server} did not answer {query:?} (2 tries, 2 s each)"))
+    }
+
+    /// The answer of `server` to `query` within `tries` of 2 s each, if any.
+    fn try_ask(
+        &mut self,
+        server: SocketAddr,
+        query: &[u8],
+        variant: Variant,
+        tries: usize,
+    ) -> Option<Vec<u8>> {
         let mut query = query.to_vec();
         self.next_id = self.next_id.wrapping_add(1);
-        query[..2].copy_from_slice(&self.next_id.to_be_bytes());
-        for _ in 0..2 {
+        if query.len() >= 2 {
+            query[..2].copy_from_slice(&self.next_id.to_be_bytes());
+        }
+        for _ in 0..tries {
             let answer = match variant {
                 Variant::Tcp => self.ask_tcp(server, &query),
                 _ => self.ask_udp(server, &query),
             };
-            if let Some(answer) = answer {
+            if answer.is_some() {
                 return answer;
             }
             self.tcp.remove(&server);
         }
-        panic!("{server} did not answer {query:?} (2 tries, 2 s each)");
+        None
     }
 
     fn ask_udp(&self, server: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
