@@ -75,11 +75,7 @@ pub fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
-        // hickory's catalog warns on ordinary answers of an unsigned zone (its DNSSEC
-        // lookups find nothing), up to one line per query: noise, not news.
-        .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,hickory_server::zone_handler::catalog=error")
-        });
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
