@@ -9,10 +9,13 @@
 //! (that is `dns`).
 //!
 //! A file zone's SOA serial never goes backwards (RFC 1982), or secondaries would ignore
-//! what follows: challenges raise it past the file's, a reload keeps it, and the last one
-//! served is kept in `<state-dir>/zones/` so a restart goes on from there.
+//! what follows: challenges raise it past the file's, a reload keeps it unless the contents
+//! changed, and the last one served is kept in `<state-dir>/zones/` with a digest of the
+//! contents (`serials`), so a restart serves the same serial for the same contents and
+//! goes past it for new ones.
 
 mod parse;
+mod serials;
 pub mod store;
 
 use std::{
@@ -26,6 +29,7 @@ use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber
 use hickory_server::zone_handler::{Catalog, ZoneHandler};
 
 pub use parse::ZoneError;
+use serials::{Stored, ZoneDigest};
 pub use store::Zone;
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
@@ -35,45 +39,78 @@ struct Loaded {
     origin: Name,
     /// The file it comes from; `None` for zones the node generates.
     config: Option<ZoneConfig>,
-    /// The SOA serial the file had when read: a reload with the same serial is no change
-    /// to announce (BIND sends no NOTIFY either).
+    /// The SOA serial the file had when read.
     file_serial: u32,
+    /// The file's zone as read: a reload that reads the same is no change to announce.
+    file_digest: ZoneDigest,
+    /// Whether records beside the file (ACME challenges) are in the served zone.
+    overlaid: bool,
     /// The SOA serial served: the file's, or past it after challenges and restarts.
     serial: u32,
     zone: Arc<Zone>,
 }
 
 impl Loaded {
-    /// A file zone, served one past `last` (what it served before a restart: the file may
-    /// have changed meanwhile) unless the file's own serial is later.
-    fn read(config: &ZoneConfig, last: Option<u32>) -> Result<Self, ZoneError> {
+    /// A file zone, served at the serial served before a restart (`last`) when the
+    /// contents are the same, else one past it, unless the file's own serial is later.
+    fn read(config: &ZoneConfig, last: Option<Stored>) -> Result<Self, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
-        let serial = last.map_or(file_serial, |s| later(file_serial, s.wrapping_add(1)));
+        let file_digest = serials::digest(&zone);
+        let serial = match last {
+            // Same contents, same serial: secondaries have nothing new to transfer.
+            Some(last) if last.digest == Some(file_digest) => later(file_serial, last.serial),
+            Some(last) => later(file_serial, last.serial.wrapping_add(1)),
+            None => file_serial,
+        };
         Ok(Self {
             origin: config.origin.clone(),
             config: Some(config.clone()),
             file_serial,
+            file_digest,
+            overlaid: false,
             serial,
             zone: served(config, zone, serial, &Overlay::new())?,
         })
     }
 
-    /// Re-reads the file; true when its serial changed, an edit to announce. An edited
-    /// file moves past the served serial even when its own is behind it.
+    /// Re-reads the file; true when its contents changed, an edit to announce. An edited
+    /// file moves past the served serial even when its own is behind it, or the same:
+    /// secondaries would otherwise keep the old data without a word.
     fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
-        let edited = file_serial != self.file_serial;
+        let file_digest = serials::digest(&zone);
+        let edited = file_digest != self.file_digest;
         let serial = if edited {
             later(file_serial, self.serial.wrapping_add(1))
         } else {
             self.serial
         };
+        if edited && file_serial == self.file_serial {
+            tracing::warn!(
+                zone = %self.origin,
+                file_serial,
+                serial,
+                "zone file changed but its SOA serial did not; serving it with a new serial so \
+                 secondaries follow (raise the serial in the file)"
+            );
+        }
         self.zone = served(config, zone, serial, overlay)?;
         self.file_serial = file_serial;
+        self.file_digest = file_digest;
+        self.overlaid = overlaid(&config.origin, overlay);
         self.serial = serial;
         Ok(edited)
+    }
+
+    /// What a restart needs: the serial, and the contents it stands for when they are the
+    /// file's alone.
+    fn stored(&self) -> Stored {
+        Stored {
+            serial: self.serial,
+            digest: (!self.overlaid).then_some(self.file_digest),
+        }
     }
 }
 
@@ -98,7 +135,7 @@ pub struct Zones {
     overlay: Mutex<Overlay>,
     /// The origin of every zone whose contents changed: what NOTIFY follows.
     changes: tokio::sync::broadcast::Sender<Name>,
-    /// `<state-dir>/zones/`: each file zone's last served serial.
+    /// `<state-dir>/zones/`: each file zone's last served serial and contents' digest.
     serials: PathBuf,
 }
 
@@ -114,7 +151,7 @@ impl Zones {
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match Loaded::read(config, stored_serial(&serials, &config.origin)) {
+            match Loaded::read(config, serials::read(&serials, &config.origin)) {
                 Ok(zone) => loaded.push(zone),
                 Err(e) => errors.push(e),
             }
@@ -137,11 +174,11 @@ impl Zones {
         loaded
             .iter()
             .filter(|z| z.config.is_some())
-            .try_for_each(|z| self.save_serial(&z.origin, z.serial))
+            .try_for_each(|z| serials::write(&self.serials, &z.origin, z.stored()))
     }
 
     /// Re-reads every zone file. Zones that fail keep their contents; their errors are
-    /// returned. Returns the zones whose serial changed (they are announced).
+    /// returned. Returns the zones whose contents changed (they are announced).
     pub fn reload(&self) -> (Vec<Name>, Vec<ZoneError>) {
         // A poisoned lock means a reload panicked; the data under it is still whole.
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,7 +242,6 @@ impl Zones {
         zone.zone = Arc::new(changed);
         zone.serial = serial;
         let origin = zone.origin.clone();
-        let is_file = zone.config.is_some();
         {
             let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
             if values.is_empty() {
@@ -213,21 +249,19 @@ impl Zones {
             } else {
                 overlay.insert(owner.clone(), values.to_vec());
             }
+            zone.overlaid = overlaid(&origin, &overlay);
         }
+        let stored = zone.config.is_some().then(|| zone.stored());
         // A new snapshot: nothing prepared from the old contents is sent after this returns.
         self.snapshot.store(Arc::new(snapshot(&loaded)));
         drop(loaded);
-        if is_file && let Err(e) = self.save_serial(&origin, serial) {
+        if let Some(stored) = stored
+            && let Err(e) = serials::write(&self.serials, &origin, stored)
+        {
             tracing::warn!(error = %e, "zone serial not saved; a restart may serve an older one");
         }
         let _ = self.changes.send(origin);
         true
-    }
-
-    fn save_serial(&self, origin: &Name, serial: u32) -> Result<(), state::StateError> {
-        state::ensure_dir(&self.serials)?;
-        let path = serial_path(&self.serials, origin);
-        state::write_atomic(&path, format!("{serial}\n").as_bytes(), state::PUBLIC)
     }
 
     /// Origins of zones as they change (files reloaded, challenges, generated zones).
@@ -263,6 +297,8 @@ impl Zones {
                 origin: origin.clone(),
                 config: None,
                 file_serial: 0,
+                file_digest: [0; 32],
+                overlaid: false,
                 serial: 0,
                 zone,
             }),
@@ -336,14 +372,9 @@ fn later(a: u32, b: u32) -> u32 {
     }
 }
 
-/// The serial last served for `origin`, if one was kept and reads as a number.
-fn stored_serial(dir: &Path, origin: &Name) -> Option<u32> {
-    let bytes = state::read_optional(&serial_path(dir, origin)).ok()??;
-    String::from_utf8_lossy(&bytes).trim().parse().ok()
-}
-
-fn serial_path(dir: &Path, origin: &Name) -> PathBuf {
-    dir.join(format!("{origin}serial"))
+/// Whether any overlay record falls in the zone `origin` (as [`served`] puts them).
+fn overlaid(origin: &Name, overlay: &Overlay) -> bool {
+    overlay.keys().any(|owner| origin.zone_of(owner))
 }
 
 fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
