@@ -279,6 +279,18 @@ impl Zones {
     /// Serves `records` (SOA included) as the whole zone `origin`, replacing what it held:
     /// for zones the node generates, such as the certificate zone.
     pub fn replace_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
+        self.install_generated(origin, records)?;
+        let _ = self.changes.send(origin.clone());
+        Ok(())
+    }
+
+    /// Serves `records` as [`Zones::replace_generated`] does, but announces nothing: the
+    /// same zone as before a restart, which secondaries already hold.
+    pub fn restore_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
+        self.install_generated(origin, records)
+    }
+
+    fn install_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
         let zone = Zone::from_records(origin, &records).map_err(|e| ZoneError::Generated {
             origin: origin.to_string(),
             message: e.message,
@@ -304,8 +316,6 @@ impl Zones {
             }),
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
-        drop(loaded);
-        let _ = self.changes.send(origin.clone());
         Ok(())
     }
 

@@ -53,7 +53,10 @@ pub(super) fn write(dir: &Path, origin: &Name, stored: Stored) -> Result<(), sta
     state::ensure_dir(dir)?;
     let mut text = format!("{}\n", stored.serial);
     if let Some(digest) = stored.digest {
-        text += &digest.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        text += &digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
         text.push('\n');
     }
     state::write_atomic(&path(dir, origin), text.as_bytes(), state::PUBLIC)
