@@ -205,7 +205,7 @@ fn bad_cluster_files_are_refused_naming_the_problem() {
     let duplicate = text.replace("name = \"worker2\"", "name = \"worker1\"");
     let err = refused(dir, &duplicate);
     assert!(
-        err.contains("node[3].name") && err.contains("\"worker1\" is used twice"),
+        err.contains("node[2].name") && err.contains("\"worker1\" is used twice"),
         "{err}"
     );
 

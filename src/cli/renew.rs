@@ -17,8 +17,10 @@ use crate::{
 pub(super) fn renew(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("error: {error}");
+            }
             return ExitCode::from(super::EXIT_BAD_CONFIG);
         }
     };

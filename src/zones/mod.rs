@@ -342,6 +342,12 @@ impl Zones {
     }
 }
 
+/// Reads the zone file `path` for `origin` as a node would, keeping nothing: for checks
+/// made before a copy of it is written (`cluster render`).
+pub fn check_file(origin: &Name, path: &Path) -> Result<(), ZoneError> {
+    parse::load(origin, path).map(drop)
+}
+
 /// A file's zone as served: with SOA serial `serial` and the overlay records inside it.
 fn served(
     config: &ZoneConfig,
