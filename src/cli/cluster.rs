@@ -237,25 +237,31 @@ async fn wait_ready(
             }
         }
         if Instant::now() >= deadline {
-            let tails: Vec<String> = late
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} ({}):\n{}",
-                        r.node.node.name,
-                        tidy(&r.log).display(),
-                        tail(&r.log)
-                    )
-                })
-                .collect();
-            anyhow::bail!(
-                "not every node served the master's certificate over DoT within {timeout:?}: {}\n{}",
-                waiting.join("; "),
-                tails.join("\n")
-            );
+            anyhow::bail!(not_ready(timeout, &waiting, &late));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Why `cluster up` gave up: what each late node said, and the end of its log.
+fn not_ready(timeout: Duration, waiting: &[String], late: &[&Running]) -> String {
+    let tails: Vec<String> = late
+        .iter()
+        .map(|r| {
+            let log = tidy(&r.log);
+            format!(
+                "{} ({}):\n{}",
+                r.node.node.name,
+                log.display(),
+                tail(&r.log)
+            )
+        })
+        .collect();
+    format!(
+        "not every node served the master's certificate over DoT within {timeout:?}: {}\n{}",
+        waiting.join("; "),
+        tails.join("\n")
+    )
 }
 
 fn print_table(cluster: &Cluster, running: &[Running], served: &[CertSummary]) {

@@ -61,9 +61,8 @@ pub(super) fn renew(path: &Path) -> ExitCode {
 
 /// Why a node with this configuration has no certificate to renew on request, if so.
 fn nothing_to_renew(config: &Config) -> Option<String> {
-    let source = match config.tls.as_ref().map(|t| &t.source) {
-        None => return Some(format!("{} has no [tls] section", config.path.display())),
-        Some(source) => source,
+    let Some(source) = config.tls.as_ref().map(|t| &t.source) else {
+        return Some(format!("{} has no [tls] section", config.path.display()));
     };
     match source {
         CertificateSource::Acme(_) => None,

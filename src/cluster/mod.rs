@@ -168,19 +168,7 @@ impl Checker<'_> {
                 "list at least one name the certificate is for",
             ));
         }
-        for name in &settings.names {
-            // The same rule as a node's [tls] names: checked here, before anything is written.
-            if name.parse::<IpAddr>().is_ok() {
-                return Err(self.invalid(
-                    "cluster.names",
-                    format!(
-                        "`{name}` is an IP address; list DNS names only (clients verify one, \
-                         e.g. kdig +tls-hostname=NAME)"
-                    ),
-                ));
-            }
-            self.name("cluster.names", name)?;
-        }
+        self.names(&settings.names)?;
         let ports = Ports {
             dns: raw.ports.dns,
             tls: raw.ports.tls,
@@ -339,6 +327,24 @@ impl Checker<'_> {
                     .map(|(_, n)| spec(n)),
             )
             .collect())
+    }
+
+    /// `cluster.names` are DNS names, as a node's `[tls] names`: checked here, before
+    /// anything is written.
+    fn names(&self, names: &[String]) -> Result<(), ClusterError> {
+        for name in names {
+            if name.parse::<IpAddr>().is_ok() {
+                return Err(self.invalid(
+                    "cluster.names",
+                    format!(
+                        "`{name}` is an IP address; list DNS names only (clients verify one, \
+                         e.g. kdig +tls-hostname=NAME)"
+                    ),
+                ));
+            }
+            self.name("cluster.names", name)?;
+        }
+        Ok(())
     }
 
     fn name(&self, key: &str, text: &str) -> Result<Name, ClusterError> {

@@ -325,15 +325,8 @@ impl Checker<'_> {
             primary,
             secondaries,
         } = raw;
-        let acme_given = acme.is_some();
-        let acme = acme.and_then(|a| self.keep(self.acme(a, &listen.udp).map(Some)));
-        let tls_given = tls.is_some() || acme_given;
-        let tls = if acme_given && acme.is_none() {
-            None
-        } else {
-            self.keep(self.tls_with(tls, acme))
-        };
-        self.tls_broken.set(tls_given && tls.is_none());
+        let tls_given = tls.is_some() || acme.is_some();
+        let tls = self.tls_and_acme(tls, acme, &listen.udp);
         let config = Config {
             path: self.path.to_path_buf(),
             role,
@@ -381,6 +374,26 @@ impl Checker<'_> {
         };
         self.listeners(&config, tls_given);
         Ok(config)
+    }
+
+    /// `[tls]` with `[acme]`; a refused `[acme]` leaves `[tls]` unchecked (its problems
+    /// would follow from it). Sets `tls_broken` when either was given and refused.
+    fn tls_and_acme(
+        &self,
+        tls: Option<file::Tls>,
+        acme: Option<file::Acme>,
+        udp: &[SocketAddr],
+    ) -> Option<TlsConfig> {
+        let given = tls.is_some() || acme.is_some();
+        let acme_given = acme.is_some();
+        let acme = acme.and_then(|a| self.keep(self.acme(a, udp).map(Some)));
+        let tls = if acme_given && acme.is_none() {
+            None
+        } else {
+            self.keep(self.tls_with(tls, acme))
+        };
+        self.tls_broken.set(given && tls.is_none());
+        tls
     }
 
     fn tls_with(
