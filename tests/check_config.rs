@@ -156,18 +156,36 @@ fn every_config_level_problem_is_named_in_one_run() {
     );
 }
 
-/// IP addresses in [tls] names are refused by name, not left to fail at publication.
+/// IP addresses in [tls] names of a master that publishes the certificate zone are
+/// refused by name, not left to fail at publication ("bad name") and on every worker.
 #[test]
-fn an_ip_address_in_tls_names_is_refused() {
+fn an_ip_address_in_a_publishing_masters_names_is_refused() {
     let scratch = Scratch::new();
-    let tls = "names = [\"ns1.example.test\", \"127.0.0.7\", \"::1\"]";
+    scratch.keygen(&["signing"], "signing.pem");
+    let tls = "names = [\"ns1.example.test\", \"127.0.0.7\"]";
+    let publish = "\n[certificate-zone]\nsigning-key = \"signing.pem\"\n";
     refused(
         &scratch,
-        &node_config(IP, "state", tls, ""),
-        &[
-            "`tls.names`: `127.0.0.7` is an IP address",
-            "`tls.names`: `::1` is an IP address",
-        ],
+        &node_config(IP, "state", tls, publish),
+        &["`tls.names`: `127.0.0.7` is an IP address: a master publishing [certificate-zone]"],
+    );
+}
+
+/// A worker's names must be covered by the master's certificate, which has no addresses.
+#[test]
+fn an_ip_address_in_a_workers_names_is_refused() {
+    let scratch = Scratch::new();
+    let text = format!(
+        "role = \"worker\"\nstate-dir = \"state\"\n[listen]\nudp = [\"{IP}:5300\"]\n\
+         [tls]\nnames = [\"::1\"]\nsource = \"certificate-zone\"\n\
+         [primary]\naddress = \"127.0.3.2:5300\"\ntsig-key-file = \"transfer.key\"\n\
+         [certificate-zone]\nsigning-public-key = \"s.pub\"\nsealing-key = \"w.key\"\n\
+         [[secondary]]\nname = \"example.test.\"\n"
+    );
+    refused(
+        &scratch,
+        &text,
+        &["`tls.names`: `::1` is an IP address: a worker serves the master's certificate"],
     );
 }
 

@@ -114,3 +114,27 @@ fn an_ip_address_as_sni_is_not_logged_at_the_default_level() {
     );
     assert!(!text.contains("Illegal SNI"), "{answered}\n{text}");
 }
+
+/// A refused bundle on a worker that has no certificate yet: the log does not claim to keep
+/// one.
+#[test]
+fn a_refused_bundle_without_a_certificate_keeps_nothing() {
+    let cluster = Cluster::new("127.0.19.36", &["127.0.19.37"], &[0]);
+    // The worker pins another signing key: the master's bundle fails its signature check.
+    let other = certzone::bundle::generate_signing_key(&mut rand_core::OsRng);
+    cluster.scratch.write(
+        "signing.pub",
+        &certzone::bundle::verifying_key_to_pem(other.verifying_key()).unwrap(),
+    );
+    let master = cluster.start_master();
+    let worker = cluster.start_worker(0);
+    worker.wait_log("bundle refused", Duration::from_secs(20));
+    let log = worker.stderr();
+    assert!(
+        log.contains("bundle refused; no certificate served yet"),
+        "{log}"
+    );
+    assert!(!log.contains("keeping the current certificate"), "{log}");
+    worker.stop();
+    master.stop();
+}

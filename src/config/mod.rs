@@ -286,6 +286,24 @@ fn syntax_message(error: &toml::de::Error) -> String {
     message
 }
 
+/// Why a node that publishes the certificate zone takes DNS names only.
+const PUBLISHED_NAMES: &str = "a master publishing [certificate-zone] takes DNS names only (the \
+     bundle's names and the workers' checks are names; clients verify one with \
+     kdig +tls-hostname=NAME)";
+
+/// Why a certificate source takes DNS names only, if it does; the local CA and PEM files
+/// serve addresses too, unless the node publishes a certificate zone.
+fn dns_only(source: CertSource) -> Option<&'static str> {
+    match source {
+        CertSource::Acme => Some("dns-01 proves DNS names, not addresses"),
+        CertSource::CertificateZone => Some(
+            "a worker serves the master's certificate, whose names are DNS names only \
+             (clients verify one with kdig +tls-hostname=NAME)",
+        ),
+        CertSource::LocalCa | CertSource::Files => None,
+    }
+}
+
 /// Converts the serde types into the typed config, naming the key of every problem. Each
 /// section is checked whatever the others hold, so one run lists every problem.
 struct Checker<'a> {
@@ -427,7 +445,7 @@ impl Checker<'_> {
         let bad: Vec<ConfigError> = raw
             .names
             .iter()
-            .filter_map(|name| self.tls_name_problem(name))
+            .filter_map(|name| self.tls_name_problem(name, dns_only(raw.source)))
             .collect();
         let names_refused = !bad.is_empty();
         bad.into_iter().for_each(|e| self.note(e));
@@ -488,17 +506,12 @@ impl Checker<'_> {
         }))
     }
 
-    /// `[tls] names` are DNS names: the certificate zone and the workers' checks are by
-    /// name, and clients verify a name (kdig +tls-hostname), so an address is refused.
-    fn tls_name_problem(&self, name: &str) -> Option<ConfigError> {
+    /// A name that is neither a DNS name nor an address; an address where `dns_only` says
+    /// why only DNS names will do.
+    fn tls_name_problem(&self, name: &str, dns_only: Option<&str>) -> Option<ConfigError> {
         if name.parse::<IpAddr>().is_ok() {
-            return Some(self.invalid(
-                "tls.names",
-                format!(
-                    "`{name}` is an IP address; list DNS names only (clients verify one, \
-                     e.g. kdig +tls-hostname=NAME)"
-                ),
-            ));
+            return dns_only
+                .map(|why| self.invalid("tls.names", format!("`{name}` is an IP address: {why}")));
         }
         Name::from_ascii(name)
             .err()
@@ -699,6 +712,26 @@ impl Checker<'_> {
             return Err(self.invalid(
                 "certificate-zone",
                 "publishing a certificate needs a [tls] section",
+            ));
+        }
+        let addresses: Vec<&str> = config
+            .tls
+            .iter()
+            .flat_map(|t| &t.names)
+            .filter(|n| n.parse::<IpAddr>().is_ok())
+            .map(String::as_str)
+            .collect();
+        if !addresses.is_empty() {
+            return Err(self.invalid(
+                "tls.names",
+                format!(
+                    "{} is an IP address: {PUBLISHED_NAMES}",
+                    addresses
+                        .iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {

@@ -147,15 +147,13 @@ fn every_problem_is_listed_at_once() {
     let text = FULL
         .replace(
             "names = [\"ns1.example.test\"]",
-            "names = [\"127.0.0.7\", \"::1\"]\nsource = \"files\"\ncert-file = \"c.pem\"",
+            "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"",
         )
         .replace("tls = [\"127.0.0.1:8530\"]", "tls = [\"127.0.0.1:5300\"]")
         .replace("tls-name = \"ns2.example.test\"", "");
     let errors = parse(&text).unwrap_err();
     let text = errors.to_string();
     for needle in [
-        "`127.0.0.7` is an IP address",
-        "`::1` is an IP address",
         "127.0.0.1:5300 is already used",
         "forward.upstream[0].tls-name",
         "tls.key-file`: missing",
@@ -190,4 +188,21 @@ name = "example.test"
     let config = parse(text).expect("valid");
     let reader = config.worker.unwrap().certificate.unwrap();
     assert_eq!(reader.origin.to_string(), "_certzone.example.test.");
+}
+
+/// Addresses among the names: served by the local CA on a node of its own, refused where
+/// the names travel in the certificate zone (the master's bundle, a worker's checks).
+#[test]
+fn ip_names_only_where_nothing_reads_them_as_names() {
+    let with_ip = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\", \"127.0.0.7\", \"::1\"]",
+    );
+    parse(&with_ip).expect("a local CA node of its own serves addresses");
+    let publishing = format!("{with_ip}\n[certificate-zone]\nsigning-key = \"signing.pem\"\n");
+    let text = parse(&publishing).unwrap_err().to_string();
+    assert!(
+        text.contains("`tls.names`: `127.0.0.7`, `::1` is an IP address: a master publishing"),
+        "{text}"
+    );
 }
