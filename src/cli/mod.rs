@@ -75,7 +75,11 @@ pub fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rustls warns on every client that sends an IP address as SNI (kdig does, asked by
+        // address), up to one line per query: noise, not news.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,rustls::msgs::handshake=error")
+        });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -87,8 +91,10 @@ fn init_logging() {
 
 /// Loads and checks a node's configuration, printing every problem on failure.
 fn load(path: &std::path::Path) -> Result<crate::node::Prepared, ExitCode> {
-    let config = crate::config::Config::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+    let config = crate::config::Config::load(path).map_err(|errors| {
+        for error in &errors.0 {
+            eprintln!("error: {error}");
+        }
         ExitCode::from(EXIT_BAD_CONFIG)
     })?;
     crate::node::prepare(config).map_err(|problems| {

@@ -139,7 +139,8 @@ impl Reader {
             Err(BundleError::SameVersion { .. }) => false,
             Err(e) => {
                 let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(error = %e, refused, "bundle refused; keeping the current certificate");
+                let keeping = crate::tls::keeping(certs);
+                tracing::error!(error = %e, refused, "bundle refused; {keeping}");
                 false
             }
         }
