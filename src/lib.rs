@@ -23,7 +23,8 @@
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
 //! - [`cli`]: commands and exit codes.
-//! - [`cluster`]: the cluster file; each node's config and keys derived from it.
+//! - [`cluster`]: the cluster file; each node's config and keys derived from it; its `[docker]`
+//!   table, which `certzone cluster docker` runs as containers with the fault scenarios.
 
 pub mod acme;
 pub mod bundle;

@@ -3,9 +3,10 @@
 # any is missing: kdig (knot-dnsutils), dig (bind9-dnsutils), named and tsig-keygen (bind9,
 # bind9-utils), pebble (the ACME test CA), lego and knotd (benchmark peers), ip (iproute2:
 # BIND listens only on addresses an interface carries, so tests add 127.x aliases), and
-# for the docker scenarios busybox (busybox-static: the client container's shell) and
-# openssl (Pebble's HTTPS certificate); unbound, the resolver tests/resolver.rs puts in
-# front of certzone; strace (the keygen tests inject faults into the real binary with it).
+# for the docker tests busybox (busybox-static: the containers' shell; `cluster docker` puts
+# it, kdig and pebble in the image it builds); openssl (the benchmarks); unbound, the
+# resolver tests/resolver.rs puts in front of certzone; strace (the keygen tests inject
+# faults into the real binary with it).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl unbound strace)
 tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace)

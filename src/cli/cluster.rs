@@ -1,5 +1,5 @@
 //! `certzone cluster render|up`: the cluster file turned into node directories, and run as
-//! local processes for a first look.
+//! local processes for a first look (`cluster docker` is `cli::docker`).
 //!
 //! Owns the child processes of `up`: started together, watched, stopped together on Ctrl-C
 //! or when one dies. It must not derive node settings (that is `cluster::render`) nor reach
@@ -39,6 +39,12 @@ pub(super) enum ClusterCommand {
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
     },
+    /// The cluster on a docker network of its own ([docker] in the cluster file): up, the
+    /// fault scenarios, down, logs.
+    Docker {
+        #[command(subcommand)]
+        command: super::docker::DockerCommand,
+    },
 }
 
 pub(super) fn cluster(command: &ClusterCommand) -> ExitCode {
@@ -48,6 +54,7 @@ pub(super) fn cluster(command: &ClusterCommand) -> ExitCode {
             config,
             timeout_secs,
         } => (config, Some(Duration::from_secs(*timeout_secs))),
+        ClusterCommand::Docker { command } => return super::docker::docker(command),
     };
     let cluster = match Cluster::load(path) {
         Ok(c) => c,

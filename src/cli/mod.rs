@@ -4,6 +4,7 @@
 
 mod check_config;
 mod cluster;
+mod docker;
 mod keygen;
 mod probe;
 mod renew;
@@ -52,7 +53,8 @@ enum Command {
     },
     /// Fetch a certificate zone from a server and check its bundle.
     Verify(verify::VerifyArgs),
-    /// A whole cluster from one file: each node's config derived, or every node run locally.
+    /// A whole cluster from one file: each node's config derived, every node run locally, or
+    /// the cluster on a docker network with its fault scenarios.
     Cluster {
         #[command(subcommand)]
         command: cluster::ClusterCommand,

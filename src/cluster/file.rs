@@ -19,6 +19,7 @@ pub(super) struct File {
     pub(super) keys: Keys,
     #[serde(default, rename = "node")]
     pub(super) nodes: Vec<Node>,
+    pub(super) docker: Option<Docker>,
 }
 
 /// `[cluster]`
@@ -122,4 +123,20 @@ pub(super) struct Node {
     pub(super) name: String,
     pub(super) role: crate::config::Role,
     pub(super) address: std::net::IpAddr,
+}
+
+/// `[docker]`: where `certzone cluster docker` runs the cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Docker {
+    pub(super) subnet: String,
+    pub(super) image: Option<String>,
+    pub(super) project: Option<String>,
+    #[serde(default)]
+    pub(super) test_ca: bool,
+    pub(super) test_ca_address: Option<std::net::IpAddr>,
+    pub(super) test_ca_leaf_secs: Option<u64>,
+    #[serde(default = "yes")]
+    pub(super) client: bool,
+    pub(super) client_address: Option<std::net::IpAddr>,
 }

@@ -6,6 +6,7 @@
 //! writes (`render`). It must not run nodes or open sockets: `cli::cluster` starts the
 //! processes, and each node reads only its own derived file like any hand-written one.
 
+pub mod docker;
 mod file;
 mod keys;
 mod render;
@@ -21,6 +22,7 @@ use std::{
 use hickory_proto::rr::Name;
 
 pub use crate::config::Role;
+pub use docker::Docker;
 pub use render::{RenderedNode, render};
 
 /// A problem with the cluster file, its keys or the node directories.
@@ -67,6 +69,8 @@ pub struct Cluster {
     pub generate_keys: bool,
     /// The master first, then the workers in file order.
     pub nodes: Vec<NodeSpec>,
+    /// `[docker]`: where `certzone cluster docker` runs the cluster, when the file says.
+    pub docker: Option<Docker>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +86,8 @@ pub enum Ca {
     Local { leaf_days: Option<u32> },
     /// An ACME directory; the master orders, the workers answer the challenge too.
     Acme {
-        directory: String,
+        /// None only with `[docker] test-ca`, which gives the directory on docker.
+        directory: Option<String>,
         contact: Vec<String>,
         ca_roots: Vec<PathBuf>,
         propagation_timeout_secs: Option<u64>,
@@ -189,14 +194,23 @@ impl Checker<'_> {
             .dir
             .map(|d| self.base.join(d))
             .unwrap_or_else(|| state_dir.join("keys"));
+        let test_ca = raw.docker.as_ref().is_some_and(|d| d.test_ca);
+        let acme = raw.ca.kind == file::CaKind::Acme;
+        let ca = self.ca(raw.ca, test_ca)?;
+        let nodes = self.nodes(&raw.nodes)?;
+        let docker = raw
+            .docker
+            .map(|d| self.docker(d, &raw.nodes, &domain, acme))
+            .transpose()?;
         Ok(Cluster {
             path: self.path.to_path_buf(),
             zone_file: self.base.join(&settings.zone_file),
             names: settings.names,
             refresh_secs: settings.refresh_secs,
             retry_secs: settings.retry_secs,
-            ca: self.ca(raw.ca)?,
-            nodes: self.nodes(raw.nodes)?,
+            ca,
+            nodes,
+            docker,
             state_dir,
             domain,
             certificate_zone,
@@ -206,7 +220,7 @@ impl Checker<'_> {
         })
     }
 
-    fn ca(&self, raw: file::Ca) -> Result<Ca, ClusterError> {
+    fn ca(&self, raw: file::Ca, test_ca: bool) -> Result<Ca, ClusterError> {
         match raw.kind {
             file::CaKind::Local => {
                 if raw.directory.is_some()
@@ -233,13 +247,15 @@ impl Checker<'_> {
                         "the ACME CA decides the lifetime; leaf-days is for kind = \"local\"",
                     ));
                 }
-                let Some(directory) = raw.directory else {
-                    return Err(
-                        self.invalid("ca.directory", "kind = \"acme\" needs the directory URL")
-                    );
-                };
+                if raw.directory.is_none() && !test_ca {
+                    return Err(self.invalid(
+                        "ca.directory",
+                        "kind = \"acme\" needs the directory URL (or, on docker only, \
+                         [docker] test-ca = true)",
+                    ));
+                }
                 Ok(Ca::Acme {
-                    directory,
+                    directory: raw.directory,
                     contact: raw.contact,
                     ca_roots: raw.ca_roots.iter().map(|p| self.base.join(p)).collect(),
                     propagation_timeout_secs: raw.propagation_timeout_secs,
@@ -251,7 +267,7 @@ impl Checker<'_> {
     }
 
     /// Checks names, roles and addresses; returns the master first.
-    fn nodes(&self, raw: Vec<file::Node>) -> Result<Vec<NodeSpec>, ClusterError> {
+    fn nodes(&self, raw: &[file::Node]) -> Result<Vec<NodeSpec>, ClusterError> {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut addresses: HashMap<IpAddr, &str> = HashMap::new();
         let mut master: Option<usize> = None;

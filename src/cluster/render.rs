@@ -23,6 +23,12 @@ pub struct RenderedNode {
 /// `certzone check-config` would. Running it again rewrites the files and keeps the keys and
 /// every node's state.
 pub fn render(cluster: &Cluster) -> Result<Vec<RenderedNode>, ClusterError> {
+    if let Ca::Acme {
+        directory: None, ..
+    } = cluster.ca
+    {
+        return Err(no_directory(cluster));
+    }
     // The operator's zone file is checked before anything is written: a broken one must
     // not replace the master's good copy, and the error names the operator's file.
     let zone_error = |message: String| ClusterError::Invalid {
@@ -83,42 +89,7 @@ fn master(
                 writeln!(text, "leaf-days = {days}").unwrap();
             }
         }
-        Ca::Acme {
-            directory,
-            contact,
-            ca_roots,
-            propagation_timeout_secs,
-            retry_base_secs,
-            max_orders_per_hour,
-        } => {
-            text += "source = \"acme\"\n\n[acme]\n";
-            writeln!(text, "directory = {}", quote(directory)).unwrap();
-            if !contact.is_empty() {
-                writeln!(text, "contact = {}", list(contact)).unwrap();
-            }
-            let mut roots = Vec::new();
-            for (i, root) in ca_roots.iter().enumerate() {
-                let name = format!("acme-root-{i}.pem");
-                copy(root, &dir.join(&name), state::PUBLIC)?;
-                roots.push(name);
-            }
-            if !roots.is_empty() {
-                writeln!(text, "ca-roots = {}", list(&roots)).unwrap();
-            }
-            // The CA is told "ready" only once every nameserver answers the challenge.
-            let mut authoritative = vec![cluster.dns(node).to_string()];
-            authoritative.extend(workers_dns.iter().cloned());
-            writeln!(text, "authoritative = {}", list(&authoritative)).unwrap();
-            if let Some(secs) = propagation_timeout_secs {
-                writeln!(text, "propagation-timeout-secs = {secs}").unwrap();
-            }
-            if let Some(secs) = retry_base_secs {
-                writeln!(text, "retry-base-secs = {secs}").unwrap();
-            }
-            if let Some(orders) = max_orders_per_hour {
-                writeln!(text, "max-orders-per-hour = {orders}").unwrap();
-            }
-        }
+        Ca::Acme { .. } => acme(cluster, node, dir, &workers_dns, &mut text)?,
     }
     text += "\n[[zone]]\n";
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
@@ -156,6 +127,66 @@ fn master(
     writeln!(text, "allow = {}", list(&allow)).unwrap();
     writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
     Ok(text)
+}
+
+/// The master's `[acme]` section, the CA's roots copied beside its file.
+fn acme(
+    cluster: &Cluster,
+    node: &NodeSpec,
+    dir: &Path,
+    workers_dns: &[String],
+    text: &mut String,
+) -> Result<(), ClusterError> {
+    let Ca::Acme {
+        directory: Some(directory),
+        contact,
+        ca_roots,
+        propagation_timeout_secs,
+        retry_base_secs,
+        max_orders_per_hour,
+    } = &cluster.ca
+    else {
+        return Err(no_directory(cluster));
+    };
+    *text += "source = \"acme\"\n\n[acme]\n";
+    writeln!(text, "directory = {}", quote(directory)).unwrap();
+    if !contact.is_empty() {
+        writeln!(text, "contact = {}", list(contact)).unwrap();
+    }
+    let mut roots = Vec::new();
+    for (i, root) in ca_roots.iter().enumerate() {
+        let name = format!("acme-root-{i}.pem");
+        copy(root, &dir.join(&name), state::PUBLIC)?;
+        roots.push(name);
+    }
+    if !roots.is_empty() {
+        writeln!(text, "ca-roots = {}", list(&roots)).unwrap();
+    }
+    // The CA is told "ready" only once every nameserver answers the challenge.
+    let mut authoritative = vec![cluster.dns(node).to_string()];
+    authoritative.extend(workers_dns.iter().cloned());
+    writeln!(text, "authoritative = {}", list(&authoritative)).unwrap();
+    if let Some(secs) = propagation_timeout_secs {
+        writeln!(text, "propagation-timeout-secs = {secs}").unwrap();
+    }
+    if let Some(secs) = retry_base_secs {
+        writeln!(text, "retry-base-secs = {secs}").unwrap();
+    }
+    if let Some(orders) = max_orders_per_hour {
+        writeln!(text, "max-orders-per-hour = {orders}").unwrap();
+    }
+    Ok(())
+}
+
+/// ACME without a directory is a cluster file for `cluster docker` only (its test CA).
+fn no_directory(cluster: &Cluster) -> ClusterError {
+    ClusterError::Invalid {
+        path: cluster.path.clone(),
+        key: "ca.directory".into(),
+        message: "kind = \"acme\" needs the directory URL: [docker] test-ca = true gives one \
+                  only to `certzone cluster docker`"
+            .into(),
+    }
 }
 
 fn worker(

@@ -96,3 +96,86 @@ fn nodes_need_one_master_plain_names_and_own_addresses() {
     let ports = parse(NODES, "[ports]\ndns = 853\n");
     assert_eq!(key_of(ports), "ports");
 }
+
+const DOCKER_NODES: &str = r#"
+[[node]]
+name = "m"
+role = "master"
+address = "172.30.9.10"
+[[node]]
+name = "w1"
+role = "worker"
+address = "172.30.9.11"
+"#;
+
+fn message_of(result: Result<Cluster, ClusterError>) -> String {
+    match result {
+        Err(e @ ClusterError::Invalid { .. }) => e.to_string(),
+        other => panic!("expected a key error, got {other:?}"),
+    }
+}
+
+#[test]
+fn docker_table_defaults_and_free_addresses() {
+    let acme = "[ca]\nkind = \"acme\"\n[docker]\nsubnet = \"172.30.9.0/24\"\ntest-ca = true\n";
+    let cluster = parse(DOCKER_NODES, acme).unwrap();
+    let docker = cluster.docker.unwrap();
+    assert_eq!(docker.project, "certzone-example-test");
+    assert_eq!(docker.subnet.to_string(), "172.30.9.0/24");
+    // The first host address is the gateway's: the test CA and the client take the next.
+    assert_eq!(docker.test_ca.unwrap().address.to_string(), "172.30.9.2");
+    assert_eq!(docker.client.unwrap().to_string(), "172.30.9.3");
+    // ACME without a directory is for docker's test CA only.
+    assert!(matches!(
+        cluster.ca,
+        Ca::Acme {
+            directory: None,
+            ..
+        }
+    ));
+    assert_eq!(
+        key_of(parse(DOCKER_NODES, "[ca]\nkind = \"acme\"\n")),
+        "ca.directory"
+    );
+}
+
+#[test]
+fn docker_addresses_lie_in_the_subnet() {
+    let docker = "[docker]\nsubnet = \"172.30.9.0/24\"\n";
+    let outside = DOCKER_NODES.replace("172.30.9.11", "172.30.10.11");
+    let message = message_of(parse(&outside, docker));
+    assert!(
+        message.contains("node[1].address")
+            && message
+                .contains("node \"w1\": 172.30.10.11 is outside the [docker] subnet 172.30.9.0/24"),
+        "{message}"
+    );
+    let gateway = DOCKER_NODES.replace("172.30.9.11", "172.30.9.1");
+    assert!(message_of(parse(&gateway, docker)).contains("its gateway (172.30.9.1)"));
+    let v6 = DOCKER_NODES.replace("172.30.9.11", "fd00::11");
+    assert!(message_of(parse(&v6, docker)).contains("is IPv6"));
+    let host_bits = parse(DOCKER_NODES, "[docker]\nsubnet = \"172.30.9.4/24\"\n");
+    assert!(message_of(host_bits).contains("write 172.30.9.0/24"));
+    let taken = "[docker]\nsubnet = \"172.30.9.0/24\"\nclient-address = \"172.30.9.10\"\n";
+    assert_eq!(key_of(parse(DOCKER_NODES, taken)), "docker.client-address");
+}
+
+#[test]
+fn docker_test_ca_project_and_service_names_are_checked() {
+    let subnet = "[docker]\nsubnet = \"172.30.9.0/24\"\n";
+    assert_eq!(
+        key_of(parse(DOCKER_NODES, &format!("{subnet}test-ca = true\n"))),
+        "docker.test-ca"
+    );
+    assert_eq!(
+        key_of(parse(
+            DOCKER_NODES,
+            &format!("{subnet}project = \"Bad Name\"\n")
+        )),
+        "docker.project"
+    );
+    let client = DOCKER_NODES.replace("\"w1\"", "\"client\"");
+    assert_eq!(key_of(parse(&client, subnet)), "node[1].name");
+    let unknown = parse(DOCKER_NODES, &format!("{subnet}images = \"x\"\n"));
+    assert!(matches!(unknown, Err(ClusterError::Syntax { .. })));
+}

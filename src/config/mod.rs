@@ -222,10 +222,10 @@ pub enum UpstreamTransport {
 }
 
 /// The local CA's default leaf lifetime, the same as a public ACME certificate's.
-const DEFAULT_LEAF_DAYS: u32 = 90;
+pub(crate) const DEFAULT_LEAF_DAYS: u32 = 90;
 const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3000;
-const DEFAULT_PROPAGATION_SECS: u64 = 60;
-const DEFAULT_RETRY_BASE_SECS: u64 = 60;
+pub(crate) const DEFAULT_PROPAGATION_SECS: u64 = 60;
+pub(crate) const DEFAULT_RETRY_BASE_SECS: u64 = 60;
 const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
 /// The certificate zone's label under the first zone when no name is given.
 pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
