@@ -51,6 +51,7 @@ pub(super) fn write(project: &Project, image: &str) -> Result<(), String> {
             }
         }
     });
+    // Strings, numbers and maps only: serialising cannot fail.
     let text = serde_json::to_string_pretty(&file).expect("a JSON value serialises");
     // Compose reads `$` as the start of a variable: doubled, it stays a `$`.
     let text = text.replace('$', "$$");

@@ -80,6 +80,7 @@ pub(super) fn contents(test_ca: bool) -> Result<Contents, String> {
             files.insert(inside, library);
         }
     }
+    // busybox is one of PROGRAMS, found above or refused.
     let busybox = &programs
         .iter()
         .find(|(n, _)| n == "busybox")

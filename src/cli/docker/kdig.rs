@@ -68,8 +68,8 @@ impl Answer {
     }
 }
 
-/// kdig's arguments for the domain's SOA from `ip` over `transport`; `ip` may be a shell
-/// variable in the client's query loop.
+/// kdig's arguments for the domain's SOA from `ip` over `transport`, as a user types them;
+/// `ip` may be a shell variable in the client's query loop.
 pub(super) fn args(project: &Project, ip: &str, transport: Transport) -> Vec<String> {
     let cluster = &project.cluster;
     let (port, flag) = match transport {
@@ -78,7 +78,6 @@ pub(super) fn args(project: &Project, ip: &str, transport: Transport) -> Vec<Str
     };
     vec![
         "kdig".into(),
-        "-d".into(),
         format!("@{ip}"),
         "-p".into(),
         port.to_string(),
@@ -92,9 +91,16 @@ pub(super) fn args(project: &Project, ip: &str, transport: Transport) -> Vec<Str
     ]
 }
 
+/// With `-d`, kdig prints the chain it received, each certificate's key pin, and whether it
+/// trusts the chain: what [`Answer::parse`] reads.
+pub(super) fn debug(mut args: Vec<String>) -> Vec<String> {
+    args.insert(1, "-d".into());
+    args
+}
+
 /// The node's verified answer, or None (no answer, an untrusted chain, kdig failed).
 pub(super) fn ask(project: &Project, node: &NodeSpec, transport: Transport) -> Option<Answer> {
-    let args = args(project, &node.address.to_string(), transport);
+    let args = debug(args(project, &node.address.to_string(), transport));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = project.client(&args).ok()?;
     if !output.status.success() {
@@ -122,6 +128,18 @@ pub(super) fn pins<'a>(
         .into_iter()
         .map(|n| (n.name.clone(), pin(project, n, Transport::Tls)))
         .collect()
+}
+
+/// What each node serves, for messages: `NODE serves pin PIN` or `NODE: no verified answer`.
+pub(super) fn describe(pins: &BTreeMap<String, Option<String>>) -> String {
+    let each: Vec<String> = pins
+        .iter()
+        .map(|(node, pin)| match pin {
+            Some(pin) => format!("{node} serves pin {pin}"),
+            None => format!("{node}: no verified DoT answer with the SOA"),
+        })
+        .collect();
+    each.join("; ")
 }
 
 /// The one pin every node in `pins` serves, if they all serve and agree.

@@ -191,6 +191,10 @@ fn logs(project: &Project, only: Option<&str>, tail: Option<usize>) -> Result<Ex
 /// After a failure: every container's whole log saved under `<state-dir>/docker/logs/`,
 /// and the end of each printed.
 fn leave_logs(project: &Project) {
+    // A failure before any container started (the image, the compose file) has no logs.
+    if project.containers().is_ok_and(|c| c.is_empty()) {
+        return;
+    }
     let dir = project.dir.join("logs");
     let _ = std::fs::create_dir_all(&dir);
     for service in project.services() {

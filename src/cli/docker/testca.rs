@@ -140,6 +140,7 @@ pub(super) fn add_root(path: &Path, root: &str) -> Result<(), String> {
 fn pem(der: &[u8]) -> String {
     use base64::Engine as _;
     let body = base64::engine::general_purpose::STANDARD.encode(der);
+    // Base64 is ASCII: every chunk is UTF-8.
     let lines: Vec<&str> = body
         .as_bytes()
         .chunks(64)

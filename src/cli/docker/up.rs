@@ -185,12 +185,7 @@ fn wait_ready(
             if kdig::agreed(&pins).is_some() {
                 return Ok(pins);
             }
-            pins.iter()
-                .map(|(node, pin)| match pin {
-                    Some(pin) => format!("{node}: serves pin {pin}"),
-                    None => format!("{node}: no verified DoT answer with the SOA"),
-                })
-                .collect::<Vec<_>>()
+            vec![kdig::describe(&pins)]
         } else {
             let unhealthy = unhealthy(project)?;
             if unhealthy.is_empty() {
@@ -205,44 +200,41 @@ fn wait_ready(
         };
         if Instant::now() > deadline {
             return Err(Problem::Failed(format!(
-                "not every node served the master's certificate over DoT within {limit:?}: {}\n{}",
-                waiting.join("; "),
-                super::tails(project, 15)
+                "not every node served the master's certificate over DoT within {limit:?}: {}",
+                waiting.join("; ")
             )));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
 
-/// A node container that is not running has failed: its log says why.
+/// A node container that stopped, or that Docker had to restart, has failed: its log says
+/// why (a node exits on a bad config or an address it cannot bind).
 fn stopped_nodes(project: &Project) -> Result<(), Problem> {
-    let containers = project.containers().map_err(failed)?;
-    for node in &project.cluster.nodes {
-        let name = project.container(&node.name);
-        let state = containers
-            .iter()
-            .find(|c| c.name == name)
-            .map_or("missing", |c| c.state.as_str());
-        if state != "running" {
-            let log = project.logs(&node.name, None);
-            let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+    let out = inspect(project, "{{.Name}} {{.State.Status}} {{.RestartCount}}")?;
+    for line in out.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, state, restarts] = fields.as_slice() else {
+            continue;
+        };
+        if *state != "running" || *restarts != "0" {
             return Err(Problem::Failed(format!(
-                "node {:?} is {state} (container {name}); its log ends:\n{}",
-                node.name,
-                tail.join("\n")
+                "container {} is {state} and was restarted {restarts} times: its node failed \
+                 (its log: `certzone cluster docker logs --config {} NODE`)",
+                name.trim_start_matches('/'),
+                project.cluster.path.display()
             )));
         }
     }
     Ok(())
 }
 
-/// Nodes Docker does not call healthy yet, with what it says.
-fn unhealthy(project: &Project) -> Result<Vec<String>, Problem> {
+/// `docker inspect --format FORMAT` of every node's container.
+fn inspect(project: &Project, format: &str) -> Result<String, Problem> {
     let mut args = vec![
         "inspect".to_string(),
         "--format".to_string(),
-        "{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}".to_string(),
+        format.to_string(),
     ];
     args.extend(
         project
@@ -252,7 +244,15 @@ fn unhealthy(project: &Project) -> Result<Vec<String>, Problem> {
             .map(|n| project.container(&n.name)),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = project.engine.docker(&args, QUICK).map_err(failed)?;
+    project.engine.docker(&args, QUICK).map_err(failed)
+}
+
+/// Nodes Docker does not call healthy yet, with what it says.
+fn unhealthy(project: &Project) -> Result<Vec<String>, Problem> {
+    let out = inspect(
+        project,
+        "{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}",
+    )?;
     Ok(out
         .lines()
         .filter(|l| !l.ends_with(" healthy"))
@@ -323,15 +323,7 @@ fn print_commands(project: &Project) {
         println!("\ntry (from the client container; every node serves the same certificate):");
         for node in &project.cluster.nodes {
             let args = kdig::args(project, &node.address.to_string(), kdig::Transport::Tls);
-            println!(
-                "  docker exec {client} {}",
-                args[..1]
-                    .iter()
-                    .chain(&args[2..])
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            println!("  docker exec {client} {}", args.join(" "));
         }
         let worker = project
             .cluster
@@ -339,15 +331,7 @@ fn print_commands(project: &Project) {
             .first()
             .unwrap_or(project.cluster.master());
         let args = kdig::args(project, &worker.address.to_string(), kdig::Transport::Https);
-        println!(
-            "  docker exec {client} {}",
-            args[..1]
-                .iter()
-                .chain(&args[2..])
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        println!("  docker exec {client} {}", args.join(" "));
         println!("  ({CLIENT_MOUNT}/ca.pem in the client: the roots it trusts)");
     }
     println!("logs: certzone cluster docker logs --config {config} [NODE]");

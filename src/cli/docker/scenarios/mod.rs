@@ -391,7 +391,8 @@ impl Run<'_> {
         let pins = kdig::pins(self.project, self.nodes());
         kdig::agreed(&pins).ok_or_else(|| {
             Failure(format!(
-                "the nodes do not serve one certificate over DoT: {pins:?}"
+                "the nodes do not serve one certificate over DoT: {}",
+                kdig::describe(&pins)
             ))
         })
     }

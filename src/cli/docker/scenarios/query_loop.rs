@@ -51,7 +51,7 @@ impl<'a> QueryLoop<'a> {
             }
         }
         let ips: Vec<String> = nodes.iter().map(|n| n.address.to_string()).collect();
-        let query: Vec<String> = kdig::args(run.project, "$ip", Transport::Tls)
+        let query: Vec<String> = kdig::debug(kdig::args(run.project, "$ip", Transport::Tls))
             .into_iter()
             .map(|a| {
                 if a.contains("$ip") {

@@ -111,6 +111,7 @@ pub(super) fn renewal(run: &Run) -> Result<(), Failure> {
 /// d. Cut a worker off during a renewal: the renewal waits for it (or, when the CA reused
 /// an authorization, the worker misses the new certificate); reconnected, it catches up.
 pub(super) fn worker_cut_off(run: &Run) -> Result<(), Failure> {
+    // d is skipped when there is no worker (needs_renewal_on_request).
     let worker = run
         .workers()
         .last()
