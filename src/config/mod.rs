@@ -6,6 +6,7 @@
 //! Relative paths in the file are taken from the directory that holds the file.
 
 mod file;
+mod limits;
 
 use std::{
     collections::HashSet,
@@ -18,6 +19,7 @@ use hickory_proto::rr::Name;
 
 use file::{CertSource, UpstreamProtocol};
 pub use file::{Challenge, KeyAlgorithm, Role};
+pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, RrlConfig};
 
 /// A problem with the configuration file itself.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,10 @@ pub struct Config {
     pub transfer: Option<TransferConfig>,
     /// Set exactly when `role` is worker.
     pub worker: Option<WorkerConfig>,
+    /// What one client, connection or query may cost.
+    pub limits: Limits,
+    /// UDP response rate limiting, when configured.
+    pub rrl: Option<RrlConfig>,
 }
 
 /// What a worker replicates, and from whom.
@@ -149,6 +155,10 @@ pub struct AcmeConfig {
     /// First delay after a failure; later ones grow tenfold, capped.
     pub retry_base: Duration,
     pub max_orders_per_hour: u32,
+    /// Every HTTP request to the CA, answer included.
+    pub http_timeout: Duration,
+    /// A whole order, from creation to the certificate.
+    pub order_timeout: Duration,
 }
 
 /// External Account Binding credentials.
@@ -181,6 +191,10 @@ pub struct ZoneConfig {
 pub struct ForwardConfig {
     pub upstreams: Vec<Upstream>,
     pub timeout: Duration,
+    /// Clients that may have names forwarded; others are REFUSED.
+    pub allow: Vec<Prefix>,
+    /// Forwards waiting on upstreams at once; more get SERVFAIL at once.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +221,8 @@ const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3000;
 const DEFAULT_PROPAGATION_SECS: u64 = 60;
 const DEFAULT_RETRY_BASE_SECS: u64 = 60;
 const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
+const DEFAULT_ACME_HTTP_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_ACME_ORDER_TIMEOUT_SECS: u64 = 600;
 /// The certificate zone's label under the first zone when no name is given.
 pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
 
@@ -263,6 +279,8 @@ impl Checker<'_> {
             transfer,
             primary,
             secondaries,
+            limits,
+            rrl,
         } = raw;
         let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
         let config = Config {
@@ -281,6 +299,8 @@ impl Checker<'_> {
             forward: forward.map(|f| self.forward(f)).transpose()?,
             certificate_zone: None,
             worker: None,
+            limits: self.limits(limits)?,
+            rrl: rrl.map(|r| self.rrl(r)).transpose()?,
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
@@ -479,6 +499,16 @@ impl Checker<'_> {
                         .unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR),
                 ),
             )? as u32,
+            http_timeout: self.above_zero(
+                "acme.http-timeout-secs",
+                raw.http_timeout_secs.map(Duration::from_secs),
+                Duration::from_secs(DEFAULT_ACME_HTTP_TIMEOUT_SECS),
+            )?,
+            order_timeout: self.above_zero(
+                "acme.order-timeout-secs",
+                raw.order_timeout_secs.map(Duration::from_secs),
+                Duration::from_secs(DEFAULT_ACME_ORDER_TIMEOUT_SECS),
+            )?,
         })
     }
 
@@ -674,9 +704,12 @@ impl Checker<'_> {
         if timeout_ms == 0 {
             return Err(self.invalid("forward.timeout-ms", "must be above 0"));
         }
+        let (allow, max_in_flight) = self.forward_limits(raw.allow, raw.max_in_flight)?;
         Ok(ForwardConfig {
             upstreams,
             timeout: Duration::from_millis(timeout_ms),
+            allow,
+            max_in_flight,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct Handler {
     notify: Option<NotifyPolicy>,
     /// Whether catalog answers are prepared and reused (`[listen] prepared-answers`).
     prepared: bool,
+    /// The largest UDP answer (`[limits] udp-max-payload`), whatever the client's EDNS size.
+    udp_max_payload: u16,
 }
 
 /// AXFR and IXFR type codes.
@@ -59,6 +61,15 @@ impl Handler {
             transfer,
             notify: None,
             prepared: true,
+            udp_max_payload: crate::config::DEFAULT_UDP_MAX_PAYLOAD,
+        }
+    }
+
+    /// Caps UDP answers at `size` bytes (TC above it), whatever the client's EDNS size.
+    pub fn with_udp_max_payload(self, size: u16) -> Self {
+        Self {
+            udp_max_payload: size.max(512),
+            ..self
         }
     }
 
@@ -84,6 +95,10 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> axfr::Answers {
+        // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
+        if wire::is_response(query) {
+            return Vec::new().into();
+        }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t))
             && let Ok(request) = hickory_proto::op::Message::from_vec(query)
             && axfr::is_transfer(&request)
@@ -118,6 +133,10 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
+        if wire::is_response(query) {
+            return None;
+        }
         // One snapshot for the whole query: the answer is prepared from the catalog it
         // came from, and dropped with it.
         let snapshot = self.zones.snapshot();
@@ -147,15 +166,15 @@ impl Handler {
         if let Some(forwarder) = &self.forwarder
             && is_forwarded(&request, &snapshot.catalog)
         {
-            let limit = udp_limit(&request, transport);
-            return forwarder.forward(query, limit).await;
+            let limit = udp_limit(&request, transport, self.udp_max_payload);
+            return forwarder.forward(query, limit, src.ip()).await;
         }
         if request.signature.is_some() {
             return self
                 .answer_signed(query, &request, &snapshot.catalog, transport)
                 .await;
         }
-        let answer = lookup(&snapshot.catalog, &request, transport).await?;
+        let answer = lookup(&snapshot.catalog, &request, self.capture(transport)).await?;
         if let Some(question) = &question {
             snapshot.answers.insert(question, &answer);
         }
@@ -181,7 +200,7 @@ impl Handler {
         let message = hickory_proto::op::Message::from_vec(query).ok()?;
         match signing::authenticate(query, &message, &self.tsig_keys()) {
             Ok(signing) => {
-                let mut answer = lookup(catalog, request, transport).await?;
+                let mut answer = lookup(catalog, request, self.capture(transport)).await?;
                 signing::sign_single(&mut answer, signing);
                 Some(answer)
             }
@@ -189,6 +208,10 @@ impl Handler {
                 Some(rejection.response(message.metadata.id, message.queries.first()?.clone()))
             }
         }
+    }
+
+    fn capture(&self, transport: Transport) -> Capture {
+        Capture::new(transport, self.udp_max_payload)
     }
 
     /// Every key this node knows: transfer keys and its primary's.
@@ -199,9 +222,8 @@ impl Handler {
     }
 }
 
-/// The catalog's answer, encoded for `transport`.
-async fn lookup(catalog: &Catalog, request: &Request, transport: Transport) -> Option<Vec<u8>> {
-    let capture = Capture::new(transport);
+/// The catalog's answer, encoded as `capture` says.
+async fn lookup(catalog: &Catalog, request: &Request, capture: Capture) -> Option<Vec<u8>> {
     catalog
         .handle_request::<_, TokioTime>(request, capture.clone())
         .await;
@@ -218,13 +240,13 @@ fn is_forwarded(request: &Request, catalog: &Catalog) -> bool {
         && catalog.find(info.query.name()).is_none()
 }
 
-/// The largest response a UDP client takes: its EDNS size, else 512 (RFC 1035 4.2.1).
-fn udp_limit(request: &Request, transport: Transport) -> Option<usize> {
+/// The largest response a UDP client takes: its EDNS size, else 512 (RFC 1035 4.2.1),
+/// never above `cap`.
+fn udp_limit(request: &Request, transport: Transport, cap: u16) -> Option<usize> {
     (transport == Transport::Udp).then(|| {
-        request
-            .edns
-            .as_ref()
-            .map_or(512, |edns| usize::from(edns.max_payload().max(512)))
+        request.edns.as_ref().map_or(512, |edns| {
+            usize::from(edns.max_payload().clamp(512, cap.max(512)))
+        })
     })
 }
 
@@ -232,13 +254,16 @@ fn udp_limit(request: &Request, transport: Transport) -> Option<usize> {
 #[derive(Clone)]
 struct Capture {
     transport: Transport,
+    /// The UDP size cap (`[limits] udp-max-payload`).
+    udp_cap: u16,
     bytes: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 impl Capture {
-    fn new(transport: Transport) -> Self {
+    fn new(transport: Transport, udp_cap: u16) -> Self {
         Self {
             transport,
+            udp_cap: udp_cap.max(512),
             bytes: Arc::default(),
         }
     }
@@ -262,7 +287,7 @@ impl ResponseHandler for Capture {
         >,
     ) -> Result<ResponseInfo, NetError> {
         let max_size = match (self.transport, response.edns()) {
-            (Transport::Udp, Some(edns)) => edns.max_payload().max(512),
+            (Transport::Udp, Some(edns)) => edns.max_payload().clamp(512, self.udp_cap),
             (Transport::Udp, None) => 512,
             _ => u16::MAX,
         };

@@ -13,9 +13,11 @@ pub(crate) mod exchange;
 mod forward;
 mod handler;
 mod notify;
+pub(crate) mod ratelog;
 mod signing;
 mod stream;
 mod udp;
+mod upstream;
 pub(crate) mod wire;
 
 use std::{net::SocketAddr, num::NonZero, sync::Arc, time::Duration};
