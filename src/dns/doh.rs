@@ -35,12 +35,23 @@ pub(super) async fn connection(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let Ok(Ok(tls)) = timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await
+    let Ok(Ok(tls)) = timeout(
+        HANDSHAKE_TIMEOUT,
+        TlsAcceptor::from(config).accept(super::doh_io::Coalesce::new(stream)),
+    )
+    .await
     else {
         tracing::debug!(%peer, "DoH TLS handshake failed");
         return;
     };
-    serve_h2(tls, peer, handler, shutdown, tracker).await;
+    serve_h2(
+        super::doh_io::PerAnswer::new(tls),
+        peer,
+        handler,
+        shutdown,
+        tracker,
+    )
+    .await;
 }
 
 async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin>(

@@ -9,6 +9,7 @@
 
 mod axfr;
 mod doh;
+mod doh_io;
 pub(crate) mod exchange;
 mod forward;
 mod handler;
