@@ -22,7 +22,7 @@ use crate::{
     acme,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Forwarder, Handler, NotifyPolicy, TransferPolicy},
+    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
     localca::LocalCa,
     publication::Publisher,
     replication::{Reader, Replica},
@@ -159,14 +159,16 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
+    let budget = budget(&config, transfer.as_ref())?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
-        .with_prepared_answers(config.listen.prepared_answers);
+        .with_prepared_answers(config.listen.prepared_answers)
+        .with_udp_max_payload(config.limits.udp_max_payload);
     if let Some(worker) = &config.worker {
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);
     }
     let handler = Arc::new(handler);
-    bound.serve(handler, certs.clone(), &shutdown, &tracker);
+    bound.serve(handler, certs.clone(), budget, &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
         .handle(&zones, &config, &certs, &force_renewal)
@@ -174,6 +176,25 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
+}
+
+/// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG
+/// keys) are never starved by others.
+fn budget(config: &Config, transfer: Option<&TransferPolicy>) -> anyhow::Result<Budget> {
+    let mut trust = Trust::default();
+    if let Some(transfer) = transfer {
+        trust.addresses.extend(&transfer.allow);
+        trust.keys.extend(transfer.keys.iter().cloned());
+    }
+    if let Some(worker) = &config.worker {
+        trust.addresses.push(worker.primary.ip());
+        trust.keys.extend(crate::tsig::load(&worker.tsig_key_file)?);
+    }
+    Ok(Budget {
+        limits: config.limits.clone(),
+        rrl: config.rrl.clone(),
+        trust,
+    })
 }
 
 /// Sends NOTIFY to `[transfer] notify` on every zone change. It subscribes before anything
