@@ -4,14 +4,18 @@
 # bind9-utils), pebble (the ACME test CA), lego and knotd (benchmark peers), ip (iproute2:
 # BIND listens only on addresses an interface carries, so tests add 127.x aliases), and
 # for the docker scenarios busybox (busybox-static: the client container's shell) and
-# openssl (Pebble's HTTPS certificate).
+# openssl (Pebble's HTTPS certificate); for the attack tests (tests/exposure.rs,
+# tests/attacks.rs) dnsperf (floods), python3 with python3-h2 (tests/attack/*.py write
+# HTTP/2 frames by hand) and prlimit (util-linux: a node with 256 open files).
 set -euo pipefail
-packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl)
+packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
+  dnsperf python3 python3-h2 util-linux)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl dnsperf prlimit)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
 done
+/usr/bin/python3 -c 'import h2, hpack, hyperframe' 2>/dev/null || missing=1
 [ "$missing" = 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tests/setup.sh: missing test tools; install them with:" >&2

@@ -16,9 +16,9 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier,
-    ChallengeType, ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, Order,
-    OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, Order, OrderStatus,
+    RetryPolicy,
 };
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -96,11 +96,16 @@ impl HttpClient for Bounded {
                 let response = inner.request(request).await?;
                 let parts = response.parts;
                 let mut body = response.body;
-                let bytes = body.into_bytes().await.map_err(instant_acme::Error::Other)?;
+                let bytes = body
+                    .into_bytes()
+                    .await
+                    .map_err(instant_acme::Error::Other)?;
                 let body = BodyWrapper::from(bytes.to_vec());
                 Ok(BytesResponse::from(http::Response::from_parts(parts, body)))
             };
-            tokio::time::timeout(limit, whole).await.map_err(|_| stalled())?
+            tokio::time::timeout(limit, whole)
+                .await
+                .map_err(|_| stalled())?
         })
     }
 }

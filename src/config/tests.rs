@@ -26,6 +26,12 @@ timeout-ms = 500
 address = "127.0.0.2:853"
 protocol = "tls"
 tls-name = "ns2.example.test"
+
+[limits]
+connections = 2048
+
+[rrl]
+responses-per-second = 20
 "#;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -63,6 +69,8 @@ fn unknown_key_in_every_table_is_rejected() {
         "[[zone]]",
         "[forward]",
         "[[forward.upstream]]",
+        "[limits]",
+        "[rrl]",
     ];
     for table in tables {
         let text = if table.is_empty() {
@@ -139,4 +147,76 @@ fn unknown_role_is_rejected() {
     let text = FULL.replace("role = \"master\"", "role = \"boss\"");
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("boss") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn limits_have_defaults_and_bad_ones_name_their_key() {
+    let config = parse(FULL).unwrap();
+    let defaults = Limits::default();
+    assert_eq!(config.limits.connections, 2048);
+    assert_eq!(config.limits.udp_max_payload, 1232);
+    assert_eq!(config.limits.idle_timeout, defaults.idle_timeout);
+    let rrl = config.rrl.unwrap();
+    assert_eq!(
+        (
+            rrl.responses_per_second,
+            rrl.slip,
+            rrl.ipv4_prefix_length,
+            rrl.ipv6_prefix_length
+        ),
+        (20, 2, 24, 56)
+    );
+    let forward = parse(FULL).unwrap().forward.unwrap();
+    assert!(
+        forward
+            .allow
+            .iter()
+            .any(|p| p.contains("127.0.0.1".parse().unwrap()))
+    );
+    assert!(
+        !forward
+            .allow
+            .iter()
+            .any(|p| p.contains("192.0.2.1".parse().unwrap()))
+    );
+    for (from, to, key) in [
+        (
+            "connections = 2048",
+            "connections = 0",
+            "limits.connections",
+        ),
+        (
+            "connections = 2048",
+            "udp-max-payload = 100",
+            "limits.udp-max-payload",
+        ),
+        (
+            "connections = 2048",
+            "idle-timeout-ms = 0",
+            "limits.idle-timeout-ms",
+        ),
+        (
+            "responses-per-second = 20",
+            "responses-per-second = 0",
+            "rrl.responses-per-second",
+        ),
+        (
+            "responses-per-second = 20",
+            "responses-per-second = 5\nipv4-prefix-length = 33",
+            "rrl.ipv4-prefix-length",
+        ),
+        (
+            "timeout-ms = 500",
+            "timeout-ms = 500\nallow = [\"10.0.0.0/99\"]",
+            "forward.allow",
+        ),
+        (
+            "timeout-ms = 500",
+            "timeout-ms = 500\nmax-in-flight = 0",
+            "forward.max-in-flight",
+        ),
+    ] {
+        let err = parse(&FULL.replace(from, to)).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
 }
