@@ -31,6 +31,8 @@ pub struct NotifyPolicy {
     pub target: Arc<dyn Notifiable>,
 }
 
+static REFUSED: super::ratelog::RateLog = super::ratelog::RateLog::new();
+
 /// The answer to a NOTIFY `raw` from `peer`.
 pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -> Option<Vec<u8>> {
     let request = Message::from_vec(raw).ok()?;
@@ -39,18 +41,25 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
     let Some(policy) = policy else {
         return Some(answer(&request, ResponseCode::Refused, None));
     };
+    // Anyone can send one: the refusals are logged at most once per interval.
     let Some(zone) = zone.filter(|z| policy.target.replicates(z)) else {
-        tracing::info!(%peer, "NOTIFY refused: not a zone this node replicates");
+        if let Some(left_out) = REFUSED.allow() {
+            tracing::info!(%peer, left_out, "NOTIFY refused: not a zone this node replicates");
+        }
         return Some(answer(&request, ResponseCode::Refused, None));
     };
     if !policy.primaries.contains(&peer) {
-        tracing::warn!(%peer, %zone, "NOTIFY refused: not from the primary");
+        if let Some(left_out) = REFUSED.allow() {
+            tracing::warn!(%peer, %zone, left_out, "NOTIFY refused: not from the primary");
+        }
         return Some(answer(&request, ResponseCode::Refused, None));
     }
     let signing = match signing::authenticate(raw, &request, &policy.keys) {
         Ok(signing) => signing,
         Err(rejection) => {
-            tracing::warn!(%peer, %zone, reason = rejection.reason, "NOTIFY refused");
+            if let Some(left_out) = REFUSED.allow() {
+                tracing::warn!(%peer, %zone, reason = rejection.reason, left_out, "NOTIFY refused");
+            }
             return Some(answer(&request, ResponseCode::NotAuth, None));
         }
     };
