@@ -136,7 +136,7 @@ impl Bucket {
             return (Verdict::Send, None);
         }
         self.limited += 1;
-        let verdict = if config.slip > 0 && self.limited % u64::from(config.slip) == 0 {
+        let verdict = if config.slip > 0 && self.limited.is_multiple_of(u64::from(config.slip)) {
             self.slipped += 1;
             Verdict::Slip
         } else {
