@@ -29,6 +29,8 @@ const DEFAULT_RRL_IPV6_PREFIX: u8 = 56;
 const DEFAULT_RRL_TABLE_SIZE: usize = 16_384;
 const DEFAULT_RRL_LOG_INTERVAL_SECS: u64 = 10;
 const DEFAULT_FORWARD_IN_FLIGHT: usize = 256;
+const DEFAULT_ACME_HTTP_TIMEOUT_SECS: u64 = 30;
+const DEFAULT_ACME_ORDER_TIMEOUT_SECS: u64 = 600;
 
 /// `[limits]`, typed. Every stream listener (TCP, DoT, DoH) shares one pool of connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,22 +177,24 @@ fn masked(bits: u128, length: u8) -> u128 {
 impl Checker<'_> {
     pub(super) fn limits(&self, raw: file::Limits) -> Result<Limits, ConfigError> {
         let d = Limits::default();
-        let ms = |key: &str, value: Option<u64>, default: Duration| {
-            self.above_zero(key, value.map(Duration::from_millis), default)
-        };
         let udp_max_payload = raw.udp_max_payload.unwrap_or(d.udp_max_payload);
         if udp_max_payload < 512 {
             return Err(self.invalid("limits.udp-max-payload", "must be at least 512"));
         }
+        let ms = |key: &str, value: Option<u64>, default: Duration| {
+            self.above_zero(key, value.map(Duration::from_millis), default)
+        };
+        let count =
+            |key: &str, value: Option<usize>, default: usize| self.count(key, value, default);
         Ok(Limits {
             udp_max_payload,
-            udp_slow_queries: self.count(
+            udp_slow_queries: count(
                 "limits.udp-slow-queries",
                 raw.udp_slow_queries,
                 d.udp_slow_queries,
             )?,
-            connections: self.count("limits.connections", raw.connections, d.connections)?,
-            connections_per_source: self.count(
+            connections: count("limits.connections", raw.connections, d.connections)?,
+            connections_per_source: count(
                 "limits.connections-per-source",
                 raw.connections_per_source,
                 d.connections_per_source,
@@ -215,6 +219,13 @@ impl Checker<'_> {
                 raw.handshake_timeout_ms,
                 d.handshake_timeout,
             )?,
+            ..self.connection_limits(&raw, d)?
+        })
+    }
+
+    /// The per-connection caps and the HTTP/2 settings of `[limits]`.
+    fn connection_limits(&self, raw: &file::Limits, d: Limits) -> Result<Limits, ConfigError> {
+        Ok(Limits {
             queries_per_connection: self.count(
                 "limits.queries-per-connection",
                 raw.queries_per_connection,
@@ -238,6 +249,7 @@ impl Checker<'_> {
                 d.doh_window_bytes,
                 1024,
             )?,
+            ..d
         })
     }
 
@@ -288,6 +300,33 @@ impl Checker<'_> {
             DEFAULT_FORWARD_IN_FLIGHT,
         )?;
         Ok((allow, in_flight))
+    }
+
+    /// `[acme] http-timeout-secs` and `order-timeout-secs`.
+    pub(super) fn acme_timeouts(
+        &self,
+        http: Option<u64>,
+        order: Option<u64>,
+    ) -> Result<(Duration, Duration), ConfigError> {
+        let secs = |key: &str, value: Option<u64>, default: u64| {
+            self.above_zero(
+                key,
+                value.map(Duration::from_secs),
+                Duration::from_secs(default),
+            )
+        };
+        Ok((
+            secs(
+                "acme.http-timeout-secs",
+                http,
+                DEFAULT_ACME_HTTP_TIMEOUT_SECS,
+            )?,
+            secs(
+                "acme.order-timeout-secs",
+                order,
+                DEFAULT_ACME_ORDER_TIMEOUT_SECS,
+            )?,
+        ))
     }
 
     /// `value` (or `default`), which must be above 0.

@@ -221,8 +221,6 @@ const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3000;
 const DEFAULT_PROPAGATION_SECS: u64 = 60;
 const DEFAULT_RETRY_BASE_SECS: u64 = 60;
 const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
-const DEFAULT_ACME_HTTP_TIMEOUT_SECS: u64 = 30;
-const DEFAULT_ACME_ORDER_TIMEOUT_SECS: u64 = 600;
 /// The certificate zone's label under the first zone when no name is given.
 pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
 
@@ -468,6 +466,8 @@ impl Checker<'_> {
         } else {
             raw.authoritative
         };
+        let (http_timeout, order_timeout) =
+            self.acme_timeouts(raw.http_timeout_secs, raw.order_timeout_secs)?;
         let positive = |key: &str, value: u64| {
             if value == 0 {
                 Err(self.invalid(key, "must be above 0"))
@@ -499,16 +499,8 @@ impl Checker<'_> {
                         .unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR),
                 ),
             )? as u32,
-            http_timeout: self.above_zero(
-                "acme.http-timeout-secs",
-                raw.http_timeout_secs.map(Duration::from_secs),
-                Duration::from_secs(DEFAULT_ACME_HTTP_TIMEOUT_SECS),
-            )?,
-            order_timeout: self.above_zero(
-                "acme.order-timeout-secs",
-                raw.order_timeout_secs.map(Duration::from_secs),
-                Duration::from_secs(DEFAULT_ACME_ORDER_TIMEOUT_SECS),
-            )?,
+            http_timeout,
+            order_timeout,
         })
     }
 

@@ -170,7 +170,7 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     conn: Conn,
 ) {
     let shared = conn.shared.clone();
-    let (mut frames, mut prepared, mut framed) = (Frames::default(), Vec::new(), Vec::new());
+    let (mut frames, mut buffers) = (Frames::default(), Buffers::default());
     let mut answered = 0u32;
     loop {
         let message_time = shared.limits.message_timeout;
@@ -203,30 +203,42 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         if !conn.slot.is_trusted() && signed_by_partner(query, &shared.keys) {
             conn.slot.trust();
         }
-        let written = if shared
-            .handler
-            .answer_prepared(query, transport, &mut prepared)
-        {
-            write_framed(&mut stream, &prepared, &mut framed, &shared.limits).await
-        } else {
-            let mut answers = shared
-                .handler
-                .answer_stream(query, conn.peer, transport)
-                .await;
-            let mut result = Ok(());
-            for response in &mut answers {
-                result = write_framed(&mut stream, &response, &mut framed, &shared.limits).await;
-                if result.is_err() {
-                    break;
-                }
-            }
-            result
-        };
+        let written = respond(&mut stream, query, transport, &conn, &mut buffers).await;
         if written.is_err() || conn.spent(answered) {
             break;
         }
     }
     let _ = timeout(shared.limits.write_timeout, stream.shutdown()).await;
+}
+
+/// Reused from query to query on a connection.
+#[derive(Default)]
+struct Buffers {
+    prepared: Vec<u8>,
+    framed: Vec<u8>,
+}
+
+/// Answers `query`: its prepared answer, else every message the handler makes for it.
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    query: &[u8],
+    transport: Transport,
+    conn: &Conn,
+    buffers: &mut Buffers,
+) -> std::io::Result<()> {
+    let shared = &conn.shared;
+    let Buffers { prepared, framed } = buffers;
+    if shared.handler.answer_prepared(query, transport, prepared) {
+        return write_framed(stream, prepared, framed, &shared.limits).await;
+    }
+    for response in shared
+        .handler
+        .answer_stream(query, conn.peer, transport)
+        .await
+    {
+        write_framed(stream, &response, framed, &shared.limits).await?;
+    }
+    Ok(())
 }
 
 /// A transfer or SOA query signed with one of this node's keys: a transfer partner's.

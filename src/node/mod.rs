@@ -159,7 +159,6 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
     }
     let _pid = PidFile::write(&config.state_dir)?;
-    let budget = budget(&config, transfer.as_ref())?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers)
         .with_udp_max_payload(config.limits.udp_max_payload);
@@ -168,7 +167,13 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         handler = handler.with_notify(policy);
     }
     let handler = Arc::new(handler);
-    bound.serve(handler, certs.clone(), budget, &shutdown, &tracker);
+    bound.serve(
+        handler,
+        certs.clone(),
+        budget(&config)?,
+        &shutdown,
+        &tracker,
+    );
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
         .handle(&zones, &config, &certs, &force_renewal)
@@ -180,11 +185,13 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG
 /// keys) are never starved by others.
-fn budget(config: &Config, transfer: Option<&TransferPolicy>) -> anyhow::Result<Budget> {
+fn budget(config: &Config) -> anyhow::Result<Budget> {
     let mut trust = Trust::default();
-    if let Some(transfer) = transfer {
+    if let Some(transfer) = &config.transfer {
         trust.addresses.extend(&transfer.allow);
-        trust.keys.extend(transfer.keys.iter().cloned());
+        trust
+            .keys
+            .extend(crate::tsig::load(&transfer.tsig_key_file)?);
     }
     if let Some(worker) = &config.worker {
         trust.addresses.push(worker.primary.ip());
