@@ -88,12 +88,13 @@ pub struct Bound {
     tcp: Vec<TcpListener>,
     tls: Vec<TcpListener>,
     https: Vec<TcpListener>,
+    budget: Budget,
 }
 
 impl Bound {
-    /// Raises the open-file limit, then binds every configured address. Must run inside
-    /// the tokio runtime.
-    pub fn bind(listen: &Listen) -> Result<Self, ListenError> {
+    /// Raises the open-file limit, then binds every configured address; the listeners will
+    /// spend at most `budget`. Must run inside the tokio runtime.
+    pub fn bind(listen: &Listen, budget: Budget) -> Result<Self, ListenError> {
         raise_open_files();
         let loops = std::thread::available_parallelism().map_or(1, NonZero::get);
         let mut udp = Vec::new();
@@ -117,6 +118,7 @@ impl Bound {
                 .iter()
                 .map(|a| bind_tcp("https", *a))
                 .collect::<Result<_, _>>()?,
+            budget,
         })
     }
 
@@ -125,11 +127,10 @@ impl Bound {
         self,
         handler: Arc<Handler>,
         certs: Arc<CertSlot>,
-        budget: Budget,
         shutdown: &CancellationToken,
         tracker: &TaskTracker,
     ) {
-        let Budget { limits, rrl, trust } = budget;
+        let Budget { limits, rrl, trust } = self.budget;
         let udp = Arc::new(udp::Shared {
             handler: handler.clone(),
             slow: Arc::new(tokio::sync::Semaphore::new(limits.udp_slow_queries)),

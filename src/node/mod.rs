@@ -124,7 +124,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         publisher,
         reader,
     } = prepared;
-    let bound = Bound::bind(&config.listen)?;
+    let bound = Bound::bind(&config.listen, budget(&config)?)?;
     // From here on the serials served are the ones a restart must go on from.
     zones.save_serials()?;
     let zones = Arc::new(zones);
@@ -167,13 +167,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         handler = handler.with_notify(policy);
     }
     let handler = Arc::new(handler);
-    bound.serve(
-        handler,
-        certs.clone(),
-        budget(&config)?,
-        &shutdown,
-        &tracker,
-    );
+    bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
         .handle(&zones, &config, &certs, &force_renewal)
