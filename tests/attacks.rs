@@ -18,7 +18,7 @@ use common::{
     Node, Scratch,
     client::{self, parse},
     cluster::{self, Cluster},
-    kdig, node_config, proc, wait_for,
+    kdig, load, node_config, proc, wait_for,
 };
 use hickory_proto::rr::RecordType;
 
@@ -263,11 +263,11 @@ fn floods_of_random_names_keep_memory_and_files_bounded_and_zones_answered() {
     let (flood, forwarded) = (flood.join().unwrap(), forwarded.join().unwrap());
     println!(
         "random names in the zone, 60 s at saturation:\n{}",
-        summary(&flood)
+        load::summary(&flood)
     );
     println!(
         "random names forwarded, 20 s at 2,000 q/s:\n{}",
-        summary(&forwarded)
+        load::summary(&forwarded)
     );
     println!(
         "RSS {rss_start} kB after start-up, at most {rss_max} kB under the floods; open files {files_start}, at most {files_max}; the prepared answer {answered} of {asked} times"
@@ -322,46 +322,24 @@ fn random_names(zone: &str, count: usize) -> String {
     names
 }
 
-/// dnsperf over UDP against `ip` with `names`, on a thread; joining gives its report.
+/// dnsperf over UDP against `ip` with `names` and `extra` arguments, on a thread.
 fn dnsperf(
     scratch: &Scratch,
     ip: &str,
     names: &str,
     extra: &[&str],
 ) -> std::thread::JoinHandle<String> {
-    let mut command = Command::new("dnsperf");
-    command
-        .args(["-s", ip, "-p", "5300", "-t", "4", "-d"])
-        .arg(scratch.path(names))
-        .args(extra);
-    std::thread::spawn(move || {
-        let out = command
-            .output()
-            .expect("run dnsperf (installed by tests/setup.sh)");
-        let report = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "dnsperf failed: {report}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        report
-    })
-}
-
-fn summary(report: &str) -> String {
-    report
-        .lines()
-        .filter(|l| {
-            [
-                "Queries sent",
-                "Queries completed",
-                "Queries lost",
-                "Response codes",
-                "Queries per second",
-            ]
-            .iter()
-            .any(|k| l.contains(k))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let names = scratch.path(names);
+    let mut args = vec![
+        "-s",
+        ip,
+        "-p",
+        "5300",
+        "-t",
+        "4",
+        "-d",
+        names.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    load::dnsperf(&args)
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Node, Scratch, client, dig, kdig, node_config, proc, wait_for};
+use common::{Node, Scratch, client, dig, kdig, load, node_config, proc, wait_for};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RecordType},
@@ -205,6 +205,14 @@ fn doh_abuse_costs_bounded_memory_and_a_fresh_query_is_answered() {
     node.stop();
 }
 
+/// dig from `source` to `ip` port 5300 with `args` (separated by spaces).
+fn dig_from(source: &str, ip: &str, args: &str) -> String {
+    let server = format!("@{ip}");
+    let mut all = vec!["-b", source, &server, "-p", "5300"];
+    all.extend(args.split(' '));
+    dig(&all)
+}
+
 /// A UDP socket bound and never read: an upstream that never answers.
 fn black_hole(ip: &str) -> UdpSocket {
     UdpSocket::bind(addr(ip, 5300)).unwrap()
@@ -218,16 +226,7 @@ fn the_forwarder_refuses_strangers_and_caps_its_work() {
     let forward = "[forward]\ntimeout-ms = 2000\nallow = [\"127.0.12.0/24\"]\nmax-in-flight = 4\n\
                    [[forward.upstream]]\naddress = \"127.0.12.6:5300\"\n";
     let node = Node::start(&scratch.write("node.toml", &node_config(ip, "state", "", forward)));
-    let server = format!("@{ip}");
-    let stranger = dig(&[
-        "-b",
-        "127.0.13.250",
-        &server,
-        "-p",
-        "5300",
-        "outside.test",
-        "A",
-    ]);
+    let stranger = dig_from("127.0.13.250", ip, "outside.test A");
     assert!(
         stranger.contains("status: REFUSED"),
         "a client outside forward.allow: {stranger}"
@@ -259,16 +258,7 @@ fn the_forwarder_refuses_strangers_and_caps_its_work() {
     );
     node.wait_log("forwards at forward.max-in-flight", Duration::from_secs(1));
     // The four that waited end as SERVFAIL after the timeout, their reason logged as a warning.
-    let allowed = dig(&[
-        "-b",
-        "127.0.12.251",
-        &server,
-        "-p",
-        "5300",
-        "+time=5",
-        "late.outside.test",
-        "A",
-    ]);
+    let allowed = dig_from("127.0.12.251", ip, "+time=5 late.outside.test A");
     assert!(
         allowed.contains("status: SERVFAIL") && allowed.contains(";late.outside.test."),
         "{allowed}"
@@ -280,16 +270,7 @@ fn the_forwarder_refuses_strangers_and_caps_its_work() {
         node.stderr()
     );
     // Its own zone is still answered to anyone.
-    let own = dig(&[
-        "-b",
-        "127.0.13.250",
-        &server,
-        "-p",
-        "5300",
-        "+short",
-        "www.example.test",
-        "A",
-    ]);
+    let own = dig_from("127.0.13.250", ip, "+short www.example.test A");
     assert_eq!(own.trim(), "192.0.2.10");
     node.stop();
 }
@@ -307,43 +288,29 @@ fn rate_limiting_gives_a_flood_its_rate_and_others_everything() {
     scratch.write("example.test.zone", &zone);
     let rrl = "[rrl]\nresponses-per-second = 50\nslip = 2\n";
     let node = Node::start(&scratch.write("node.toml", &node_config(ip, "state", "", rrl)));
-    let server = format!("@{ip}");
-    let full = dig(&[
-        "-b",
+    let full = dig_from(
         "127.0.14.1",
-        &server,
-        "-p",
-        "5300",
-        "+bufsize=1232",
-        "+nocookie",
-        "big.example.test",
-        "TXT",
-    ]);
+        ip,
+        "+bufsize=1232 +nocookie big.example.test TXT",
+    );
     let full_size = msg_size(&full);
     scratch.write("flood.txt", "big.example.test TXT\n");
-    let seconds = 3;
-    let mut flood = Command::new("dnsperf");
-    flood
-        .args(["-s", ip, "-p", "5300", "-a", "127.0.15.1"])
-        .args(["-e", "-c", "1", "-q", "5000"])
-        .args(["-Q", "2000", "-l", &seconds.to_string(), "-t", "1", "-d"])
-        .arg(scratch.path("flood.txt"));
-    let flood = output_in_thread(flood);
+    let seconds = 3; // dnsperf's -l
+    let names = scratch.path("flood.txt");
+    // One address, 2,000 q/s of that name for 3 s, 5,000 outstanding at most.
+    let flood = format!("-s {ip} -p 5300 -a 127.0.15.1 -e -c 1 -q 5000 -Q 2000 -l 3 -t 1 -d");
+    let mut args: Vec<&str> = flood.split(' ').collect();
+    args.push(names.to_str().unwrap());
+    let flood = load::dnsperf(&args);
     // Another network asks throughout and always gets the whole answer.
     let started = Instant::now();
     let mut others = 0;
     while started.elapsed() < Duration::from_secs(seconds) {
-        let out = dig(&[
-            "-b",
+        let out = dig_from(
             "127.0.14.2",
-            &server,
-            "-p",
-            "5300",
-            "+bufsize=1232",
-            "+ignore",
-            "big.example.test",
-            "TXT",
-        ]);
+            ip,
+            "+bufsize=1232 +ignore big.example.test TXT",
+        );
         assert!(
             out.contains("status: NOERROR") && !out.contains(" tc"),
             "another /24 is answered in full: {out}"
@@ -352,13 +319,8 @@ fn rate_limiting_gives_a_flood_its_rate_and_others_everything() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let report = flood.join().unwrap();
-    let completed = field(&report, "Queries completed:");
-    let average = report
-        .lines()
-        .find(|l| l.contains("Average packet size:"))
-        .and_then(|l| l.split("response ").nth(1))
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("dnsperf's average response size:\n{report}"));
+    let completed = load::field(&report, "Queries completed:");
+    let average = load::mean_response_size(&report);
     // A slipped answer: header and question (big.example.test. TXT IN) only.
     let truncated_size = 12.0 + 18.0 + 4.0;
     let full_answers = completed * (average - truncated_size) / (full_size - truncated_size);
@@ -385,31 +347,6 @@ fn rate_limiting_gives_a_flood_its_rate_and_others_everything() {
         node.stderr()
     );
     node.stop();
-}
-
-/// Runs `command` on a thread; joining gives its standard output (it must succeed).
-fn output_in_thread(mut command: Command) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let out = command
-            .output()
-            .expect("run dnsperf (installed by tests/setup.sh)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "dnsperf failed: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    })
-}
-
-fn field(report: &str, name: &str) -> f64 {
-    report
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} in dnsperf's report:\n{report}"))
 }
 
 /// dig's ";; MSG SIZE  rcvd: N".

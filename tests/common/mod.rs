@@ -10,6 +10,7 @@ pub mod axfr;
 pub mod bind;
 pub mod client;
 pub mod cluster;
+pub mod load;
 pub mod pebble;
 pub mod proc;
 
