@@ -116,6 +116,8 @@ fn a_spoofed_response_between_two_nodes_dies_out() {
     for (_, response) in responses() {
         spoof.send_to(&response, &addr(b, 5300).into()).unwrap();
     }
+    // Out of A's group again: queries to A must reach A's own sockets.
+    drop(spoof);
     let window = Duration::from_secs(2);
     let (pid_a, pid_b) = (node_a.pid(), node_b.pid());
     let (share_a, share_b) = std::thread::scope(|s| {
