@@ -10,7 +10,7 @@ use super::{Checker, ConfigError, file};
 
 /// DNS Flag Day 2020: no fragmentation on common paths (Knot's and BIND's default too).
 pub const DEFAULT_UDP_MAX_PAYLOAD: u16 = 1232;
-const DEFAULT_UDP_SLOW_QUERIES: usize = 1024;
+const DEFAULT_UDP_SLOW_QUERIES: usize = 512;
 const DEFAULT_CONNECTIONS: usize = 4096;
 const DEFAULT_CONNECTIONS_PER_SOURCE: usize = 64;
 const DEFAULT_IDLE_TIMEOUT_MS: u64 = 10_000;
