@@ -76,7 +76,9 @@ async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin>(
         let idle = exchanges.is_empty();
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            () = conn.slot.evicted(), if idle => return,
+            // Requests still waiting for their bodies do not keep a connection from being
+            // closed for room; the pool picks none that is answering.
+            () = conn.slot.evicted() => return,
             () = sleep_until(idle_until), if idle => break,
             Some(()) = exchanges.next() => {
                 if exchanges.is_empty() {
@@ -111,7 +113,6 @@ async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// One request: its query answered, unless the client resets the stream first.
 async fn exchange(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, conn: &Conn) {
-    let _busy = conn.slot.busy();
     let work = answer(request, conn);
     let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
     let (status, body) = tokio::select! {
@@ -138,7 +139,10 @@ async fn exchange(request: Request<RecvStream>, mut respond: SendResponse<Bytes>
 /// The status and body answering `request`.
 async fn answer(request: Request<RecvStream>, conn: &Conn) -> (StatusCode, Option<Vec<u8>>) {
     let handler = &conn.shared.handler;
-    match query_of(request, conn.shared.limits.message_timeout).await {
+    let query = query_of(request, conn.shared.limits.message_timeout).await;
+    // Answering, not waiting on the client: this connection is not closed for room.
+    let _busy = conn.slot.busy();
+    match query {
         // A response (QR=1) is never answered, over HTTP neither.
         Ok(query) if wire::is_response(&query) => (StatusCode::BAD_REQUEST, None),
         Ok(query) => match handler.answer(&query, conn.peer, Transport::Https).await {

@@ -198,6 +198,11 @@ impl Slot {
         Busy { slot: self }
     }
 
+    /// An answer went out: the connection is not idle since.
+    pub(super) fn progressed(&self) {
+        (self.entry.progress).store(self.pool.now_ms(), Ordering::Relaxed);
+    }
+
     /// The connection showed it belongs to a transfer partner: never closed for others.
     pub(super) fn trust(&self) {
         self.entry.trusted.store(true, Ordering::Relaxed);
@@ -291,6 +296,18 @@ mod tests {
         // Now only the newcomer is idle and untrusted.
         let _next = pool.admit(ip("10.0.0.5")).unwrap();
         assert!(newcomer.entry.evicted.is_cancelled());
+    }
+
+    #[test]
+    fn an_answered_connection_is_not_the_longest_idle() {
+        let pool = Pool::new(2, 10, Duration::from_secs(10), vec![]);
+        let first = pool.admit(ip("10.0.0.1")).unwrap();
+        let second = pool.admit(ip("10.0.0.2")).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        first.progressed();
+        let _third = pool.admit(ip("10.0.0.3")).unwrap();
+        assert!(second.entry.evicted.is_cancelled());
+        assert!(!first.entry.evicted.is_cancelled());
     }
 
     #[test]

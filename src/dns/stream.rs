@@ -199,14 +199,18 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
             }
             continue;
         }
-        let _busy = conn.slot.busy();
         if !conn.slot.is_trusted() && signed_by_partner(query, &shared.keys) {
             conn.slot.trust();
         }
-        let written = respond(&mut stream, query, transport, &conn, &mut buffers).await;
+        // A client that does not read its answers may be closed for room meanwhile.
+        let written = tokio::select! {
+            () = conn.slot.evicted() => break,
+            r = respond(&mut stream, query, transport, &conn, &mut buffers) => r,
+        };
         if written.is_err() || conn.spent(answered) {
             break;
         }
+        conn.slot.progressed();
     }
     let _ = timeout(shared.limits.write_timeout, stream.shutdown()).await;
 }
@@ -231,11 +235,14 @@ async fn respond<S: AsyncWrite + Unpin>(
     if shared.handler.answer_prepared(query, transport, prepared) {
         return write_framed(stream, prepared, framed, &shared.limits).await;
     }
-    for response in shared
+    // Working on the answer: not closed for room meanwhile.
+    let busy = conn.slot.busy();
+    let answers = shared
         .handler
         .answer_stream(query, conn.peer, transport)
-        .await
-    {
+        .await;
+    drop(busy);
+    for response in answers {
         write_framed(stream, &response, framed, &shared.limits).await?;
     }
     Ok(())
