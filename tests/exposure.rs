@@ -383,14 +383,7 @@ fn a_node_with_256_files_survives_1000_connections() {
         held.len(),
         proc::open_files(node.pid())
     );
-    let udp = dig(&[
-        "+short",
-        &format!("@{ip}"),
-        "-p",
-        "5300",
-        "www.example.test",
-        "A",
-    ]);
+    let udp = dig_from("127.0.12.250", ip, "+short www.example.test A");
     assert_eq!(
         udp.trim(),
         "192.0.2.10",
@@ -458,14 +451,7 @@ fn a_ca_that_accepts_and_never_answers_is_a_logged_timeout_and_a_retry() {
         "the timeout is logged:\n{log}"
     );
     assert!(log.contains("retry_in=2s"), "and a retry scheduled:\n{log}");
-    let udp = dig(&[
-        "+short",
-        &format!("@{ip}"),
-        "-p",
-        "5300",
-        "www.example.test",
-        "A",
-    ]);
+    let udp = dig_from("127.0.12.250", ip, "+short www.example.test A");
     assert_eq!(udp.trim(), "192.0.2.10", "plain DNS is served meanwhile");
     node.stop();
 }

@@ -189,15 +189,7 @@ impl DohClient {
             if post {
                 stream.send_data(bytes::Bytes::from(q), true).unwrap();
             }
-            let response = response.await.unwrap();
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk.unwrap();
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
+            let (status, bytes) = read_response(response).await;
             (status, (!bytes.is_empty()).then(|| parse(&bytes)))
         })
     }
@@ -216,18 +208,23 @@ impl DohClient {
             let mut send = send.ready().await.unwrap();
             let (response, mut stream) = send.send_request(request, false).unwrap();
             stream.send_data(body, true).unwrap();
-            let response = response.await.unwrap();
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk.unwrap();
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
-            (status, bytes)
+            read_response(response).await
         })
     }
+}
+
+/// An HTTP/2 response's status and whole body.
+async fn read_response(response: h2::client::ResponseFuture) -> (u16, Vec<u8>) {
+    let response = response.await.unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (status, bytes)
 }
 
 /// Times `n` calls of `f`; returns each duration.
