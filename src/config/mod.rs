@@ -5,6 +5,7 @@
 //! zone files and TLS material are checked by their own modules (see `node::prepare`).
 //! Relative paths in the file are taken from the directory that holds the file.
 
+mod certificate_zone;
 mod file;
 
 use std::{
@@ -69,21 +70,41 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone)]
 pub struct CertificateReader {
     pub origin: Name,
+    /// SPKI PEM file of the trusted signing keys (one or more blocks), re-read on SIGHUP.
     pub signing_public_key: PathBuf,
     pub sealing_key: PathBuf,
     /// Roots the chain must reach; empty: not checked.
     pub roots: Vec<PathBuf>,
+    /// The cluster's id; a format 2 bundle must carry this one.
+    pub cluster_id: String,
+    /// Floors below which no bundle is accepted, even by a worker with nothing held.
+    pub floors: Floors,
+}
+
+/// A worker's floors (docs/PROTOCOL.md, "Reader rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floors {
+    pub version: u64,
+    /// Unix seconds: bundles published earlier (and format 1 ones) are refused.
+    pub published: u64,
+    pub format: u8,
 }
 
 /// `[certificate-zone]`, typed.
 #[derive(Debug, Clone)]
 pub struct CertificateZoneConfig {
     pub origin: Name,
+    /// PKCS#8 PEM file of the signing keys (one, or two during a rotation), re-read on
+    /// SIGHUP.
     pub signing_key: PathBuf,
     pub workers: Vec<WorkerKey>,
     pub ttl: u32,
     pub refresh: u32,
     pub retry: u32,
+    /// The cluster's id, signed into format 2 bundles.
+    pub cluster_id: String,
+    /// The bundle format published: 2, or 1 while some workers read only format 1.
+    pub format: u8,
 }
 
 /// A worker the master seals the key for.
@@ -527,117 +548,6 @@ impl Checker<'_> {
             tsig_key_file: self.resolve(&primary.tsig_key_file),
             secondaries: names,
             certificate,
-        })
-    }
-
-    fn certificate_reader(
-        &self,
-        raw: file::CertificateZone,
-        config: &Config,
-    ) -> Result<CertificateReader, ConfigError> {
-        if raw.signing_key.is_some() || !raw.workers.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.signing-key",
-                "signing-key and workers are for the master",
-            ));
-        }
-        let public = raw.signing_public_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-public-key",
-                "missing: the worker pins the signing key",
-            )
-        })?;
-        let sealing = raw.sealing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.sealing-key",
-                "missing: the worker's own sealing key",
-            )
-        })?;
-        Ok(CertificateReader {
-            origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
-            signing_public_key: self.resolve(public),
-            sealing_key: self.resolve(sealing),
-            roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
-        })
-    }
-
-    /// The configured name, or `_certzone.<first zone>`.
-    fn certificate_zone_name(
-        &self,
-        name: Option<&str>,
-        config: &Config,
-    ) -> Result<Name, ConfigError> {
-        let key = "certificate-zone.name";
-        let mut origin = match name {
-            Some(name) => {
-                Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
-            }
-            None => {
-                let first = config.zones.first().ok_or_else(|| {
-                    self.invalid(key, "no name given and no [[zone]] to put it under")
-                })?;
-                Name::from_ascii(CERTIFICATE_ZONE_LABEL)
-                    .and_then(|label| label.append_domain(&first.origin))
-                    .map_err(|e| self.invalid(key, e.to_string()))?
-            }
-        };
-        origin.set_fqdn(true);
-        Ok(origin)
-    }
-
-    fn certificate_zone(
-        &self,
-        raw: file::CertificateZone,
-        config: &Config,
-    ) -> Result<CertificateZoneConfig, ConfigError> {
-        if config.tls.is_none() {
-            return Err(self.invalid(
-                "certificate-zone",
-                "publishing a certificate needs a [tls] section",
-            ));
-        }
-        if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.sealing-key",
-                "signing-public-key, sealing-key and roots are for workers",
-            ));
-        }
-        let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-key",
-                "missing: the master signs the bundle",
-            )
-        })?;
-        let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
-        if config.zones.iter().any(|z| z.origin == origin) {
-            return Err(self.invalid(
-                "certificate-zone.name",
-                format!("{origin} is also a [[zone]]"),
-            ));
-        }
-        let mut names = HashSet::new();
-        for (i, worker) in raw.workers.iter().enumerate() {
-            if !names.insert(worker.name.as_str()) {
-                return Err(self.invalid(
-                    &format!("certificate-zone.worker[{i}].name"),
-                    format!("`{}` is listed twice", worker.name),
-                ));
-            }
-        }
-        Ok(CertificateZoneConfig {
-            origin,
-            signing_key: self.resolve(signing_key),
-            workers: raw
-                .workers
-                .into_iter()
-                .map(|w| WorkerKey {
-                    name: w.name,
-                    public_key: self.resolve(&w.public_key),
-                })
-                .collect(),
-            ttl: raw.ttl.unwrap_or(300),
-            refresh: raw.refresh_secs.unwrap_or(300),
-            retry: raw.retry_secs.unwrap_or(60),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! [`prepare`] checks everything `run` needs before a socket is opened (and is all that
 //! `check-config` does); [`run`] binds, installs the certificate, serves, and handles
-//! signals: SIGHUP re-reads zone files (and PEM files), SIGTERM/SIGINT shut down gracefully.
+//! signals: SIGHUP re-reads zone files (and PEM files, and the certificate zone's signing
+//! or trusted keys), SIGTERM/SIGINT shut down gracefully.
 
 mod banner;
 mod certificates;
@@ -155,9 +156,15 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(publisher) = publisher {
+    let publisher = publisher.map(Arc::new);
+    if let Some(publisher) = &publisher {
         tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
     }
+    let reader = reader.map(Arc::new);
+    let keys = KeyFiles {
+        publisher,
+        reader: reader.clone(),
+    };
     let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers);
@@ -169,7 +176,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
-        .handle(&zones, &config, &certs, &force_renewal)
+        .handle(&zones, &config, &certs, &force_renewal, &keys)
         .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
@@ -234,14 +241,13 @@ fn notify_source(config: &Config) -> std::net::IpAddr {
 fn start_replica(
     config: &Config,
     worker: &WorkerConfig,
-    reader: Option<Reader>,
+    reader: Option<Arc<Reader>>,
     zones: &Arc<Zones>,
     certs: &Arc<CertSlot>,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<NotifyPolicy> {
     let keys = crate::tsig::load(&worker.tsig_key_file)?;
-    let reader = reader.map(Arc::new);
     if let Some(reader) = &reader {
         reader.load_cache(certs);
         tracker.spawn(crate::replication::withdraw_expired(
@@ -265,11 +271,25 @@ fn start_replica(
     for zone in replica.zones() {
         tracker.spawn(replica.clone().run(zone, shutdown.clone()));
     }
-    Ok(NotifyPolicy {
-        primaries: vec![worker.primary.ip()],
-        keys,
-        target: replica,
-    })
+    Ok(NotifyPolicy::new(vec![worker.primary.ip()], keys, replica))
+}
+
+/// What re-reads its key files on SIGHUP: the master's signing keys, a worker's trusted
+/// signing keys.
+struct KeyFiles {
+    publisher: Option<Arc<Publisher>>,
+    reader: Option<Arc<Reader>>,
+}
+
+impl KeyFiles {
+    fn reload(&self) {
+        if let Some(publisher) = &self.publisher {
+            publisher.reload_keys();
+        }
+        if let Some(reader) = &self.reader {
+            reader.reload_keys();
+        }
+    }
 }
 
 /// `<state-dir>/certzone.pid`, so `certzone renew` can find the node; removed on exit.
@@ -323,12 +343,17 @@ impl Signals {
         config: &Config,
         certs: &CertSlot,
         force_renewal: &Notify,
+        keys: &KeyFiles,
     ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(zones, config, certs),
+                _ = self.hup.recv() => {
+                    // Keys first: a certificate re-read below is published with them.
+                    keys.reload();
+                    reload(zones, config, certs);
+                }
                 _ = self.usr1.recv() => force_renewal.notify_one(),
             }
         }

@@ -1,0 +1,197 @@
+//! `[certificate-zone]` in both roles: the master's (signing key file, workers, format,
+//! cluster id, SOA timers) and a worker's (trusted keys, sealing key, roots, cluster id,
+//! floors), each refusing the other role's keys.
+//!
+//! Owns the checks that need only the file; the key files themselves are read by
+//! `publication` and `replication`.
+
+use hickory_proto::rr::Name;
+
+use super::{
+    CERTIFICATE_ZONE_LABEL, CertificateReader, CertificateZoneConfig, Checker, Config, ConfigError,
+    Floors, WorkerKey, file,
+};
+
+impl Checker<'_> {
+    pub(super) fn certificate_reader(
+        &self,
+        raw: file::CertificateZone,
+        config: &Config,
+    ) -> Result<CertificateReader, ConfigError> {
+        if raw.signing_key.is_some() || !raw.workers.is_empty() || raw.format.is_some() {
+            return Err(self.invalid(
+                "certificate-zone.signing-key",
+                "signing-key, workers and format are for the master",
+            ));
+        }
+        let public = raw.signing_public_key.as_ref().ok_or_else(|| {
+            self.invalid(
+                "certificate-zone.signing-public-key",
+                "missing: the worker pins the signing key",
+            )
+        })?;
+        let sealing = raw.sealing_key.as_ref().ok_or_else(|| {
+            self.invalid(
+                "certificate-zone.sealing-key",
+                "missing: the worker's own sealing key",
+            )
+        })?;
+        let format = raw.minimum_format.unwrap_or(1);
+        if !(1..=2).contains(&format) {
+            return Err(self.invalid("certificate-zone.minimum-format", "must be 1 or 2"));
+        }
+        let published = match &raw.minimum_published {
+            None => 0,
+            Some(moment) => self.moment("certificate-zone.minimum-published", moment)?,
+        };
+        Ok(CertificateReader {
+            origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
+            signing_public_key: self.resolve(public),
+            sealing_key: self.resolve(sealing),
+            roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
+            cluster_id: self.cluster_id(raw.cluster_id)?,
+            floors: Floors {
+                version: raw.minimum_version.unwrap_or(0),
+                published,
+                format,
+            },
+        })
+    }
+
+    /// The configured name, or `_certzone.<first zone>`.
+    fn certificate_zone_name(
+        &self,
+        name: Option<&str>,
+        config: &Config,
+    ) -> Result<Name, ConfigError> {
+        let key = "certificate-zone.name";
+        let mut origin = match name {
+            Some(name) => {
+                Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
+            }
+            None => {
+                let first = config.zones.first().ok_or_else(|| {
+                    self.invalid(key, "no name given and no [[zone]] to put it under")
+                })?;
+                Name::from_ascii(CERTIFICATE_ZONE_LABEL)
+                    .and_then(|label| label.append_domain(&first.origin))
+                    .map_err(|e| self.invalid(key, e.to_string()))?
+            }
+        };
+        origin.set_fqdn(true);
+        Ok(origin)
+    }
+
+    pub(super) fn certificate_zone(
+        &self,
+        raw: file::CertificateZone,
+        config: &Config,
+    ) -> Result<CertificateZoneConfig, ConfigError> {
+        if config.tls.is_none() {
+            return Err(self.invalid(
+                "certificate-zone",
+                "publishing a certificate needs a [tls] section",
+            ));
+        }
+        self.no_worker_keys(&raw)?;
+        let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
+            self.invalid(
+                "certificate-zone.signing-key",
+                "missing: the master signs the bundle",
+            )
+        })?;
+        let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
+        if config.zones.iter().any(|z| z.origin == origin) {
+            return Err(self.invalid(
+                "certificate-zone.name",
+                format!("{origin} is also a [[zone]]"),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, worker) in raw.workers.iter().enumerate() {
+            if !names.insert(worker.name.as_str()) {
+                return Err(self.invalid(
+                    &format!("certificate-zone.worker[{i}].name"),
+                    format!("`{}` is listed twice", worker.name),
+                ));
+            }
+        }
+        let format = raw.format.unwrap_or(2);
+        let cluster_id = self.cluster_id(raw.cluster_id)?;
+        match format {
+            1 if !cluster_id.is_empty() => {
+                return Err(self.invalid(
+                    "certificate-zone.cluster-id",
+                    "format 1 carries no cluster id; publish format 2",
+                ));
+            }
+            1 | 2 => {}
+            _ => return Err(self.invalid("certificate-zone.format", "must be 1 or 2")),
+        }
+        Ok(CertificateZoneConfig {
+            origin,
+            signing_key: self.resolve(signing_key),
+            workers: raw
+                .workers
+                .into_iter()
+                .map(|w| WorkerKey {
+                    name: w.name,
+                    public_key: self.resolve(&w.public_key),
+                })
+                .collect(),
+            ttl: raw.ttl.unwrap_or(300),
+            refresh: raw.refresh_secs.unwrap_or(300),
+            retry: raw.retry_secs.unwrap_or(60),
+            cluster_id,
+            format,
+        })
+    }
+
+    fn no_worker_keys(&self, raw: &file::CertificateZone) -> Result<(), ConfigError> {
+        let worker_only = raw.signing_public_key.is_some()
+            || raw.sealing_key.is_some()
+            || !raw.roots.is_empty()
+            || raw.minimum_version.is_some()
+            || raw.minimum_published.is_some()
+            || raw.minimum_format.is_some();
+        if worker_only {
+            return Err(self.invalid(
+                "certificate-zone.sealing-key",
+                "signing-public-key, sealing-key, roots and the minimum-* floors are for workers",
+            ));
+        }
+        Ok(())
+    }
+
+    /// At most 63 bytes of `a-z 0-9 - _ .`; empty when not given.
+    fn cluster_id(&self, id: Option<String>) -> Result<String, ConfigError> {
+        let id = id.unwrap_or_default();
+        let ok = id.len() <= 63
+            && id.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
+        if !ok {
+            return Err(self.invalid(
+                "certificate-zone.cluster-id",
+                format!("`{id}`: at most 63 characters of a-z 0-9 - _ ."),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// Unix seconds, or an RFC 3339 date-time string.
+    fn moment(&self, key: &str, moment: &file::Moment) -> Result<u64, ConfigError> {
+        match moment {
+            file::Moment::Unix(secs) => Ok(*secs),
+            file::Moment::Text(text) => {
+                let parsed = time::OffsetDateTime::parse(
+                    text,
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .map_err(|e| self.invalid(key, format!("`{text}` is not RFC 3339: {e}")))?;
+                u64::try_from(parsed.unix_timestamp())
+                    .map_err(|_| self.invalid(key, format!("`{text}` is before 1970")))
+            }
+        }
+    }
+}
