@@ -122,7 +122,7 @@ fn serve(n: u8, transfer: Option<Transfer>, bundle: Bundle) -> Served {
             extra: String::new(),
         }],
         // small transfer messages, so an AXFR takes many, each TSIG-signed
-        options: "\ttransfer-message-size 1024;".into(),
+        options: "\ttransfer-message-size 1024;\n\tquerylog yes;".into(),
     };
     let bind = Bind::start(dir.path(), &config);
     Served { bind, dir, workers }
@@ -276,9 +276,19 @@ fn refused_transfers_fall_back_to_queries() {
     assert!(out.contains(&format!("soa serial {VERSION}")), "{out}");
     assert!(out.contains("sealed keys 2"), "{out}");
     assert!(out.contains(": unseals"), "{out}");
+    let log = served.bind.log();
+    assert!(log.contains("denied"), "BIND refused the AXFR:\n{log}");
+    // the refusal was signed (BIND has the key), so are the queries that followed
+    let manifest: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("query: manifest._certzone.example.test IN TXT"))
+        .collect();
+    assert!(!manifest.is_empty(), "{log}");
     assert!(
-        served.bind.log().contains("denied"),
-        "BIND refused the AXFR"
+        manifest
+            .iter()
+            .all(|l| l.contains("/key transfer") && l.contains(" -ST ")),
+        "signed (S) over TCP (T): {manifest:?}"
     );
 
     // a TSIG-only zone asked without the key: refused too, same fallback

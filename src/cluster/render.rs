@@ -132,6 +132,9 @@ fn master(
     if let Some(secs) = cluster.retry_secs {
         writeln!(text, "retry-secs = {secs}").unwrap();
     }
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     for worker in cluster.workers() {
         let (_, public) = keys.worker(worker);
         let name = format!("{}.pub", worker.name);
@@ -185,6 +188,11 @@ fn worker(
     )
     .unwrap();
     text += "signing-public-key = \"signing.pub\"\nsealing-key = \"sealing.key\"\n";
+    // The cluster's master publishes format 2: its workers never take format 1.
+    text += "minimum-format = 2\n";
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     text += "\n[[secondary]]\n";
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     Ok(text)

@@ -140,3 +140,105 @@ fn unknown_role_is_rejected() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("boss") && err.contains("line 2"), "{err}");
 }
+
+const WORKER: &str = r#"
+role = "worker"
+state-dir = "state"
+
+[listen]
+udp = ["127.0.0.2:5300"]
+tls = ["127.0.0.2:8530"]
+
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+
+[primary]
+address = "127.0.0.1:5300"
+tsig-key-file = "transfer.key"
+
+[certificate-zone]
+name = "_certzone.example.test."
+signing-public-key = "signing.pub"
+sealing-key = "worker.key"
+"#;
+
+fn worker_with(lines: &str) -> Result<Config, ConfigError> {
+    parse(&WORKER.replace(
+        "[certificate-zone]\n",
+        &format!("[certificate-zone]\n{lines}\n"),
+    ))
+}
+
+#[test]
+fn worker_floors_and_cluster_id() {
+    let config = worker_with("cluster-id = \"prod-eu\"\nminimum-version = 42\nminimum-format = 2\nminimum-published = \"2026-01-01T00:00:00Z\"")
+        .expect("valid");
+    let reader = config.worker.unwrap().certificate.unwrap();
+    assert_eq!(reader.cluster_id, "prod-eu");
+    assert_eq!(
+        reader.floors,
+        Floors {
+            version: 42,
+            published: 1_767_225_600,
+            format: 2
+        }
+    );
+    let unix = worker_with("minimum-published = 1767225600").unwrap();
+    assert_eq!(
+        unix.worker.unwrap().certificate.unwrap().floors.published,
+        1_767_225_600
+    );
+    let defaults = worker_with("")
+        .unwrap()
+        .worker
+        .unwrap()
+        .certificate
+        .unwrap();
+    assert_eq!(defaults.cluster_id, "");
+    assert_eq!(
+        defaults.floors,
+        Floors {
+            version: 0,
+            published: 0,
+            format: 1
+        }
+    );
+}
+
+#[test]
+fn bad_certificate_zone_values_name_their_key() {
+    for (lines, key) in [
+        ("cluster-id = \"Prod\"", "certificate-zone.cluster-id"),
+        ("minimum-format = 3", "certificate-zone.minimum-format"),
+        (
+            "minimum-published = \"yesterday\"",
+            "certificate-zone.minimum-published",
+        ),
+        ("format = 2", "certificate-zone.signing-key"),
+    ] {
+        let err = worker_with(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
+    let master = |lines: &str| {
+        parse(&format!(
+            "{FULL}\n[certificate-zone]\nsigning-key = \"signing.key\"\n{lines}\n"
+        ))
+    };
+    let ok = master("cluster-id = \"prod\"")
+        .unwrap()
+        .certificate_zone
+        .unwrap();
+    assert_eq!((ok.cluster_id.as_str(), ok.format), ("prod", 2));
+    for (lines, key) in [
+        ("format = 3", "certificate-zone.format"),
+        (
+            "format = 1\ncluster-id = \"prod\"",
+            "certificate-zone.cluster-id",
+        ),
+        ("minimum-version = 3", "certificate-zone.sealing-key"),
+    ] {
+        let err = master(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
+}

@@ -127,3 +127,53 @@ fn ack_signed(response: &[u8], signer: &TSigner, mac: &[u8]) -> Result<(), Strin
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::{rr::TSigResponseContext, serialize::binary::BinEncodable as _};
+
+    use super::*;
+    use crate::tsig::Algorithm;
+
+    fn ack(sent: &Sent, sign_with: Option<&TsigKey>) -> Vec<u8> {
+        let mut reply = Message::response(sent.id, OpCode::Notify);
+        reply.metadata.authoritative = true;
+        let mut bytes = reply.to_vec().unwrap();
+        if let (Some(key), Some((_, mac))) = (sign_with, &sent.signed) {
+            let context = TSigResponseContext::new(
+                sent.id,
+                crate::unix_now(),
+                key.signer(),
+                mac.clone(),
+                None,
+            );
+            let tsig = context.sign(&bytes).unwrap().to_bytes().unwrap();
+            bytes[11] += 1; // one more additional record
+            bytes.extend_from_slice(&tsig);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_signed_notify_is_acknowledged_only_by_a_signed_answer() {
+        let key = TsigKey::generate(
+            Name::from_ascii("transfer.").unwrap(),
+            Algorithm::HmacSha256,
+        );
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let sent = message(77, &zone, Some(&key)).unwrap();
+        assert_eq!(acknowledged(&ack(&sent, Some(&key)), &sent), Some(true));
+        assert_eq!(acknowledged(&ack(&sent, None), &sent), None, "unsigned");
+        let stranger = TsigKey::generate(
+            Name::from_ascii("transfer.").unwrap(),
+            Algorithm::HmacSha256,
+        );
+        assert_eq!(
+            acknowledged(&ack(&sent, Some(&stranger)), &sent),
+            None,
+            "another secret"
+        );
+        let unsigned = message(78, &zone, None).unwrap();
+        assert_eq!(acknowledged(&ack(&unsigned, None), &unsigned), Some(true));
+    }
+}

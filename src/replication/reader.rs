@@ -158,7 +158,8 @@ impl Reader {
         }
     }
 
-    /// Checks fetched records; installs, caches and returns true for a new bundle.
+    /// Checks fetched records; installs and caches a new bundle. False for a refused one:
+    /// its zone is not served either.
     pub(super) fn accept(&self, records: &[Record], certs: &CertSlot, how: &str) -> bool {
         match self.read(records) {
             Ok(verified) => {
@@ -169,10 +170,10 @@ impl Reader {
                 }
                 true
             }
-            Err(BundleError::SameVersion { .. }) => false,
+            Err(BundleError::SameVersion { .. }) => true,
             Err(e) => {
                 let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(zone = %self.origin, rule = e.rule(), error = %e, refused, "bundle refused; keeping the current certificate");
+                tracing::error!(zone = %self.origin, rule = %e.rule(), error = %e, refused, "bundle refused; keeping the current certificate");
                 false
             }
         }

@@ -242,18 +242,20 @@ impl Replica {
             }
         }
         state.last_transfer = Some(Instant::now());
-        let fetched = self.fetch(zone).await?;
+        let (fetched, accepted) = self.fetch(zone).await?;
         let timers = soa_timers(&fetched.records, zone).unwrap_or(current);
-        if fetched.method == xfr::Method::Axfr {
+        if accepted && fetched.method == xfr::Method::Axfr {
             self.serve(zone, fetched.records, timers.serial)?;
         }
+        // A refused certificate zone is not fetched again until its serial moves.
         state.held = Some(timers.serial);
         Ok(timers)
     }
 
     /// The certificate zone by AXFR (or signed queries after a signed refusal), handed to
-    /// the reader; an ordinary zone by AXFR.
-    async fn fetch(&self, zone: &Name) -> Result<xfr::Fetched, XfrError> {
+    /// the reader; an ordinary zone by AXFR. Also says whether the records may be served
+    /// (false for a refused bundle).
+    async fn fetch(&self, zone: &Name) -> Result<(xfr::Fetched, bool), XfrError> {
         let options = xfr::Options {
             source: self.source,
             ..xfr::Options::default()
@@ -262,10 +264,14 @@ impl Replica {
         match &self.reader {
             Some(reader) if reader.origin == *zone => {
                 let fetched = xfr::fetch(self.primary, zone, signer, &options).await?;
-                reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
-                Ok(fetched)
+                let accepted =
+                    reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
+                Ok((fetched, accepted))
             }
-            _ => xfr::transfer(self.primary, zone, signer, &options).await,
+            _ => Ok((
+                xfr::transfer(self.primary, zone, signer, &options).await?,
+                true,
+            )),
         }
     }
 

@@ -11,6 +11,7 @@ pub mod bind;
 pub mod client;
 pub mod cluster;
 pub mod pebble;
+pub mod responder;
 
 use std::{
     io::{BufRead, BufReader},
