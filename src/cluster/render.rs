@@ -118,7 +118,26 @@ fn master(
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     writeln!(text, "file = {}", quote(&zone_file)).unwrap();
 
-    text += "\n[certificate-zone]\n";
+    text += &master_certificate_zone(cluster, dir, keys)?;
+
+    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
+    let allow: Vec<String> = cluster
+        .workers()
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
+    writeln!(text, "allow = {}", list(&allow)).unwrap();
+    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    Ok(text)
+}
+
+/// The master's `[certificate-zone]` section, and its workers' public keys copied beside it.
+fn master_certificate_zone(
+    cluster: &Cluster,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let mut text = String::from("\n[certificate-zone]\n");
     writeln!(
         text,
         "name = {}",
@@ -143,15 +162,6 @@ fn master(
         writeln!(text, "name = {}", quote(&worker.name)).unwrap();
         writeln!(text, "public-key = {}", quote(&name)).unwrap();
     }
-
-    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
-    let allow: Vec<String> = cluster
-        .workers()
-        .iter()
-        .map(|w| w.address.to_string())
-        .collect();
-    writeln!(text, "allow = {}", list(&allow)).unwrap();
-    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
     Ok(text)
 }
 

@@ -107,27 +107,9 @@ impl Checker<'_> {
                 format!("{origin} is also a [[zone]]"),
             ));
         }
-        let mut names = std::collections::HashSet::new();
-        for (i, worker) in raw.workers.iter().enumerate() {
-            if !names.insert(worker.name.as_str()) {
-                return Err(self.invalid(
-                    &format!("certificate-zone.worker[{i}].name"),
-                    format!("`{}` is listed twice", worker.name),
-                ));
-            }
-        }
-        let format = raw.format.unwrap_or(2);
+        self.unique_workers(&raw.workers)?;
         let cluster_id = self.cluster_id(raw.cluster_id)?;
-        match format {
-            1 if !cluster_id.is_empty() => {
-                return Err(self.invalid(
-                    "certificate-zone.cluster-id",
-                    "format 1 carries no cluster id; publish format 2",
-                ));
-            }
-            1 | 2 => {}
-            _ => return Err(self.invalid("certificate-zone.format", "must be 1 or 2")),
-        }
+        let format = self.format(raw.format, &cluster_id)?;
         Ok(CertificateZoneConfig {
             origin,
             signing_key: self.resolve(signing_key),
@@ -145,6 +127,31 @@ impl Checker<'_> {
             cluster_id,
             format,
         })
+    }
+
+    fn unique_workers(&self, workers: &[file::Worker]) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, worker) in workers.iter().enumerate() {
+            if !names.insert(worker.name.as_str()) {
+                return Err(self.invalid(
+                    &format!("certificate-zone.worker[{i}].name"),
+                    format!("`{}` is listed twice", worker.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The format published: 2 unless told 1, which carries no cluster id.
+    fn format(&self, format: Option<u8>, cluster_id: &str) -> Result<u8, ConfigError> {
+        match format.unwrap_or(2) {
+            1 if !cluster_id.is_empty() => Err(self.invalid(
+                "certificate-zone.cluster-id",
+                "format 1 carries no cluster id; publish format 2",
+            )),
+            format @ (1 | 2) => Ok(format),
+            _ => Err(self.invalid("certificate-zone.format", "must be 1 or 2")),
+        }
     }
 
     fn no_worker_keys(&self, raw: &file::CertificateZone) -> Result<(), ConfigError> {

@@ -156,19 +156,12 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let publisher = publisher.map(Arc::new);
-    if let Some(publisher) = &publisher {
-        tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
-    }
-    let reader = reader.map(Arc::new);
-    let keys = KeyFiles {
-        publisher,
-        reader: reader.clone(),
-    };
+    let keys = KeyFiles::start(publisher, reader, (&certs, &zones), &shutdown, &tracker);
     let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers);
     if let Some(worker) = &config.worker {
+        let reader = keys.reader.clone();
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);
     }
@@ -282,6 +275,24 @@ struct KeyFiles {
 }
 
 impl KeyFiles {
+    /// Starts the publisher, if any (it publishes at once, then on every change).
+    fn start(
+        publisher: Option<Publisher>,
+        reader: Option<Reader>,
+        (certs, zones): (&Arc<CertSlot>, &Arc<Zones>),
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let publisher = publisher.map(Arc::new);
+        if let Some(publisher) = &publisher {
+            tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
+        }
+        Self {
+            publisher,
+            reader: reader.map(Arc::new),
+        }
+    }
+
     fn reload(&self) {
         if let Some(publisher) = &self.publisher {
             publisher.reload_keys();
