@@ -513,3 +513,45 @@ fn a_replayed_notify_causes_at_most_one_transfer() {
     worker.stop();
     master.stop();
 }
+
+/// The seconds-of-day in a log line's RFC 3339 timestamp (`2026-12-02T23:01:38.594632Z`).
+fn logged_at(line: &str) -> f64 {
+    let time = line
+        .split('T')
+        .nth(1)
+        .and_then(|t| t.split('Z').next())
+        .unwrap();
+    let parts: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
+    parts[0] * 3600.0 + parts[1] * 60.0 + parts[2]
+}
+
+/// Transfers of one zone start at least a second apart, however fast the master changes it.
+#[test]
+fn transfers_of_a_zone_are_paced() {
+    let cluster = Cluster::new("127.0.1.12", &["127.0.1.13"], &[0]);
+    let master = cluster.start_master();
+    let worker = cluster.start_worker(0);
+    let first = cluster.served_leaf("127.0.1.12").unwrap();
+    cluster.wait_serving("127.0.1.13", &first, Duration::from_secs(10));
+    let second = cluster.renew_files();
+    master.signal("HUP");
+    cluster.wait_serving("127.0.1.13", &second, Duration::from_secs(10));
+    // At once a third certificate: its NOTIFY comes right after the last transfer.
+    let third = cluster.renew_files();
+    master.signal("HUP");
+    cluster.wait_serving("127.0.1.13", &third, Duration::from_secs(10));
+    let log = worker.stderr();
+    let times: Vec<f64> = log
+        .lines()
+        .filter(|l| l.contains("zone transferred zone=_certzone.example.test."))
+        .map(logged_at)
+        .collect();
+    assert_eq!(times.len(), 3, "{log}");
+    let gap = times[2] - times[1];
+    assert!(
+        gap >= 0.9,
+        "the third transfer {gap:.3} s after the second:\n{log}"
+    );
+    worker.stop();
+    master.stop();
+}
