@@ -222,7 +222,7 @@ impl Publisher {
         let result = bundle::publish_signed(&input, &signing, &mut rand_core::OsRng);
         *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing);
         // The input's copy of the private key is wiped, not just freed.
-        Zeroizing::new(input.private_key);
+        drop(Zeroizing::new(input.private_key));
         let mut records = result?;
         // The version is on disk before anyone can see it: a crash never reuses it.
         state::ensure_dir(self.version_path.parent().unwrap_or(Path::new(".")))?;
