@@ -446,7 +446,10 @@ fn a_replayed_notify_causes_at_most_one_transfer() {
     let worker = cluster.start_worker(0);
     let first = cluster.served_leaf("127.0.1.9").unwrap();
     cluster.wait_serving("127.0.1.10", &first, Duration::from_secs(10));
-    let transfers = || count(&worker, "zone transferred zone=_certzone.example.test.");
+    let transferred = "zone transferred zone=_certzone.example.test.";
+    let transfers = || count(&worker, transferred);
+    // The log is read by another thread: wait for the line before counting.
+    wait_count(&worker, transferred, 1, Duration::from_secs(5));
     assert_eq!(transfers(), 1);
     // The master retries each NOTIFY with the same bytes: a new one is one not seen yet.
     let mut seen = HashSet::new();
@@ -509,6 +512,7 @@ fn a_replayed_notify_causes_at_most_one_transfer() {
     // The master's new NOTIFY does.
     from.send_to(&fresh_notify, target).unwrap();
     cluster.wait_serving("127.0.1.10", &third, Duration::from_secs(10));
+    wait_count(&worker, transferred, 3, Duration::from_secs(5));
     assert_eq!(transfers(), 3);
     worker.stop();
     master.stop();
@@ -540,10 +544,12 @@ fn transfers_of_a_zone_are_paced() {
     let third = cluster.renew_files();
     master.signal("HUP");
     cluster.wait_serving("127.0.1.13", &third, Duration::from_secs(10));
+    let transferred = "zone transferred zone=_certzone.example.test.";
+    wait_count(&worker, transferred, 3, Duration::from_secs(5));
     let log = worker.stderr();
     let times: Vec<f64> = log
         .lines()
-        .filter(|l| l.contains("zone transferred zone=_certzone.example.test."))
+        .filter(|l| l.contains(transferred))
         .map(logged_at)
         .collect();
     assert_eq!(times.len(), 3, "{log}");

@@ -12,7 +12,7 @@ mod common;
 #[path = "bundle_common/chain.rs"]
 mod chain;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use certzone::bundle::{
     BundleInput, SigningKey, WorkerSecretKey, generate_signing_key, publish, signing_key_id,
@@ -276,13 +276,13 @@ fn refused_transfers_fall_back_to_queries() {
     assert!(out.contains(&format!("soa serial {VERSION}")), "{out}");
     assert!(out.contains("sealed keys 2"), "{out}");
     assert!(out.contains(": unseals"), "{out}");
+    // BIND's log is read by another thread: wait for the lines rather than race them.
+    served.bind.wait_log("denied", Duration::from_secs(5));
+    let query = "query: manifest._certzone.example.test IN TXT";
+    served.bind.wait_log(query, Duration::from_secs(5));
     let log = served.bind.log();
-    assert!(log.contains("denied"), "BIND refused the AXFR:\n{log}");
     // the refusal was signed (BIND has the key), so are the queries that followed
-    let manifest: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("query: manifest._certzone.example.test IN TXT"))
-        .collect();
+    let manifest: Vec<&str> = log.lines().filter(|l| l.contains(query)).collect();
     assert!(!manifest.is_empty(), "{log}");
     assert!(
         manifest
