@@ -4,8 +4,12 @@
 //! Owns the bundle version, kept in `<state-dir>/bundle/version` so it never goes backwards,
 //! across restarts too: a new version is the larger of the stored one plus one and the
 //! current Unix time (so even a lost state directory cannot make workers see a rollback).
-//! The SOA serial is the version's low 32 bits. It listens to [`CertSlot`] changes and
-//! writes through [`Zones::replace_generated`]; it never touches listeners.
+//! The SOA serial is the version's low 32 bits. The published zone is kept too
+//! (`<state-dir>/bundle/published`, 0600: the leaf key in it is sealed) with a digest of
+//! what it was made from, so a restart with the same certificate, names, signing keys,
+//! cluster, format and workers serves the same bundle, version and serial, and announces
+//! nothing. It listens to [`CertSlot`] changes and writes through
+//! [`Zones::replace_generated`]; it never touches listeners.
 //!
 //! The signing key file may hold several keys (a rotation signs with the old and the new
 //! one); SIGHUP re-reads it ([`Publisher::reload_keys`]) and a changed set is published at
@@ -20,11 +24,15 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use zeroize::Zeroizing;
 
-use hickory_proto::rr::{
-    Name, RData, Record,
-    rdata::{NS, SOA},
+use hickory_proto::{
+    rr::{
+        Name, RData, Record,
+        rdata::{NS, SOA},
+    },
+    serialize::binary::{BinDecodable as _, BinEncodable as _},
 };
 use rustls_pki_types::PrivateKeyDer;
+use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -77,6 +85,8 @@ pub struct Publisher {
     signed_with: std::sync::Mutex<Option<Arc<Vec<SigningKey>>>>,
     workers: Vec<WorkerPublicKey>,
     version_path: PathBuf,
+    /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
+    published_path: PathBuf,
     /// The SOA's MNAME: the master's first TLS name.
     primary: Name,
 }
@@ -114,6 +124,7 @@ impl Publisher {
             signed_with: std::sync::Mutex::default(),
             workers,
             version_path: state_dir.join("bundle").join("version"),
+            published_path: state_dir.join("bundle").join("published"),
             primary,
         })
     }
@@ -129,7 +140,12 @@ impl Publisher {
     ) -> impl Future<Output = ()> + 'static {
         // Subscribed before the first publication: an install in between is not missed.
         let changes = certs.subscribe();
-        self.publish_current(&certs, &zones);
+        if self.restore(&certs, &zones) {
+            let current = self.signing.load_full();
+            *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(current);
+        } else {
+            self.publish_current(&certs, &zones);
+        }
         self.clone().run(changes, certs, zones, shutdown)
     }
 
@@ -198,12 +214,80 @@ impl Publisher {
         }
     }
 
+    /// Serves the zone published before a restart, unannounced, when it was made from what
+    /// is served now; true if it was.
+    fn restore(&self, certs: &CertSlot, zones: &Zones) -> bool {
+        let Some(served) = certs.served() else {
+            return false;
+        };
+        let digest = self.input_digest(&served);
+        let Some((version, records)) = self.published(&digest) else {
+            return false;
+        };
+        match zones.restore_generated(&self.config.origin, records) {
+            Ok(()) => {
+                tracing::info!(
+                    zone = %self.config.origin,
+                    version,
+                    "certificate zone served as before the restart (same certificate and workers)"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the kept certificate zone does not load; publishing anew");
+                false
+            }
+        }
+    }
+
+    /// The kept zone and its version, if it was made from `digest` and is the newest
+    /// version (anything else is published anew).
+    fn published(&self, digest: &[u8; 32]) -> Option<(u64, Vec<Record>)> {
+        let bytes = state::read_optional(&self.published_path).ok()??;
+        let (kept, version, records) = decode_published(&bytes)?;
+        let current = self.stored_version().ok()?;
+        (kept == *digest && version == current).then_some((version, records))
+    }
+
+    /// What a bundle is made from, but its randomness and time: the same digest means the
+    /// same certificate (the chain pins the key), names, workers, signing keys, cluster,
+    /// format and zone settings.
+    fn input_digest(&self, served: &Served) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_be_bytes());
+            hash.update(bytes);
+        };
+        field(b"certzone bundle input 2");
+        field(self.config.origin.to_ascii().as_bytes());
+        field(self.primary.to_ascii().as_bytes());
+        for number in [self.config.ttl, self.config.refresh, self.config.retry] {
+            field(&number.to_be_bytes());
+        }
+        for name in &self.names {
+            field(name.as_bytes());
+        }
+        for cert in &served.chain {
+            field(cert);
+        }
+        for key in self.signing.load().iter() {
+            field(&key.verifying_key().to_sec1_bytes());
+        }
+        field(self.config.cluster_id.as_bytes());
+        field(&self.config.format.to_be_bytes());
+        for worker in &self.workers {
+            field(worker.to_pem().unwrap_or_default().as_bytes());
+        }
+        hash.finalize().into()
+    }
+
     /// Builds and serves a new bundle for `served`; returns its version.
     pub fn publish(&self, served: &Served, zones: &Zones) -> Result<u64, PublishError> {
         let PrivateKeyDer::Pkcs8(key) = served.key.as_ref() else {
             return Err(PublishError::NotPkcs8);
         };
         let now = crate::unix_now();
+        let digest = self.input_digest(served);
         let version = self.next_version(now)?;
         let input = BundleInput {
             zone: self.config.origin.clone(),
@@ -232,7 +316,12 @@ impl Publisher {
             state::PUBLIC,
         )?;
         records.extend(self.apex(version));
+        let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
+        if let Err(e) = state::write_atomic(&self.published_path, &kept, state::SECRET) {
+            // Served all the same; the next start publishes a new version instead.
+            tracing::warn!(error = %e, "certificate zone not kept for restarts");
+        }
         Ok(version)
     }
 
@@ -264,10 +353,7 @@ impl Publisher {
     /// The stored version plus one, or `now` if later; refused when that is further ahead
     /// of `now` than workers accept (a clock that was once far ahead left it there).
     fn next_version(&self, now: u64) -> Result<u64, PublishError> {
-        let stored = state::read_optional(&self.version_path)?
-            .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        let version = stored.saturating_add(1).max(now);
+        let version = self.stored_version()?.saturating_add(1).max(now);
         if version > now.saturating_add(bundle::limits::MAX_AHEAD_SECS) {
             return Err(PublishError::VersionAhead {
                 version,
@@ -277,6 +363,46 @@ impl Publisher {
         }
         Ok(version)
     }
+
+    fn stored_version(&self) -> Result<u64, PublishError> {
+        Ok(state::read_optional(&self.version_path)?
+            .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
+            .unwrap_or(0))
+    }
+}
+
+/// `published`: the input digest, the version, then each record (wire form, uncompressed)
+/// after its 16-bit length.
+fn encode_published(digest: &[u8; 32], version: u64, records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&version.to_be_bytes());
+    for record in records {
+        // A record that does not encode would not have been served either.
+        let Ok(wire) = record.to_bytes() else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(wire.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wire);
+    }
+    out
+}
+
+fn decode_published(bytes: &[u8]) -> Option<([u8; 32], u64, Vec<Record>)> {
+    let digest: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let version = u64::from_be_bytes(bytes.get(32..40)?.try_into().ok()?);
+    let mut rest = bytes.get(40..)?;
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let wire = rest.get(2..2 + len)?;
+        records.push(Record::from_bytes(wire).ok()?);
+        rest = &rest[2 + len..];
+    }
+    Some((digest, version, records))
 }
 
 /// Every signing key in the configured file; format 1 takes exactly one.

@@ -93,6 +93,15 @@ impl Default for CertSlot {
     }
 }
 
+/// What a failure leaves served, for log lines: never "keeping" a certificate there is not.
+pub fn keeping(certs: &CertSlot) -> &'static str {
+    if certs.served().is_some() {
+        "keeping the current certificate"
+    } else {
+        "no certificate served yet (TLS waits for one)"
+    }
+}
+
 impl CertSlot {
     /// Installs `served` for every handshake from now on, and tells subscribers.
     pub fn install(&self, served: &Served) -> Result<CertSummary, TlsError> {

@@ -4,10 +4,11 @@
 # bind9-utils), pebble (the ACME test CA), lego and knotd (benchmark peers), ip (iproute2:
 # BIND listens only on addresses an interface carries, so tests add 127.x aliases), and
 # for the docker scenarios busybox (busybox-static: the client container's shell) and
-# openssl (Pebble's HTTPS certificate).
+# openssl (Pebble's HTTPS certificate); unbound, the resolver tests/resolver.rs puts in
+# front of certzone; strace (the keygen tests inject faults into the real binary with it).
 set -euo pipefail
-packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl)
+packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl unbound strace)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1

@@ -290,6 +290,10 @@ fn refused_transfers_fall_back_to_queries() {
             .all(|l| l.contains("/key transfer") && l.contains(" -ST ")),
         "signed (S) over TCP (T): {manifest:?}"
     );
+    assert!(
+        err.contains("refused the TSIG-signed transfer"),
+        "the fallback with --tsig is said: {err}"
+    );
 
     // a TSIG-only zone asked without the key: refused too, same fallback
     let served = serve(4, transfer_key(), V2);
@@ -344,6 +348,52 @@ fn no_server_is_a_network_error_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("127.0.5.9:5399"), "{err}");
+
+    // --json says it on stdout too, as one object.
+    let out = certzone(&[
+        "verify",
+        "--server",
+        "127.0.5.9:5399",
+        "--zone",
+        ZONE,
+        "--public-key",
+        public.to_str().expect("utf-8 path"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["network_error"], true);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("127.0.5.9:5399"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_zone_the_server_does_not_serve_is_named_not_a_network_error() {
+    let served = serve(12, transfer_key(), V2);
+    let server = served.bind.addr.to_string();
+    let public = served.path("public.pem");
+    let out = certzone(&[
+        "verify",
+        "--server",
+        &server,
+        "--zone",
+        "_certzone.other.test.",
+        "--public-key",
+        public.to_str().expect("utf-8 path"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no such zone") && err.contains("_certzone.other.test."),
+        "{err}"
+    );
 }
 
 #[test]

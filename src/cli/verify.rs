@@ -16,7 +16,10 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow};
-use hickory_proto::rr::{Name, TSigner};
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{Name, TSigner},
+};
 
 use super::EXIT_BAD_CONFIG;
 use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
@@ -86,11 +89,11 @@ pub(super) fn verify(args: &VerifyArgs) -> ExitCode {
     let report = match fetch(&setup) {
         Ok(fetched) => check(&setup, fetched),
         Err(XfrError::Bundle { source, .. }) => Report::refused(None, source),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fetch_failed(args, &setup, &e),
     };
+    if let Some(note) = report.fallback_note(&setup) {
+        eprintln!("note: {note}");
+    }
     if args.json {
         println!("{}", report.json(&setup));
     } else {
@@ -100,6 +103,38 @@ pub(super) fn verify(args: &VerifyArgs) -> ExitCode {
         Some(_) => ExitCode::from(EXIT_INVALID),
         None => ExitCode::SUCCESS,
     }
+}
+
+/// Reports a fetch that failed: a server that does not serve the zone is a wrong
+/// `--zone` (exit 2), anything else a network error (exit 1); `--json` prints it too.
+fn fetch_failed(args: &VerifyArgs, setup: &Setup, error: &XfrError) -> ExitCode {
+    let not_served = matches!(
+        error,
+        XfrError::Rcode { rcode, .. }
+            if matches!(*rcode, ResponseCode::Refused | ResponseCode::NotAuth | ResponseCode::NXDomain)
+    );
+    let (message, code) = if not_served {
+        let message = format!(
+            "no such zone: server {} does not serve {} ({error}); check --zone",
+            setup.server, setup.zone
+        );
+        (message, ExitCode::from(EXIT_BAD_CONFIG))
+    } else {
+        (error.to_string(), ExitCode::FAILURE)
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "zone": setup.zone.to_string(),
+            "server": setup.server.to_string(),
+            "fetched": serde_json::Value::Null,
+            "valid": false,
+            "error": message,
+            "network_error": !not_served,
+        });
+        println!("{out}");
+    }
+    eprintln!("error: {message}");
+    code
 }
 
 impl Setup {
@@ -228,6 +263,19 @@ fn check_worker(
 }
 
 impl Report {
+    /// With `--tsig`, a read by queries means the transfer was refused: say so, or the
+    /// operator believes the transfer (and its allow list) works.
+    fn fallback_note(&self, setup: &Setup) -> Option<String> {
+        let fetched = self.fetched.as_ref()?;
+        (setup.tsig.is_some() && fetched.method == xfr::Method::Queries).then(|| {
+            format!(
+                "server {} refused the TSIG-signed transfer (is this address in its \
+                 [transfer] allow list?); the bundle was read by plain queries instead",
+                setup.server
+            )
+        })
+    }
+
     fn refused(fetched: Option<Fetched>, error: BundleError) -> Self {
         Self {
             fetched,
@@ -272,6 +320,7 @@ impl Report {
             "valid": self.error.is_none(),
             "error": self.error.as_ref().map(ToString::to_string),
             "rule": self.error.as_ref().map(BundleError::rule),
+            "note": self.fallback_note(setup),
             "worker_key": self.worker.as_ref().map(|w| {
                 serde_json::json!({ "id": w.id, "unseals": w.unseals })
             }),

@@ -23,13 +23,19 @@ pub struct RenderedNode {
 /// `certzone check-config` would. Running it again rewrites the files and keeps the keys and
 /// every node's state.
 pub fn render(cluster: &Cluster) -> Result<Vec<RenderedNode>, ClusterError> {
-    state::ensure_dir(&cluster.state_dir)?;
-    let keys = keys::ensure(cluster)?;
-    let zone_text = std::fs::read(&cluster.zone_file).map_err(|e| ClusterError::Invalid {
+    // The operator's zone file is checked before anything is written: a broken one must
+    // not replace the master's good copy, and the error names the operator's file.
+    let zone_error = |message: String| ClusterError::Invalid {
         path: cluster.path.clone(),
         key: "cluster.zone-file".into(),
-        message: format!("{}: {e}", cluster.zone_file.display()),
-    })?;
+        message,
+    };
+    let zone_text = std::fs::read(&cluster.zone_file)
+        .map_err(|e| zone_error(format!("{}: {e}", cluster.zone_file.display())))?;
+    crate::zones::check_file(&cluster.domain, &cluster.zone_file)
+        .map_err(|e| zone_error(e.to_string()))?;
+    state::ensure_dir(&cluster.state_dir)?;
+    let keys = keys::ensure(cluster)?;
     let mut rendered = Vec::new();
     for node in &cluster.nodes {
         let dir = cluster.node_dir(node);
@@ -236,7 +242,10 @@ fn check(node: &NodeSpec, config: &Path) -> Result<(), ClusterError> {
         node: node.name.clone(),
         message,
     };
-    let parsed = crate::config::Config::load(config).map_err(|e| derived(e.to_string()))?;
+    let parsed = crate::config::Config::load(config).map_err(|errors| {
+        let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        derived(messages.join("; "))
+    })?;
     crate::node::prepare(parsed)
         .map(drop)
         .map_err(|problems| derived(problems.join("; ")))

@@ -9,13 +9,16 @@ use hickory_proto::rr::Name;
 
 use super::{
     CERTIFICATE_ZONE_LABEL, CertificateReader, CertificateZoneConfig, Checker, Config, ConfigError,
-    Floors, WorkerKey, file,
+    Floors, PUBLISHED_NAMES, WorkerKey, file,
 };
 
 impl Checker<'_> {
+    /// A worker's `[certificate-zone]`; its name defaults to `_certzone.<first
+    /// [[secondary]]>` (the zone the master serves it), else under the first `[[zone]]`.
     pub(super) fn certificate_reader(
         &self,
         raw: file::CertificateZone,
+        first_secondary: Option<&Name>,
         config: &Config,
     ) -> Result<CertificateReader, ConfigError> {
         if raw.signing_key.is_some() || !raw.workers.is_empty() || raw.format.is_some() {
@@ -44,8 +47,9 @@ impl Checker<'_> {
             None => 0,
             Some(moment) => self.moment("certificate-zone.minimum-published", moment)?,
         };
+        let under = first_secondary.or(config.zones.first().map(|z| &z.origin));
         Ok(CertificateReader {
-            origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
+            origin: self.certificate_zone_name(raw.name.as_deref(), under)?,
             signing_public_key: self.resolve(public),
             sealing_key: self.resolve(sealing),
             roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
@@ -58,11 +62,11 @@ impl Checker<'_> {
         })
     }
 
-    /// The configured name, or `_certzone.<first zone>`.
+    /// The configured name, or `_certzone.<under>`.
     fn certificate_zone_name(
         &self,
         name: Option<&str>,
-        config: &Config,
+        under: Option<&Name>,
     ) -> Result<Name, ConfigError> {
         let key = "certificate-zone.name";
         let mut origin = match name {
@@ -70,11 +74,11 @@ impl Checker<'_> {
                 Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
             }
             None => {
-                let first = config.zones.first().ok_or_else(|| {
-                    self.invalid(key, "no name given and no [[zone]] to put it under")
+                let first = under.ok_or_else(|| {
+                    self.invalid(key, "no name given and no zone to put it under")
                 })?;
                 Name::from_ascii(CERTIFICATE_ZONE_LABEL)
-                    .and_then(|label| label.append_domain(&first.origin))
+                    .and_then(|label| label.append_domain(first))
                     .map_err(|e| self.invalid(key, e.to_string()))?
             }
         };
@@ -87,12 +91,13 @@ impl Checker<'_> {
         raw: file::CertificateZone,
         config: &Config,
     ) -> Result<CertificateZoneConfig, ConfigError> {
-        if config.tls.is_none() {
+        if config.tls.is_none() && !self.tls_broken.get() {
             return Err(self.invalid(
                 "certificate-zone",
                 "publishing a certificate needs a [tls] section",
             ));
         }
+        self.no_addresses(config)?;
         self.no_worker_keys(&raw)?;
         let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
             self.invalid(
@@ -100,7 +105,8 @@ impl Checker<'_> {
                 "missing: the master signs the bundle",
             )
         })?;
-        let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
+        let first = config.zones.first().map(|z| &z.origin);
+        let origin = self.certificate_zone_name(raw.name.as_deref(), first)?;
         if config.zones.iter().any(|z| z.origin == origin) {
             return Err(self.invalid(
                 "certificate-zone.name",
@@ -127,6 +133,27 @@ impl Checker<'_> {
             cluster_id,
             format,
         })
+    }
+
+    /// Names travel in the bundle and workers check them as DNS names: no addresses.
+    fn no_addresses(&self, config: &Config) -> Result<(), ConfigError> {
+        let addresses: Vec<String> = config
+            .tls
+            .iter()
+            .flat_map(|t| &t.names)
+            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            .map(|a| format!("`{a}`"))
+            .collect();
+        if addresses.is_empty() {
+            return Ok(());
+        }
+        Err(self.invalid(
+            "tls.names",
+            format!(
+                "{} is an IP address: {PUBLISHED_NAMES}",
+                addresses.join(", ")
+            ),
+        ))
     }
 
     fn unique_workers(&self, workers: &[file::Worker]) -> Result<(), ConfigError> {

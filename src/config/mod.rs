@@ -9,6 +9,7 @@ mod certificate_zone;
 mod file;
 
 use std::{
+    cell::{Cell, RefCell},
     collections::HashSet,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
@@ -36,6 +37,25 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+}
+
+/// Every problem found in one configuration file, in file order; shown one a line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
 }
 
 /// Everything a node needs to know, typed.
@@ -232,8 +252,8 @@ const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
 pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
 
 impl Config {
-    /// Reads and checks the file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and checks the file at `path`; every problem is returned, not only the first.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -242,14 +262,25 @@ impl Config {
     }
 
     /// Checks `text` as if it had been read from `path`.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigErrors> {
         let raw: file::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(&e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let checker = Checker { path, base };
-        checker.config(raw)
+        let checker = Checker {
+            path,
+            base,
+            problems: RefCell::default(),
+            tls_broken: Cell::new(false),
+        };
+        let config = checker.config(raw);
+        let problems = checker.problems.into_inner();
+        match config {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigErrors(problems)),
+            Err(e) => Err(ConfigErrors(problems.into_iter().chain([e]).collect())),
+        }
     }
 
     /// Every TCP-based listener address, for clash checks and messages.
@@ -264,13 +295,61 @@ impl Config {
     }
 }
 
-/// Converts the serde types into the typed config, naming the key of every problem.
+/// toml's message, with a hint when the file is a cluster file given to a node command.
+fn syntax_message(error: &toml::de::Error) -> String {
+    let message = error.to_string().trim_end().to_string();
+    if message.contains("unknown field `cluster`") {
+        return format!(
+            "{message}\nhint: this looks like a cluster file; use `certzone cluster render \
+             --config FILE` (or `cluster up`), which derives each node's own file from it"
+        );
+    }
+    message
+}
+
+/// Why a node that publishes the certificate zone takes DNS names only.
+const PUBLISHED_NAMES: &str = "a master publishing [certificate-zone] takes DNS names only (the \
+     bundle's names and the workers' checks are names; clients verify one with \
+     kdig +tls-hostname=NAME)";
+
+/// Why a certificate source takes DNS names only, if it does; the local CA and PEM files
+/// serve addresses too, unless the node publishes a certificate zone.
+fn dns_only(source: CertSource) -> Option<&'static str> {
+    match source {
+        CertSource::Acme => Some("dns-01 proves DNS names, not addresses"),
+        CertSource::CertificateZone => Some(
+            "a worker serves the master's certificate, whose names are DNS names only \
+             (clients verify one with kdig +tls-hostname=NAME)",
+        ),
+        CertSource::LocalCa | CertSource::Files => None,
+    }
+}
+
+/// Converts the serde types into the typed config, naming the key of every problem. Each
+/// section is checked whatever the others hold, so one run lists every problem.
 struct Checker<'a> {
     path: &'a Path,
     base: &'a Path,
+    /// Problems found so far; a section with one is left out of the config, and checks
+    /// that depend on it are skipped rather than report what follows from it.
+    problems: RefCell<Vec<ConfigError>>,
+    /// `[tls]` or `[acme]` was given but refused: checks that need it are skipped.
+    tls_broken: Cell<bool>,
 }
 
 impl Checker<'_> {
+    /// Records the problem of `result`, if any, and goes on with the default.
+    fn keep<T: Default>(&self, result: Result<T, ConfigError>) -> T {
+        result.unwrap_or_else(|e| {
+            self.problems.borrow_mut().push(e);
+            T::default()
+        })
+    }
+
+    fn note(&self, error: ConfigError) {
+        self.problems.borrow_mut().push(error);
+    }
+
     fn config(&self, raw: file::File) -> Result<Config, ConfigError> {
         let file::File {
             role,
@@ -285,7 +364,8 @@ impl Checker<'_> {
             primary,
             secondaries,
         } = raw;
-        let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
+        let tls_given = tls.is_some() || acme.is_some();
+        let tls = self.tls_and_acme(tls, acme, &listen.udp);
         let config = Config {
             path: self.path.to_path_buf(),
             role,
@@ -297,9 +377,9 @@ impl Checker<'_> {
                 https: listen.https,
                 prepared_answers: listen.prepared_answers.unwrap_or(true),
             },
-            tls: self.tls_with(tls, acme)?,
-            zones: self.zones(zones)?,
-            forward: forward.map(|f| self.forward(f)).transpose()?,
+            tls,
+            zones: self.zones(zones),
+            forward: forward.and_then(|f| self.keep(self.forward(f).map(Some))),
             certificate_zone: None,
             worker: None,
             transfer: transfer.map(|t| TransferConfig {
@@ -311,29 +391,48 @@ impl Checker<'_> {
         let config = match role {
             Role::Master => {
                 if primary.is_some() || !secondaries.is_empty() {
-                    return Err(self.invalid(
+                    self.note(self.invalid(
                         "primary",
                         "[primary] and [[secondary]] are for role = \"worker\"",
                     ));
                 }
                 let certificate_zone = certificate_zone
-                    .map(|c| self.certificate_zone(c, &config))
-                    .transpose()?;
+                    .and_then(|c| self.keep(self.certificate_zone(c, &config).map(Some)));
                 Config {
                     certificate_zone,
                     ..config
                 }
             }
             Role::Worker => {
-                let worker = self.worker(primary, secondaries, certificate_zone, &config)?;
-                Config {
-                    worker: Some(worker),
-                    ..config
-                }
+                let worker = self
+                    .worker(primary, secondaries, certificate_zone, &config)
+                    .map_err(|e| self.note(e))
+                    .ok();
+                Config { worker, ..config }
             }
         };
-        self.listeners(&config)?;
+        self.listeners(&config, tls_given);
         Ok(config)
+    }
+
+    /// `[tls]` with `[acme]`; a refused `[acme]` leaves `[tls]` unchecked (its problems
+    /// would follow from it). Sets `tls_broken` when either was given and refused.
+    fn tls_and_acme(
+        &self,
+        tls: Option<file::Tls>,
+        acme: Option<file::Acme>,
+        udp: &[SocketAddr],
+    ) -> Option<TlsConfig> {
+        let given = tls.is_some() || acme.is_some();
+        let acme_given = acme.is_some();
+        let acme = acme.and_then(|a| self.keep(self.acme(a, udp).map(Some)));
+        let tls = if acme_given && acme.is_none() {
+            None
+        } else {
+            self.keep(self.tls_with(tls, acme))
+        };
+        self.tls_broken.set(given && tls.is_none());
+        tls
     }
 
     fn tls_with(
@@ -347,22 +446,30 @@ impl Checker<'_> {
                 "acme",
                 "[acme] needs a [tls] section with source = \"acme\"",
             )),
-            (Some(tls), acme) => self.tls(tls, acme).map(Some),
+            (Some(tls), acme) => self.tls(tls, acme),
         }
     }
 
-    fn tls(&self, raw: file::Tls, acme: Option<AcmeConfig>) -> Result<TlsConfig, ConfigError> {
+    /// `[tls]`, typed; `None` when only its names were refused (each one noted), so the
+    /// source's own problems are reported in the same run.
+    fn tls(
+        &self,
+        raw: file::Tls,
+        acme: Option<AcmeConfig>,
+    ) -> Result<Option<TlsConfig>, ConfigError> {
         if raw.source != CertSource::Acme && acme.is_some() {
             return Err(self.invalid("acme", "[acme] is used only with tls.source = \"acme\""));
         }
         if raw.names.is_empty() {
             return Err(self.invalid("tls.names", "at least one name is needed"));
         }
-        for name in &raw.names {
-            if name.parse::<IpAddr>().is_err() && Name::from_ascii(name).is_err() {
-                return Err(self.invalid("tls.names", format!("`{name}` is not a DNS name")));
-            }
-        }
+        let bad: Vec<ConfigError> = raw
+            .names
+            .iter()
+            .filter_map(|name| self.tls_name_problem(name, dns_only(raw.source)))
+            .collect();
+        let names_refused = !bad.is_empty();
+        bad.into_iter().for_each(|e| self.note(e));
         let source = match raw.source {
             CertSource::LocalCa => {
                 if raw.cert_file.is_some() || raw.key_file.is_some() {
@@ -411,19 +518,25 @@ impl Checker<'_> {
                         "cert-file, key-file and leaf-days do not go with \"acme\"",
                     ));
                 }
-                if let Some(ip) = raw.names.iter().find(|n| n.parse::<IpAddr>().is_ok()) {
-                    return Err(self.invalid(
-                        "tls.names",
-                        format!("`{ip}`: dns-01 proves DNS names, not addresses"),
-                    ));
-                }
                 CertificateSource::Acme(Box::new(acme))
             }
         };
-        Ok(TlsConfig {
+        Ok((!names_refused).then_some(TlsConfig {
             names: raw.names,
             source,
-        })
+        }))
+    }
+
+    /// A name that is neither a DNS name nor an address; an address where `dns_only` says
+    /// why only DNS names will do.
+    fn tls_name_problem(&self, name: &str, dns_only: Option<&str>) -> Option<ConfigError> {
+        if name.parse::<IpAddr>().is_ok() {
+            return dns_only
+                .map(|why| self.invalid("tls.names", format!("`{name}` is an IP address: {why}")));
+        }
+        Name::from_ascii(name)
+            .err()
+            .map(|_| self.invalid("tls.names", format!("`{name}` is not a DNS name")))
     }
 
     fn acme(&self, raw: file::Acme, udp: &[SocketAddr]) -> Result<AcmeConfig, ConfigError> {
@@ -523,12 +636,13 @@ impl Checker<'_> {
             }
             names.push(name);
         }
+        // With [tls] refused (already reported), take the section as meant for it.
         let from_zone = matches!(
             config.tls.as_ref().map(|t| &t.source),
             Some(CertificateSource::CertificateZone)
-        );
+        ) || (self.tls_broken.get() && certificate_zone.is_some());
         let certificate = match (certificate_zone, from_zone) {
-            (Some(raw), true) => Some(self.certificate_reader(raw, config)?),
+            (Some(raw), true) => Some(self.certificate_reader(raw, names.first(), config)?),
             (None, true) => {
                 return Err(self.invalid(
                     "certificate-zone",
@@ -551,35 +665,42 @@ impl Checker<'_> {
         })
     }
 
-    fn zones(&self, raw: Vec<file::Zone>) -> Result<Vec<ZoneConfig>, ConfigError> {
+    /// Every zone with a good name; each bad one is noted.
+    fn zones(&self, raw: Vec<file::Zone>) -> Vec<ZoneConfig> {
         let mut seen = HashSet::new();
         let mut zones = Vec::with_capacity(raw.len());
         for (i, zone) in raw.into_iter().enumerate() {
             let key = format!("zone[{i}].name");
-            let mut origin = Name::from_ascii(&zone.name)
-                .map_err(|e| self.invalid(&key, format!("`{}`: {e}", zone.name)))?;
+            let mut origin = match Name::from_ascii(&zone.name) {
+                Ok(origin) => origin,
+                Err(e) => {
+                    self.note(self.invalid(&key, format!("`{}`: {e}", zone.name)));
+                    continue;
+                }
+            };
             origin.set_fqdn(true);
             if !seen.insert(origin.to_lowercase()) {
-                return Err(self.invalid(&key, format!("zone {origin} is listed twice")));
+                self.note(self.invalid(&key, format!("zone {origin} is listed twice")));
+                continue;
             }
             zones.push(ZoneConfig {
                 origin,
                 file: self.resolve(&zone.file),
             });
         }
-        Ok(zones)
+        zones
     }
 
     fn forward(&self, raw: file::Forward) -> Result<ForwardConfig, ConfigError> {
         if raw.upstreams.is_empty() {
             return Err(self.invalid("forward.upstream", "at least one upstream is needed"));
         }
-        let upstreams = raw
+        let upstreams: Vec<Upstream> = raw
             .upstreams
             .into_iter()
             .enumerate()
-            .map(|(i, u)| self.upstream(i, u))
-            .collect::<Result<_, _>>()?;
+            .filter_map(|(i, u)| self.upstream(i, u).map_err(|e| self.note(e)).ok())
+            .collect();
         let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_FORWARD_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(self.invalid("forward.timeout-ms", "must be above 0"));
@@ -618,38 +739,39 @@ impl Checker<'_> {
         })
     }
 
-    /// Listener lists must not clash, and TLS listeners need a certificate.
-    fn listeners(&self, config: &Config) -> Result<(), ConfigError> {
+    /// Listener lists must not clash, and TLS listeners need a certificate. Notes every
+    /// problem; `tls_given`: a `[tls]` section was there (refused or not).
+    fn listeners(&self, config: &Config, tls_given: bool) {
         let listen = &config.listen;
         let mut udp = HashSet::new();
         for addr in &listen.udp {
             if !udp.insert(addr) {
-                return Err(self.invalid("listen.udp", format!("{addr} is listed twice")));
+                self.note(self.invalid("listen.udp", format!("{addr} is listed twice")));
             }
         }
         let mut stream = HashSet::new();
         for (key, addr) in config.stream_addresses() {
             if !stream.insert(addr) {
-                return Err(
-                    self.invalid(key, format!("{addr} is already used by another listener"))
-                );
+                self.note(self.invalid(key, format!("{addr} is already used by another listener")));
             }
         }
         let wants_tls = !listen.tls.is_empty() || !listen.https.is_empty();
-        if wants_tls && config.tls.is_none() {
-            return Err(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));
+        if wants_tls && !tls_given {
+            self.note(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));
         }
+        // The challenge check reads the zones: skipped when a zone was refused.
         if let Some(TlsConfig {
             names,
             source: CertificateSource::Acme(_),
         }) = &config.tls
+            && self.problems.borrow().is_empty()
+            && let Err(e) = self.challenges_in_zones(names, &config.zones)
         {
-            self.challenges_in_zones(names, &config.zones)?;
+            self.note(e);
         }
         if listen.udp.is_empty() && stream.is_empty() {
-            return Err(self.invalid("listen", "no listener is configured"));
+            self.note(self.invalid("listen", "no listener is configured"));
         }
-        Ok(())
     }
 
     /// dns-01 puts `_acme-challenge.<name>` in a zone this node serves: it must have one.

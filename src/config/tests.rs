@@ -28,7 +28,7 @@ protocol = "tls"
 tls-name = "ns2.example.test"
 "#;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
     Config::parse(text, Path::new("/etc/certzone/node.toml"))
 }
 
@@ -163,7 +163,7 @@ signing-public-key = "signing.pub"
 sealing-key = "worker.key"
 "#;
 
-fn worker_with(lines: &str) -> Result<Config, ConfigError> {
+fn worker_with(lines: &str) -> Result<Config, ConfigErrors> {
     parse(&WORKER.replace(
         "[certificate-zone]\n",
         &format!("[certificate-zone]\n{lines}\n"),
@@ -241,4 +241,70 @@ fn bad_certificate_zone_values_name_their_key() {
         let err = master(lines).unwrap_err().to_string();
         assert!(err.contains(key), "{lines}: {err}");
     }
+}
+
+/// check-config lists every config-level problem at once, not the first alone.
+#[test]
+fn every_problem_is_listed_at_once() {
+    let text = FULL
+        .replace(
+            "names = [\"ns1.example.test\"]",
+            "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"",
+        )
+        .replace("tls = [\"127.0.0.1:8530\"]", "tls = [\"127.0.0.1:5300\"]")
+        .replace("tls-name = \"ns2.example.test\"", "");
+    let errors = parse(&text).unwrap_err();
+    let text = errors.to_string();
+    for needle in [
+        "127.0.0.1:5300 is already used",
+        "forward.upstream[0].tls-name",
+        "tls.key-file`: missing",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("need a [tls] section"),
+        "nothing that follows: {text}"
+    );
+}
+
+#[test]
+fn a_workers_certificate_zone_defaults_under_its_first_secondary() {
+    let text = r#"
+role = "worker"
+state-dir = "state"
+[listen]
+udp = ["127.0.0.2:5300"]
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+[primary]
+address = "127.0.0.1:5300"
+tsig-key-file = "transfer.key"
+[certificate-zone]
+signing-public-key = "signing.pub"
+sealing-key = "sealing.key"
+[[secondary]]
+name = "example.test"
+"#;
+    let config = parse(text).expect("valid");
+    let reader = config.worker.unwrap().certificate.unwrap();
+    assert_eq!(reader.origin.to_string(), "_certzone.example.test.");
+}
+
+/// Addresses among the names: served by the local CA on a node of its own, refused where
+/// the names travel in the certificate zone (the master's bundle, a worker's checks).
+#[test]
+fn ip_names_only_where_nothing_reads_them_as_names() {
+    let with_ip = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\", \"127.0.0.7\", \"::1\"]",
+    );
+    parse(&with_ip).expect("a local CA node of its own serves addresses");
+    let publishing = format!("{with_ip}\n[certificate-zone]\nsigning-key = \"signing.pem\"\n");
+    let text = parse(&publishing).unwrap_err().to_string();
+    assert!(
+        text.contains("`tls.names`: `127.0.0.7`, `::1` is an IP address: a master publishing"),
+        "{text}"
+    );
 }

@@ -7,11 +7,13 @@
 //! the swappable [`crate::tls::CertSlot`]. It must not know about zones or certificates'
 //! origins.
 
+mod answer;
 mod axfr;
 mod doh;
 pub(crate) mod exchange;
 mod forward;
 mod handler;
+mod message;
 mod notify;
 mod signing;
 mod stream;

@@ -8,8 +8,9 @@
 
 mod banner;
 mod certificates;
+mod lock;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 
 use banner::print_banner;
 use certificates::{Parts, log_installed, start_certificates};
+pub use lock::{Holder, LockError, holder, lock_path, pid_path};
 
 use crate::{
     acme,
@@ -117,6 +119,8 @@ fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), Stri
 
 /// Runs the node until SIGTERM or SIGINT. Errors here are start-up failures.
 pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    // First: a second node on the same state directory refuses before it binds or writes.
+    let _lock = lock::StateLock::acquire(&prepared.config.state_dir)?;
     let signals = Signals::register()?;
     let Prepared {
         config,
@@ -157,7 +161,6 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         None => None,
     };
     let keys = KeyFiles::start(publisher, reader, (&certs, &zones), &shutdown, &tracker);
-    let _pid = PidFile::write(&config.state_dir)?;
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers);
     if let Some(worker) = &config.worker {
@@ -303,30 +306,6 @@ impl KeyFiles {
     }
 }
 
-/// `<state-dir>/certzone.pid`, so `certzone renew` can find the node; removed on exit.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    fn write(state_dir: &std::path::Path) -> anyhow::Result<Self> {
-        crate::state::ensure_dir(state_dir)?;
-        let path = pid_path(state_dir);
-        let pid = format!("{}\n", std::process::id());
-        crate::state::write_atomic(&path, pid.as_bytes(), crate::state::PUBLIC)?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Where a node's pid is written.
-pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
-    state_dir.join("certzone.pid")
-}
-
 /// The signals a running node answers. Registered before anything starts: a SIGTERM that
 /// comes while the node starts (once its first log lines are out) stops it cleanly too,
 /// instead of the default action killing it.
@@ -365,9 +344,19 @@ impl Signals {
                     keys.reload();
                     reload(zones, config, certs);
                 }
-                _ = self.usr1.recv() => force_renewal.notify_one(),
+                _ = self.usr1.recv() => renew_now(config, force_renewal),
             }
         }
+    }
+}
+
+/// SIGUSR1: only an ACME certificate is renewed on request; anything else says so.
+fn renew_now(config: &Config, force_renewal: &Notify) {
+    match config.tls.as_ref().map(|t| &t.source) {
+        Some(CertificateSource::Acme(_)) => force_renewal.notify_one(),
+        _ => tracing::warn!(
+            "SIGUSR1: nothing to renew; only tls.source = \"acme\" renews on request"
+        ),
     }
 }
 

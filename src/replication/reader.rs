@@ -173,7 +173,8 @@ impl Reader {
             Err(BundleError::SameVersion { .. }) => true,
             Err(e) => {
                 let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::error!(zone = %self.origin, rule = %e.rule(), error = %e, refused, "bundle refused; keeping the current certificate");
+                let keeping = crate::tls::keeping(certs);
+                tracing::error!(zone = %self.origin, rule = %e.rule(), error = %e, refused, "bundle refused; {keeping}");
                 false
             }
         }
