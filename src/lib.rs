@@ -11,8 +11,8 @@
 //! ```
 //!
 //! - [`config`]: the file, parsed once into typed values (pure).
-//! - [`zones`]: zone files into a catalog swapped whole on reload.
-//! - [`prepared`]: encoded answers kept per catalog, reused with the query's id and case.
+//! - [`zones`]: zone files into compact zones swapped whole on reload; the answer rules.
+//! - [`prepared`]: encoded answers kept per snapshot, reused with the query's id and case.
 //! - [`dns`]: sockets and framing for every transport; the shared answer logic; forwarding.
 //! - [`tls`]: the swappable certificate every TLS listener reads.
 //! - [`localca`]: the built-in CA for first runs and tests.

@@ -1,22 +1,22 @@
-//! Prepared answers: the encoded responses of authoritative lookups, kept for one catalog
-//! snapshot and sent again for the same question, patched with the new query's id and the
-//! letter case of its question.
+//! Prepared answers: the encoded responses of authoritative lookups, kept for one snapshot
+//! of the zones and sent again for the same question, patched with the new query's id and
+//! the letter case of its question.
 //!
-//! A question's key is everything in the query that the catalog's answer depends on: the
-//! lowercased name, type and class, the header's flag bytes, whether EDNS is present and its
-//! header (UDP payload size, extended rcode, version, DO bit), and whether the query came as
-//! a datagram (truncation). EDNS option contents are left out: the catalog answers no option
-//! (it has no NSID to send). A Client Subnet option, which hickory parses and may refuse,
-//! keeps the query off this path. Only the header's id and the question depend on the query
-//! beyond its key: hickory echoes the question exactly as sent and never compresses later
-//! names into it (names in answers come from the zone, wildcards lowercased), which the
-//! comparison tests in `dns::handler` and `tests/fast_path.rs` check byte for byte.
+//! A question's key is everything in the query that the answer depends on: the lowercased
+//! name, type and class, the header's flag bytes, whether EDNS is present and its header
+//! (UDP payload size, extended rcode, version, DO bit), and whether the query came as a
+//! datagram (truncation). EDNS option contents are left out: no option is answered (there
+//! is no NSID to send). A Client Subnet option keeps the query off this path. Only the
+//! header's id and the question depend on the query beyond its key: the question is
+//! echoed exactly as sent and compression decides on lowercased names (`dns::message`), so
+//! pointers into the question read back in the new query's case, which the comparison
+//! tests in `tests/fast_path.rs` and `tests/differential.rs` check byte for byte.
 //!
 //! Owns the key, the bounded store (by bytes, so a flood of random names cannot grow it past
 //! [`MAX_BYTES`]) and the patching. It must not decide what may be stored (`dns::handler`
-//! stores authoritative lookups only) nor outlive its catalog: `zones` makes an empty one with
-//! every catalog it serves, so any zone change is seen by the very next query. Pure: no I/O,
-//! no async, no allocation on a hit once the output buffer has grown.
+//! stores authoritative lookups only) nor outlive its zones: `zones` makes an empty one with
+//! every snapshot it serves, so any zone change is seen by the very next query. Pure: no
+//! I/O, no async, no allocation on a hit once the output buffer has grown.
 
 use std::{
     hash::{BuildHasher, RandomState},
@@ -40,7 +40,7 @@ const MAX_NAME: usize = 255;
 /// EDNS payload size 2, EDNS extended rcode, version and flags 4.
 const FIXED_KEY: usize = 14;
 const TYPE_OPT: u16 = 41;
-/// Zone transfers go to `dns::axfr`, never through the catalog.
+/// Zone transfers go to `dns::axfr`, never through here.
 const TYPES_TRANSFER: [u16; 2] = [251, 252];
 /// EDNS Client Subnet (RFC 7871): hickory parses it and refuses malformed ones.
 const OPTION_SUBNET: u16 = 8;
@@ -98,7 +98,7 @@ impl<'q> Question<'q> {
     }
 }
 
-/// The prepared answers of one catalog snapshot.
+/// The prepared answers of one snapshot of the zones.
 pub struct PreparedAnswers {
     hasher: RandomState,
     shards: [RwLock<Shard>; SHARDS],

@@ -4,19 +4,35 @@
 //! Owns the bundle version, kept in `<state-dir>/bundle/version` so it never goes backwards,
 //! across restarts too: a new version is the larger of the stored one plus one and the
 //! current Unix time (so even a lost state directory cannot make workers see a rollback).
-//! The SOA serial is the version's low 32 bits. It listens to [`CertSlot`] changes and
-//! writes through [`Zones::replace_generated`]; it never touches listeners.
+//! The SOA serial is the version's low 32 bits. The published zone is kept too
+//! (`<state-dir>/bundle/published`, 0600: the leaf key in it is sealed) with a digest of
+//! what it was made from, so a restart with the same certificate, names, signing keys,
+//! cluster, format and workers serves the same bundle, version and serial, and announces
+//! nothing. It listens to [`CertSlot`] changes and writes through
+//! [`Zones::replace_generated`]; it never touches listeners.
+//!
+//! The signing key file may hold several keys (a rotation signs with the old and the new
+//! one); SIGHUP re-reads it ([`Publisher::reload_keys`]) and a changed set is published at
+//! once, under a new version.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
 
-use hickory_proto::rr::{
-    Name, RData, Record,
-    rdata::{NS, SOA},
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use zeroize::Zeroizing;
+
+use hickory_proto::{
+    rr::{
+        Name, RData, Record,
+        rdata::{NS, SOA},
+    },
+    serialize::binary::{BinDecodable as _, BinEncodable as _},
 };
 use rustls_pki_types::PrivateKeyDer;
+use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -41,6 +57,15 @@ pub enum PublishError {
     NotPkcs8,
     #[error("failed to build the bundle: {0}")]
     Bundle(#[from] BundleError),
+    #[error(
+        "refusing to publish bundle version {version}: more than {limit} s ahead of this clock ({now}), so workers would refuse it; set the clock right, then lower {path}",
+        limit = bundle::limits::MAX_AHEAD_SECS
+    )]
+    VersionAhead {
+        version: u64,
+        now: u64,
+        path: String,
+    },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -51,9 +76,17 @@ pub enum PublishError {
 pub struct Publisher {
     config: CertificateZoneConfig,
     names: Vec<String>,
-    signing: SigningKey,
+    /// The keys every bundle is signed with, re-read on SIGHUP.
+    signing: ArcSwap<Vec<SigningKey>>,
+    /// Rung when `signing` changed: publish again.
+    keys_changed: Notify,
+    /// The keys the zone's bundle was last signed with, so a key change that a
+    /// certificate change already published is not published twice.
+    signed_with: std::sync::Mutex<Option<Arc<Vec<SigningKey>>>>,
     workers: Vec<WorkerPublicKey>,
     version_path: PathBuf,
+    /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
+    published_path: PathBuf,
     /// The SOA's MNAME: the master's first TLS name.
     primary: Name,
 }
@@ -65,9 +98,7 @@ impl Publisher {
         names: &[String],
         state_dir: &Path,
     ) -> Result<Self, PublishError> {
-        let pem = read(&config.signing_key, "the signing key")?;
-        let signing = bundle::signing_key_from_pem(&pem)
-            .map_err(|e| key_error("the signing key", &config.signing_key, e))?;
+        let signing = read_signing_keys(config)?;
         let workers = config
             .workers
             .iter()
@@ -88,42 +119,84 @@ impl Publisher {
         Ok(Self {
             config: config.clone(),
             names: names.to_vec(),
-            signing,
+            signing: ArcSwap::from_pointee(signing),
+            keys_changed: Notify::new(),
+            signed_with: std::sync::Mutex::default(),
             workers,
             version_path: state_dir.join("bundle").join("version"),
+            published_path: state_dir.join("bundle").join("published"),
             primary,
         })
     }
 
     /// Publishes what is served now (before the node says it is ready, so secondaries that
-    /// ask at once find the zone), then on every certificate change until `shutdown`.
+    /// ask at once find the zone), then on every certificate change and every change of
+    /// the signing keys until `shutdown`.
     pub fn start(
-        self,
+        self: &Arc<Self>,
         certs: Arc<CertSlot>,
         zones: Arc<Zones>,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> {
+    ) -> impl Future<Output = ()> + 'static {
         // Subscribed before the first publication: an install in between is not missed.
         let changes = certs.subscribe();
-        self.publish_current(&certs, &zones);
-        self.run(changes, certs, zones, shutdown)
+        if self.restore(&certs, &zones) {
+            let current = self.signing.load_full();
+            *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(current);
+        } else {
+            self.publish_current(&certs, &zones);
+        }
+        self.clone().run(changes, certs, zones, shutdown)
     }
 
     async fn run(
-        self,
+        self: Arc<Self>,
         mut changes: tokio::sync::watch::Receiver<Option<crate::tls::CertSummary>>,
         certs: Arc<CertSlot>,
         zones: Arc<Zones>,
         shutdown: CancellationToken,
     ) {
         loop {
-            tokio::select! {
+            let keys_only = tokio::select! {
                 () = shutdown.cancelled() => return,
-                changed = changes.changed() => if changed.is_err() { return },
-            }
+                changed = changes.changed() => if changed.is_err() { return } else { false },
+                () = self.keys_changed.notified() => true,
+            };
             changes.mark_unchanged();
+            if keys_only && self.signed_with_current_keys() {
+                continue;
+            }
             self.publish_current(&certs, &zones);
         }
+    }
+
+    fn signed_with_current_keys(&self) -> bool {
+        let current = self.signing.load_full();
+        let last = self.signed_with.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &current))
+    }
+
+    /// Re-reads the signing key file (SIGHUP); a changed set of keys is published at once.
+    /// A file that does not read keeps the keys in use.
+    pub fn reload_keys(&self) {
+        let keys = match read_signing_keys(&self.config) {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::error!(error = %e, "signing keys not re-read; signing with the ones in use");
+                return;
+            }
+        };
+        if *self.signing.load_full() == keys {
+            return;
+        }
+        let ids: Vec<String> = keys
+            .iter()
+            .map(|k| bundle::signing_key_id(k.verifying_key()).to_string())
+            .collect();
+        tracing::info!(signers = %ids.join(","), "signing keys changed; publishing a new bundle");
+        self.signing.store(Arc::new(keys));
+        self.keys_changed.notify_one();
     }
 
     fn publish_current(&self, certs: &CertSlot, zones: &Zones) {
@@ -141,22 +214,100 @@ impl Publisher {
         }
     }
 
+    /// Serves the zone published before a restart, unannounced, when it was made from what
+    /// is served now; true if it was.
+    fn restore(&self, certs: &CertSlot, zones: &Zones) -> bool {
+        let Some(served) = certs.served() else {
+            return false;
+        };
+        let digest = self.input_digest(&served);
+        let Some((version, records)) = self.published(&digest) else {
+            return false;
+        };
+        match zones.restore_generated(&self.config.origin, records) {
+            Ok(()) => {
+                tracing::info!(
+                    zone = %self.config.origin,
+                    version,
+                    "certificate zone served as before the restart (same certificate and workers)"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the kept certificate zone does not load; publishing anew");
+                false
+            }
+        }
+    }
+
+    /// The kept zone and its version, if it was made from `digest` and is the newest
+    /// version (anything else is published anew).
+    fn published(&self, digest: &[u8; 32]) -> Option<(u64, Vec<Record>)> {
+        let bytes = state::read_optional(&self.published_path).ok()??;
+        let (kept, version, records) = decode_published(&bytes)?;
+        let current = self.stored_version().ok()?;
+        (kept == *digest && version == current).then_some((version, records))
+    }
+
+    /// What a bundle is made from, but its randomness and time: the same digest means the
+    /// same certificate (the chain pins the key), names, workers, signing keys, cluster,
+    /// format and zone settings.
+    fn input_digest(&self, served: &Served) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hash.update((bytes.len() as u64).to_be_bytes());
+            hash.update(bytes);
+        };
+        field(b"certzone bundle input 2");
+        field(self.config.origin.to_ascii().as_bytes());
+        field(self.primary.to_ascii().as_bytes());
+        for number in [self.config.ttl, self.config.refresh, self.config.retry] {
+            field(&number.to_be_bytes());
+        }
+        for name in &self.names {
+            field(name.as_bytes());
+        }
+        for cert in &served.chain {
+            field(cert);
+        }
+        for key in self.signing.load().iter() {
+            field(&key.verifying_key().to_sec1_bytes());
+        }
+        field(self.config.cluster_id.as_bytes());
+        field(&self.config.format.to_be_bytes());
+        for worker in &self.workers {
+            field(worker.to_pem().unwrap_or_default().as_bytes());
+        }
+        hash.finalize().into()
+    }
+
     /// Builds and serves a new bundle for `served`; returns its version.
     pub fn publish(&self, served: &Served, zones: &Zones) -> Result<u64, PublishError> {
         let PrivateKeyDer::Pkcs8(key) = served.key.as_ref() else {
             return Err(PublishError::NotPkcs8);
         };
-        let version = self.next_version()?;
+        let now = crate::unix_now();
+        let digest = self.input_digest(served);
+        let version = self.next_version(now)?;
         let input = BundleInput {
             zone: self.config.origin.clone(),
             ttl: self.config.ttl,
+            format: self.config.format,
+            minimum_format: self.config.format,
             version,
+            published: now,
+            cluster_id: self.config.cluster_id.clone(),
             names: self.names.clone(),
             chain: served.chain.iter().map(|c| c.to_vec()).collect(),
             private_key: key.clone_key(),
             workers: self.workers.clone(),
         };
-        let mut records = bundle::publish(&input, &self.signing, &mut rand_core::OsRng)?;
+        let signing = self.signing.load_full();
+        let result = bundle::publish_signed(&input, &signing, &mut rand_core::OsRng);
+        *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing);
+        // The input's copy of the private key is wiped, not just freed.
+        drop(Zeroizing::new(input.private_key));
+        let mut records = result?;
         // The version is on disk before anyone can see it: a crash never reuses it.
         state::ensure_dir(self.version_path.parent().unwrap_or(Path::new(".")))?;
         state::write_atomic(
@@ -165,7 +316,12 @@ impl Publisher {
             state::PUBLIC,
         )?;
         records.extend(self.apex(version));
+        let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
+        if let Err(e) = state::write_atomic(&self.published_path, &kept, state::SECRET) {
+            // Served all the same; the next start publishes a new version instead.
+            tracing::warn!(error = %e, "certificate zone not kept for restarts");
+        }
         Ok(version)
     }
 
@@ -194,16 +350,87 @@ impl Publisher {
         ]
     }
 
-    fn next_version(&self) -> Result<u64, PublishError> {
-        let stored = state::read_optional(&self.version_path)?
+    /// The stored version plus one, or `now` if later; refused when that is further ahead
+    /// of `now` than workers accept (a clock that was once far ahead left it there).
+    fn next_version(&self, now: u64) -> Result<u64, PublishError> {
+        let version = self.stored_version()?.saturating_add(1).max(now);
+        if version > now.saturating_add(bundle::limits::MAX_AHEAD_SECS) {
+            return Err(PublishError::VersionAhead {
+                version,
+                now,
+                path: self.version_path.display().to_string(),
+            });
+        }
+        Ok(version)
+    }
+
+    fn stored_version(&self) -> Result<u64, PublishError> {
+        Ok(state::read_optional(&self.version_path)?
             .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        Ok((stored + 1).max(crate::unix_now()))
+            .unwrap_or(0))
     }
 }
 
-fn read(path: &Path, what: &'static str) -> Result<String, PublishError> {
-    std::fs::read_to_string(path).map_err(|e| key_error(what, path, e))
+/// `published`: the input digest, the version, then each record (wire form, uncompressed)
+/// after its 16-bit length.
+fn encode_published(digest: &[u8; 32], version: u64, records: &[Record]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(digest);
+    out.extend_from_slice(&version.to_be_bytes());
+    for record in records {
+        // A record that does not encode would not have been served either.
+        let Ok(wire) = record.to_bytes() else {
+            continue;
+        };
+        let Ok(len) = u16::try_from(wire.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wire);
+    }
+    out
+}
+
+fn decode_published(bytes: &[u8]) -> Option<([u8; 32], u64, Vec<Record>)> {
+    let digest: [u8; 32] = bytes.get(..32)?.try_into().ok()?;
+    let version = u64::from_be_bytes(bytes.get(32..40)?.try_into().ok()?);
+    let mut rest = bytes.get(40..)?;
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let wire = rest.get(2..2 + len)?;
+        records.push(Record::from_bytes(wire).ok()?);
+        rest = &rest[2 + len..];
+    }
+    Some((digest, version, records))
+}
+
+/// Every signing key in the configured file; format 1 takes exactly one.
+fn read_signing_keys(config: &CertificateZoneConfig) -> Result<Vec<SigningKey>, PublishError> {
+    let what = "the signing key";
+    let pem = read(&config.signing_key, what)?;
+    let keys =
+        bundle::signing_keys_from_pem(&pem).map_err(|e| key_error(what, &config.signing_key, e))?;
+    let most = if config.format == 1 {
+        1
+    } else {
+        bundle::limits::MAX_SIGNERS
+    };
+    if keys.len() > most {
+        let reason = format!(
+            "{} keys; format {} is signed by at most {most}",
+            keys.len(),
+            config.format
+        );
+        return Err(key_error(what, &config.signing_key, reason));
+    }
+    Ok(keys)
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Zeroizing<String>, PublishError> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| key_error(what, path, e))
 }
 
 fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> PublishError {

@@ -16,19 +16,20 @@ pub const SECRET: u32 = 0o600;
 pub const PUBLIC: u32 = 0o644;
 
 #[derive(Debug, thiserror::Error)]
-#[error("failed to {action} {path}: {source}")]
+#[error("failed to {action} {path}: {cause}")]
 pub struct StateError {
     action: &'static str,
     path: PathBuf,
-    source: std::io::Error,
+    // Not a `#[source]`: the message already ends with it, and chains would print it twice.
+    cause: std::io::Error,
 }
 
 impl StateError {
-    pub(crate) fn new(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub(crate) fn new(action: &'static str, path: &Path, cause: std::io::Error) -> Self {
         Self {
             action,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 }
@@ -50,19 +51,85 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
 
 /// Replaces `path` with `bytes` atomically, with the given mode.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let tmp = beside(path, "tmp");
     let result = write_new(&tmp, bytes, mode)
         .and_then(|()| fs::rename(&tmp, path).map_err(|e| StateError::new("rename into", path, e)));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result?;
-    // The rename is only durable once the directory entry is.
+    sync_dir(parent(path))
+}
+
+/// Replaces every `(path, bytes, mode)` together, or none of them: a key and its `.pub`.
+/// All are written to temporary files first; only then renamed into place. If a rename
+/// fails, the files already replaced get their old contents back (kept as hard links
+/// until every rename is done). A crash before the first rename leaves the old files.
+pub fn replace_together(files: &[(&Path, &[u8], u32)]) -> Result<(), StateError> {
+    let temps: Vec<PathBuf> = files.iter().map(|(p, ..)| beside(p, "tmp")).collect();
+    let backups: Vec<PathBuf> = files.iter().map(|(p, ..)| beside(p, "old")).collect();
+    let cleanup = |paths: &[PathBuf]| paths.iter().for_each(|p| drop(fs::remove_file(p)));
+    let prepared = files
+        .iter()
+        .zip(&temps)
+        .try_for_each(|((_, bytes, mode), tmp)| write_new(tmp, bytes, *mode))
+        .and_then(|()| keep_old(files, &backups));
+    if let Err(e) = prepared {
+        cleanup(&temps);
+        cleanup(&backups);
+        return Err(e);
+    }
+    for (i, ((path, ..), tmp)) in files.iter().zip(&temps).enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            // Put back what was already replaced: the pair stays the old one.
+            for ((done, ..), backup) in files[..i].iter().zip(&backups) {
+                if backup.exists() {
+                    let _ = fs::rename(backup, done);
+                } else {
+                    let _ = fs::remove_file(done);
+                }
+            }
+            cleanup(&temps);
+            cleanup(&backups);
+            return Err(StateError::new("rename into", path, e));
+        }
+    }
+    cleanup(&backups);
+    files.iter().try_for_each(|(p, ..)| sync_dir(parent(p)))
+}
+
+/// Hard links to the files `files` would replace, so a failed rename can restore them.
+fn keep_old(files: &[(&Path, &[u8], u32)], backups: &[PathBuf]) -> Result<(), StateError> {
+    for ((path, ..), backup) in files.iter().zip(backups) {
+        let _ = fs::remove_file(backup);
+        match fs::hard_link(path, backup) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::new("keep the old", path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The directory holding `path`; `.` for a bare file name.
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// A hidden file beside `path`, named for this process: `.NAME.KIND.PID`.
+fn beside(path: &Path, kind: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    parent(path).join(format!(".{name}.{kind}.{}", std::process::id()))
+}
+
+/// A rename is only durable once the directory entry is.
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StateError::new("sync directory", dir, e))
@@ -76,7 +143,9 @@ pub fn write_exclusive(path: &Path, bytes: &[u8], mode: u32) -> Result<(), State
         .mode(mode)
         .open(path)
         .map_err(|e| StateError::new("create", path, e))?;
-    file.write_all(bytes)
+    // The umask may have narrowed the mode at creation; public files must be readable.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| file.sync_all())
         .map_err(|e| StateError::new("write", path, e))
 }
@@ -122,6 +191,43 @@ mod tests {
             let mode = fs::metadata(&made).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", made.display());
         }
+    }
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(parent(Path::new("key.pem")), Path::new("."));
+        assert_eq!(
+            beside(Path::new("key.pem"), "tmp"),
+            Path::new(".").join(format!(".key.pem.tmp.{}", std::process::id()))
+        );
+    }
+
+    #[test]
+    fn files_replaced_together_keep_nothing_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("k"), dir.path().join("k.pub"));
+        write_atomic(&a, b"old", SECRET).unwrap();
+        replace_together(&[(&a, b"new", SECRET), (&b, b"new pub", PUBLIC)]).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(fs::read(&b).unwrap(), b"new pub");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_failed_rename_puts_the_first_file_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("k"), dir.path().join("k.pub"));
+        write_atomic(&a, b"old", SECRET).unwrap();
+        // a directory in the way: the second rename fails
+        fs::create_dir(&b).unwrap();
+        fs::write(b.join("x"), b"").unwrap();
+        assert!(replace_together(&[(&a, b"new", SECRET), (&b, b"new pub", PUBLIC)]).is_err());
+        assert_eq!(fs::read(&a).unwrap(), b"old");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "no temporary left"
+        );
     }
 
     #[test]

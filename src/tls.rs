@@ -45,6 +45,16 @@ pub struct Served {
     pub key: Arc<PrivateKeyDer<'static>>,
 }
 
+impl Drop for Served {
+    // The last holder of the key wipes it: a replaced certificate's key does not linger in
+    // freed memory.
+    fn drop(&mut self) {
+        if let Some(key) = Arc::get_mut(&mut self.key) {
+            zeroize::Zeroize::zeroize(key);
+        }
+    }
+}
+
 impl fmt::Debug for Served {
     // Never print key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,6 +90,15 @@ impl Default for CertSlot {
             served: ArcSwapOption::empty(),
             changes: watch::channel(None).0,
         }
+    }
+}
+
+/// What a failure leaves served, for log lines: never "keeping" a certificate there is not.
+pub fn keeping(certs: &CertSlot) -> &'static str {
+    if certs.served().is_some() {
+        "keeping the current certificate"
+    } else {
+        "no certificate served yet (TLS waits for one)"
     }
 }
 

@@ -132,3 +132,134 @@ fn several_problems_are_all_named() {
     .unwrap();
     refused(&scratch, &text, &["missing.test.zone", "no SOA record"]);
 }
+
+#[test]
+fn a_tsig_secret_under_16_bytes_is_refused() {
+    let scratch = Scratch::new();
+    // 8 bytes: hmac-sha256 would take it, but it is guessable in bulk
+    scratch.write(
+        "transfer.key",
+        "key \"transfer\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2hvcnRrZXk=\";\n};\n",
+    );
+    let text = format!(
+        "{}\n[transfer]\ntsig-key-file = \"transfer.key\"\n",
+        node_config(IP, "state", "", "")
+    );
+    refused(
+        &scratch,
+        &text,
+        &["transfer.key", "key transfer.", "8 bytes", "at least 16"],
+    );
+}
+
+/// Config-level problems in three sections (a missing key-file, a listener clash, a
+/// forwarder without tls-name) are all listed in one run, not one per run.
+#[test]
+fn every_config_level_problem_is_named_in_one_run() {
+    let scratch = Scratch::new();
+    let tls = "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"tls.pem\"";
+    let forward =
+        "\n[forward]\n[[forward.upstream]]\naddress = \"127.0.3.2:853\"\nprotocol = \"tls\"\n";
+    let text = node_config(IP, "state", tls, forward).replace(
+        &format!("https = [\"{IP}:4430\"]"),
+        &format!("https = [\"{IP}:8530\"]"),
+    );
+    refused(
+        &scratch,
+        &text,
+        &[
+            "`tls.key-file`: missing",
+            &format!("`listen.https`: {IP}:8530 is already used by another listener"),
+            "`forward.upstream[0].tls-name`: missing",
+        ],
+    );
+}
+
+/// IP addresses in [tls] names of a master that publishes the certificate zone are
+/// refused by name, not left to fail at publication ("bad name") and on every worker.
+#[test]
+fn an_ip_address_in_a_publishing_masters_names_is_refused() {
+    let scratch = Scratch::new();
+    scratch.keygen(&["signing"], "signing.pem");
+    let tls = "names = [\"ns1.example.test\", \"127.0.0.7\"]";
+    let publish = "\n[certificate-zone]\nsigning-key = \"signing.pem\"\n";
+    refused(
+        &scratch,
+        &node_config(IP, "state", tls, publish),
+        &["`tls.names`: `127.0.0.7` is an IP address: a master publishing [certificate-zone]"],
+    );
+}
+
+/// A worker's names must be covered by the master's certificate, which has no addresses.
+#[test]
+fn an_ip_address_in_a_workers_names_is_refused() {
+    let scratch = Scratch::new();
+    let text = format!(
+        "role = \"worker\"\nstate-dir = \"state\"\n[listen]\nudp = [\"{IP}:5300\"]\n\
+         [tls]\nnames = [\"::1\"]\nsource = \"certificate-zone\"\n\
+         [primary]\naddress = \"127.0.3.2:5300\"\ntsig-key-file = \"transfer.key\"\n\
+         [certificate-zone]\nsigning-public-key = \"s.pub\"\nsealing-key = \"w.key\"\n\
+         [[secondary]]\nname = \"example.test.\"\n"
+    );
+    refused(
+        &scratch,
+        &text,
+        &["`tls.names`: `::1` is an IP address: a worker serves the master's certificate"],
+    );
+}
+
+/// A worker with only [[secondary]]: its certificate zone is `_certzone.<that zone>`.
+#[test]
+fn a_worker_with_only_secondaries_needs_no_certificate_zone_name() {
+    let scratch = Scratch::new();
+    scratch.keygen(&["signing"], "signing.pem");
+    scratch.keygen(&["worker"], "sealing.key");
+    scratch.keygen(&["tsig", "transfer"], "transfer.key");
+    let text = format!(
+        r#"role = "worker"
+state-dir = "state"
+
+[listen]
+udp = ["{IP}:5300"]
+
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+
+[primary]
+address = "127.0.3.2:5300"
+tsig-key-file = "transfer.key"
+
+[certificate-zone]
+signing-public-key = "signing.pem.pub"
+sealing-key = "sealing.key"
+
+[[secondary]]
+name = "example.test."
+"#
+    );
+    let config = scratch.write("worker.toml", &text);
+    let out = certzone(&["check-config", "--config", config.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cluster file given to check-config: the message points at `cluster render`.
+#[test]
+fn a_cluster_file_is_pointed_to_cluster_render() {
+    let out = certzone(&[
+        "check-config",
+        "--config",
+        common::repo().join("config/cluster.toml").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown field `cluster`") && stderr.contains("certzone cluster render"),
+        "{stderr}"
+    );
+}

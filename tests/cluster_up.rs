@@ -40,6 +40,13 @@ fn example(scratch: &Path, ips: [&str; 3]) -> PathBuf {
 }
 
 fn up(config: &Path) -> Node {
+    // A previous run's log, which this run must keep as node.log.1.
+    let master = config
+        .parent()
+        .unwrap()
+        .join("../state/cluster/nodes/master");
+    std::fs::create_dir_all(&master).unwrap();
+    std::fs::write(master.join("node.log"), "the previous run\n").unwrap();
     let args = ["cluster", "up", "--config"].map(std::ffi::OsStr::new);
     let mut args = args.to_vec();
     args.push(config.as_os_str());
@@ -55,6 +62,9 @@ fn cluster_up_serves_one_certificate_on_every_node_and_stops_on_ctrl_c() {
     let mut cluster = up(&config);
     let out = cluster.stdout();
     println!("{out}");
+    let nodes = scratch.path().join("state/cluster/nodes");
+    let previous = std::fs::read_to_string(nodes.join("master/node.log.1")).unwrap();
+    assert_eq!(previous, "the previous run\n", "the previous log is kept");
 
     // The table has a row per node, all with the same fingerprint.
     let rows: Vec<&str> = out
@@ -158,6 +168,14 @@ fn render_writes_each_node_only_its_own_secrets() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{secret}");
     }
+    // The example's cluster id goes to every node; workers take nothing below format 2.
+    let read = |node: &str| std::fs::read_to_string(nodes.join(node).join("node.toml")).unwrap();
+    assert!(read("master").contains("cluster-id = \"example-local\""));
+    for worker in ["worker1", "worker2"] {
+        let text = read(worker);
+        assert!(text.contains("cluster-id = \"example-local\""), "{text}");
+        assert!(text.contains("minimum-format = 2"), "{text}");
+    }
     // Each derived file passes check-config as it is.
     for node in ["master", "worker1", "worker2"] {
         let path = nodes.join(node).join("node.toml");
@@ -205,7 +223,7 @@ fn bad_cluster_files_are_refused_naming_the_problem() {
     let duplicate = text.replace("name = \"worker2\"", "name = \"worker1\"");
     let err = refused(dir, &duplicate);
     assert!(
-        err.contains("node[3].name") && err.contains("\"worker1\" is used twice"),
+        err.contains("node[2].name") && err.contains("\"worker1\" is used twice"),
         "{err}"
     );
 
@@ -220,6 +238,17 @@ fn bad_cluster_files_are_refused_naming_the_problem() {
     let err = refused(dir, &same_address);
     assert!(
         err.contains("127.0.11.12 is already the address of node \"worker1\""),
+        "{err}"
+    );
+
+    // An address among the names would never be served: refused before anything is written.
+    let ip_name = text.replace(
+        "names = [\"ns1.example.test\", \"localhost\"]",
+        "names = [\"ns1.example.test\", \"127.0.0.7\"]",
+    );
+    let err = refused(dir, &ip_name);
+    assert!(
+        err.contains("`cluster.names`: `127.0.0.7` is an IP address"),
         "{err}"
     );
 
@@ -258,5 +287,41 @@ fn bad_cluster_files_are_refused_naming_the_problem() {
         err.contains("node \"worker1\" (worker) needs the signing public key")
             && err.contains("signing.key.pub"),
         "{err}"
+    );
+}
+
+/// A broken zone file is refused by `cluster render` before anything is written: the master's
+/// good copy stays, and the error names the operator's file and line.
+#[test]
+fn render_refuses_a_broken_zone_file_and_keeps_the_masters_copy() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = example(scratch.path(), OTHER_IPS);
+    let render = || certzone(&["cluster", "render", "--config", config.to_str().unwrap()]);
+    assert!(render().status.success());
+    let copy = scratch
+        .path()
+        .join("state/cluster/nodes/master/example.test.zone");
+    let good = std::fs::read(&copy).unwrap();
+    let zone = scratch.path().join("zones/example.test.zone");
+    let text = std::fs::read_to_string(&zone).unwrap();
+    let broken = text.replace("192.0.2.25", "192.0.2.25.9");
+    let line = broken
+        .lines()
+        .position(|l| l.contains("192.0.2.25.9"))
+        .unwrap()
+        + 1;
+    std::fs::write(&zone, broken).unwrap();
+    let out = render();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cluster.zone-file")
+            && stderr.contains(&format!("/zones/example.test.zone line {line}")),
+        "names the operator's file and line: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        good,
+        "the master's copy is kept"
     );
 }

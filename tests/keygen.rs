@@ -168,3 +168,137 @@ fn a_secret_with_two_slashes_parses() {
     let keys = certzone::tsig::parse(block).expect("parses");
     assert_eq!(keys[0].secret.len(), 32);
 }
+
+/// Runs `certzone ARGS` in `dir`, so `--out` can be a bare file name.
+fn certzone_in(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(common::binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run certzone")
+}
+
+/// The secret and public halves in `dir` as text, asserting they are one pair.
+fn matching_signing_pair(dir: &Path, name: &str) -> (String, String) {
+    let secret = read(&dir.join(name));
+    let public = read(&dir.join(format!("{name}.pub")));
+    let key = signing_key_from_pem(&secret).expect("PKCS#8 P-256");
+    let pinned = verifying_key_from_pem(&public).expect("SPKI");
+    assert_eq!(*key.verifying_key(), pinned, "{name} and its .pub match");
+    (secret, public)
+}
+
+/// The bug: with a bare file name the key was replaced, then syncing the directory ""
+/// failed with exit 1, leaving the old `.pub` beside a new key.
+#[test]
+fn force_with_a_bare_file_name_replaces_both_halves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for kind in ["signing", "worker"] {
+        let file = format!("{kind}.pem");
+        let first = certzone_in(dir.path(), &["keygen", kind, "--out", &file]);
+        assert!(first.status.success(), "{:?}", text(&first));
+        let before = (
+            read(&dir.path().join(&file)),
+            read(&dir.path().join(format!("{file}.pub"))),
+        );
+        let out = certzone_in(dir.path(), &["keygen", kind, "--out", &file, "--force"]);
+        let (stdout, stderr) = text(&out);
+        assert!(
+            out.status.success(),
+            "keygen {kind} --force: {stdout}{stderr}"
+        );
+        let after = (
+            read(&dir.path().join(&file)),
+            read(&dir.path().join(format!("{file}.pub"))),
+        );
+        assert_ne!(after.0, before.0, "the secret is new");
+        assert_ne!(after.1, before.1, "the public half is new too");
+    }
+    matching_signing_pair(dir.path(), "signing.pem");
+    let worker = WorkerSecretKey::from_pem(&read(&dir.path().join("worker.pem"))).expect("key");
+    assert_eq!(
+        worker.public_key().to_pem().expect("pem"),
+        read(&dir.path().join("worker.pem.pub"))
+    );
+    let tsig = certzone_in(dir.path(), &["keygen", "tsig", "t", "--out", "t.key"]);
+    assert!(tsig.status.success(), "{:?}", text(&tsig));
+    let forced = certzone_in(
+        dir.path(),
+        &["keygen", "tsig", "u", "--out", "t.key", "--force"],
+    );
+    assert!(forced.status.success(), "{:?}", text(&forced));
+    let keys = certzone::tsig::load(&dir.path().join("t.key")).expect("loads");
+    assert_eq!(keys[0].name.to_string(), "u.");
+    assert_eq!(mode(&dir.path().join("t.key")), 0o600);
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "no temporary left: {names:?}"
+    );
+}
+
+/// `keygen signing --out k.pem --force` run under strace with `inject` (a real fault in
+/// the real binary): returns its output.
+fn forced_under_strace(dir: &Path, inject: &str) -> Output {
+    let binary = common::binary();
+    std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", inject, "--", binary])
+        .args(["keygen", "signing", "--out", "k.pem", "--force"])
+        .current_dir(dir)
+        .output()
+        .expect("run strace (installed by tests/setup.sh)")
+}
+
+#[test]
+fn a_failed_second_rename_leaves_the_old_pair() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(
+        certzone_in(dir.path(), &["keygen", "signing", "--out", "k.pem"])
+            .status
+            .success()
+    );
+    let old = matching_signing_pair(dir.path(), "k.pem");
+    // The key is renamed into place first, its .pub second: the second rename fails.
+    let out = forced_under_strace(
+        dir.path(),
+        "inject=rename,renameat,renameat2:error=EIO:when=2",
+    );
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("failed to rename into k.pem.pub"),
+        "the error names the file: {stderr}"
+    );
+    assert_eq!(
+        matching_signing_pair(dir.path(), "k.pem"),
+        old,
+        "the old pair is intact"
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).expect("list").count(),
+        2,
+        "no temporary left"
+    );
+}
+
+#[test]
+fn a_kill_between_the_two_writes_leaves_the_old_pair() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    assert!(
+        certzone_in(dir.path(), &["keygen", "signing", "--out", "k.pem"])
+            .status
+            .success()
+    );
+    let old = matching_signing_pair(dir.path(), "k.pem");
+    // Each file is synced once written: SIGKILL at the second, the .pub's.
+    let out = forced_under_strace(dir.path(), "inject=fsync:signal=KILL:when=2");
+    assert_ne!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert_eq!(
+        matching_signing_pair(dir.path(), "k.pem"),
+        old,
+        "the old pair is intact"
+    );
+}

@@ -4,13 +4,15 @@
 # bind9-utils), pebble (the ACME test CA), lego and knotd (benchmark peers), ip (iproute2:
 # BIND listens only on addresses an interface carries, so tests add 127.x aliases), and
 # for the docker scenarios busybox (busybox-static: the client container's shell) and
-# openssl (Pebble's HTTPS certificate); for the attack tests (tests/exposure.rs,
-# tests/attacks.rs) dnsperf (floods), python3 with python3-h2 (tests/attack/*.py write
-# HTTP/2 frames by hand) and prlimit (util-linux: a node with 256 open files).
+# openssl (Pebble's HTTPS certificate); unbound, the resolver tests/resolver.rs puts in
+# front of certzone; strace (the keygen tests inject faults into the real binary with it);
+# for the attack tests (tests/exposure.rs, tests/attacks.rs) dnsperf (floods), python3
+# with python3-h2 (tests/attack/*.py write HTTP/2 frames by hand) and prlimit (util-linux:
+# a node with 256 open files).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
-  dnsperf python3 python3-h2 util-linux)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl dnsperf prlimit)
+  unbound strace dnsperf python3 python3-h2 util-linux)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1

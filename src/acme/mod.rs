@@ -208,7 +208,8 @@ impl<Z: ChallengeZone> Issuer<Z> {
                     error = %e,
                     attempt = self.failures,
                     retry_in = ?delay,
-                    "certificate order failed; keeping the current certificate"
+                    "certificate order failed; {}",
+                    tls::keeping(&self.certs)
                 );
                 None
             }

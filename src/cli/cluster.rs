@@ -143,6 +143,12 @@ async fn up_cluster(
     let mut running = Vec::new();
     for node in nodes {
         let log = node.dir.join("node.log");
+        // The previous run's log is kept one generation: it may say why that run failed.
+        if log.exists() {
+            let old = node.dir.join("node.log.1");
+            std::fs::rename(&log, &old)
+                .map_err(|e| anyhow::anyhow!("cannot rotate {}: {e}", log.display()))?;
+        }
         let file = std::fs::File::create(&log)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", log.display()))?;
         let child = Command::new(&exe)
@@ -198,6 +204,7 @@ async fn wait_ready(
         }
         let mut served = Vec::new();
         let mut waiting = Vec::new();
+        let mut late = Vec::new();
         for r in running.iter() {
             match probe::served(
                 cluster.tls(&r.node.node),
@@ -208,7 +215,10 @@ async fn wait_ready(
             .await
             {
                 Ok(summary) => served.push(summary),
-                Err(e) => waiting.push(format!("{}: {e}", r.node.node.name)),
+                Err(e) => {
+                    waiting.push(format!("{}: {e}", r.node.node.name));
+                    late.push(r);
+                }
             }
         }
         if waiting.is_empty() {
@@ -227,13 +237,31 @@ async fn wait_ready(
             }
         }
         if Instant::now() >= deadline {
-            anyhow::bail!(
-                "not every node served the master's certificate over DoT within {timeout:?}: {}",
-                waiting.join("; ")
-            );
+            anyhow::bail!(not_ready(timeout, &waiting, &late));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Why `cluster up` gave up: what each late node said, and the end of its log.
+fn not_ready(timeout: Duration, waiting: &[String], late: &[&Running]) -> String {
+    let tails: Vec<String> = late
+        .iter()
+        .map(|r| {
+            let log = tidy(&r.log);
+            format!(
+                "{} ({}):\n{}",
+                r.node.node.name,
+                log.display(),
+                tail(&r.log)
+            )
+        })
+        .collect();
+    format!(
+        "not every node served the master's certificate over DoT within {timeout:?}: {}\n{}",
+        waiting.join("; "),
+        tails.join("\n")
+    )
 }
 
 fn print_table(cluster: &Cluster, running: &[Running], served: &[CertSummary]) {

@@ -8,7 +8,6 @@
 
 use std::{
     ffi::OsString,
-    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::ExitCode,
 };
@@ -139,12 +138,24 @@ fn tsig_key(
 
 /// Writes the secret to `out` and the public half to `out.pub`; returns the
 /// latter. Both are checked before either is written, so a refusal leaves
-/// nothing half done.
+/// nothing half done; with `--force` both are replaced together or not at all
+/// (a key whose `.pub` no longer matches would pin workers to the wrong key).
 fn write_pair(out: &Path, secret: &str, public: &str, force: bool) -> anyhow::Result<PathBuf> {
     let pub_path = pub_path(out);
     refuse_existing(&[out, &pub_path], force)?;
-    write(out, secret, state::SECRET, force)?;
-    write(&pub_path, public, state::PUBLIC, force)?;
+    if force {
+        state::replace_together(&[
+            (out, secret.as_bytes(), state::SECRET),
+            (&pub_path, public.as_bytes(), state::PUBLIC),
+        ])?;
+        return Ok(pub_path);
+    }
+    write(out, secret, state::SECRET, false)?;
+    if let Err(e) = write(&pub_path, public, state::PUBLIC, false) {
+        // The public half appeared since the check: leave no key without it.
+        let _ = std::fs::remove_file(out);
+        return Err(e);
+    }
     Ok(pub_path)
 }
 
@@ -166,14 +177,13 @@ fn refuse_existing(paths: &[&Path], force: bool) -> anyhow::Result<()> {
 }
 
 /// Without `--force` the file is created exclusively, so a file that
-/// appeared since the check is not overwritten either.
+/// appeared since the check is not overwritten either. Both ways set `mode`
+/// whatever the umask.
 fn write(path: &Path, text: &str, mode: u32, force: bool) -> anyhow::Result<()> {
     if force {
         state::write_atomic(path, text.as_bytes(), mode)?;
     } else {
         state::write_exclusive(path, text.as_bytes(), mode)?;
     }
-    // the umask may have narrowed the mode at creation; public files must be readable
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("set the mode of {}", path.display()))
+    Ok(())
 }

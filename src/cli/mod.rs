@@ -75,10 +75,10 @@ pub fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CERTZONE_LOG")
-        // hickory's catalog warns on ordinary answers of an unsigned zone (its DNSSEC
-        // lookups find nothing), up to one line per query: noise, not news.
+        // rustls warns on every client that sends an IP address as SNI (kdig does, asked by
+        // address), up to one line per query: noise, not news.
         .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,hickory_server::zone_handler::catalog=error")
+            tracing_subscriber::EnvFilter::new("info,rustls::msgs::handshake=error")
         });
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -91,8 +91,10 @@ fn init_logging() {
 
 /// Loads and checks a node's configuration, printing every problem on failure.
 fn load(path: &std::path::Path) -> Result<crate::node::Prepared, ExitCode> {
-    let config = crate::config::Config::load(path).map_err(|e| {
-        eprintln!("error: {e}");
+    let config = crate::config::Config::load(path).map_err(|errors| {
+        for error in &errors.0 {
+            eprintln!("error: {error}");
+        }
         ExitCode::from(EXIT_BAD_CONFIG)
     })?;
     crate::node::prepare(config).map_err(|problems| {

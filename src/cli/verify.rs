@@ -1,6 +1,8 @@
 //! `certzone verify`: fetches a certificate zone from a server (AXFR, or
-//! plain queries when transfers are refused) and checks its bundle against
-//! the pinned signing key, optionally unsealing a worker's key.
+//! plain queries when transfers are refused; with `--tsig` only after a signed
+//! refusal, and signed) and checks its bundle, format 1 or 2, against the
+//! pinned signing keys (and the cluster id when given), optionally unsealing a
+//! worker's key.
 //!
 //! Owns argument handling, the report and its exit codes: 0 valid, 3
 //! invalid (the `BundleError` message names the check), 1 network errors,
@@ -14,7 +16,10 @@ use std::{
 };
 
 use anyhow::{Context as _, anyhow};
-use hickory_proto::rr::{Name, TSigner};
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{Name, TSigner},
+};
 
 use super::EXIT_BAD_CONFIG;
 use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
@@ -31,9 +36,13 @@ pub(super) struct VerifyArgs {
     /// The certificate zone, e.g. _certzone.example.net.
     #[arg(long)]
     zone: String,
-    /// The cluster's signing public key (SPKI PEM) to pin.
-    #[arg(long, value_name = "FILE")]
-    public_key: PathBuf,
+    /// The cluster's signing public key (SPKI PEM) to pin; a file may hold several keys,
+    /// and the option may be given several times.
+    #[arg(long, value_name = "FILE", required = true)]
+    public_key: Vec<PathBuf>,
+    /// The cluster id a format 2 bundle must carry.
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
     /// A worker's secret key (PKCS#8 PEM): also check that it unseals.
     #[arg(long, value_name = "FILE")]
     worker_key: Option<PathBuf>,
@@ -49,7 +58,8 @@ pub(super) struct VerifyArgs {
 struct Setup {
     server: SocketAddr,
     zone: Name,
-    pinned: VerifyingKey,
+    pinned: Vec<VerifyingKey>,
+    cluster_id: Option<String>,
     worker: Option<WorkerSecretKey>,
     tsig: Option<TSigner>,
 }
@@ -79,11 +89,11 @@ pub(super) fn verify(args: &VerifyArgs) -> ExitCode {
     let report = match fetch(&setup) {
         Ok(fetched) => check(&setup, fetched),
         Err(XfrError::Bundle { source, .. }) => Report::refused(None, source),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fetch_failed(args, &setup, &e),
     };
+    if let Some(note) = report.fallback_note(&setup) {
+        eprintln!("note: {note}");
+    }
     if args.json {
         println!("{}", report.json(&setup));
     } else {
@@ -95,13 +105,49 @@ pub(super) fn verify(args: &VerifyArgs) -> ExitCode {
     }
 }
 
+/// Reports a fetch that failed: a server that does not serve the zone is a wrong
+/// `--zone` (exit 2), anything else a network error (exit 1); `--json` prints it too.
+fn fetch_failed(args: &VerifyArgs, setup: &Setup, error: &XfrError) -> ExitCode {
+    let not_served = matches!(
+        error,
+        XfrError::Rcode { rcode, .. }
+            if matches!(*rcode, ResponseCode::Refused | ResponseCode::NotAuth | ResponseCode::NXDomain)
+    );
+    let (message, code) = if not_served {
+        let message = format!(
+            "no such zone: server {} does not serve {} ({error}); check --zone",
+            setup.server, setup.zone
+        );
+        (message, ExitCode::from(EXIT_BAD_CONFIG))
+    } else {
+        (error.to_string(), ExitCode::FAILURE)
+    };
+    if args.json {
+        let out = serde_json::json!({
+            "zone": setup.zone.to_string(),
+            "server": setup.server.to_string(),
+            "fetched": serde_json::Value::Null,
+            "valid": false,
+            "error": message,
+            "network_error": !not_served,
+        });
+        println!("{out}");
+    }
+    eprintln!("error: {message}");
+    code
+}
+
 impl Setup {
     fn load(args: &VerifyArgs) -> anyhow::Result<Self> {
         let pem = |path: &PathBuf| {
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
         };
-        let pinned = bundle::verifying_key_from_pem(&pem(&args.public_key)?)
-            .with_context(|| format!("public key {}", args.public_key.display()))?;
+        let mut pinned = Vec::new();
+        for path in &args.public_key {
+            let keys = bundle::verifying_keys_from_pem(&pem(path)?)
+                .with_context(|| format!("public key {}", path.display()))?;
+            pinned.extend(keys);
+        }
         let worker = match &args.worker_key {
             Some(path) => Some(
                 WorkerSecretKey::from_pem(&pem(path)?)
@@ -113,6 +159,7 @@ impl Setup {
             server: server_addr(&args.server)?,
             zone: zone_name(&args.zone)?,
             pinned,
+            cluster_id: args.cluster_id.clone(),
             worker,
             tsig: tsig_signer(args.tsig.as_ref())?,
         })
@@ -171,14 +218,15 @@ fn fetch(setup: &Setup) -> Result<Fetched, XfrError> {
     ))
 }
 
-/// Rules 1-5 with `inspect`; with a worker key, every rule with `read`.
+/// Rules 1-6 with `inspect`; with a worker key, every rule with `read`.
 fn check(setup: &Setup, fetched: Fetched) -> Report {
-    let inspection = match bundle::inspect(&fetched.records, &setup.zone, &setup.pinned) {
+    let cluster = setup.cluster_id.as_deref();
+    let inspection = match bundle::inspect(&fetched.records, &setup.zone, &setup.pinned, cluster) {
         Ok(inspection) => inspection,
         Err(e) => return Report::refused(Some(fetched), e),
     };
     let (worker, error) = match &setup.worker {
-        Some(me) => check_worker(setup, &fetched, me),
+        Some(me) => check_worker(setup, &fetched, &inspection, me),
         None => (None, None),
     };
     Report {
@@ -189,18 +237,18 @@ fn check(setup: &Setup, fetched: Fetched) -> Report {
     }
 }
 
+/// Every rule, no floors; the cluster id given, else the bundle's own (already checked
+/// by `inspect` when given).
 fn check_worker(
     setup: &Setup,
     fetched: &Fetched,
+    inspection: &Inspection,
     me: &WorkerSecretKey,
 ) -> (Option<WorkerCheck>, Option<BundleError>) {
     let policy = ReaderPolicy {
-        pinned: setup.pinned,
-        held_version: None,
-        required_names: vec![],
-        now: crate::unix_now(),
+        cluster_id: inspection.cluster_id.clone().unwrap_or_default(),
         worker: Some(me.clone()),
-        roots: vec![],
+        ..ReaderPolicy::new(setup.pinned.clone(), crate::unix_now())
     };
     let result = bundle::read(&fetched.records, &setup.zone, &policy);
     let unseals = match &result {
@@ -215,6 +263,19 @@ fn check_worker(
 }
 
 impl Report {
+    /// With `--tsig`, a read by queries means the transfer was refused: say so, or the
+    /// operator believes the transfer (and its allow list) works.
+    fn fallback_note(&self, setup: &Setup) -> Option<String> {
+        let fetched = self.fetched.as_ref()?;
+        (setup.tsig.is_some() && fetched.method == xfr::Method::Queries).then(|| {
+            format!(
+                "server {} refused the TSIG-signed transfer (is this address in its \
+                 [transfer] allow list?); the bundle was read by plain queries instead",
+                setup.server
+            )
+        })
+    }
+
     fn refused(fetched: Option<Fetched>, error: BundleError) -> Self {
         Self {
             fetched,
@@ -242,7 +303,10 @@ impl Report {
             println!("worker key {}: {}", worker.id, unseal_text(worker.unseals));
         }
         match &self.error {
-            Some(e) => eprintln!("error: invalid bundle: {e}"),
+            Some(e) => {
+                println!("invalid: {} check", e.rule());
+                eprintln!("error: invalid bundle: {e}");
+            }
             None => println!("valid"),
         }
     }
@@ -255,6 +319,8 @@ impl Report {
             "serial": self.fetched.as_ref().and_then(|f| f.serial),
             "valid": self.error.is_none(),
             "error": self.error.as_ref().map(ToString::to_string),
+            "rule": self.error.as_ref().map(BundleError::rule),
+            "note": self.fallback_note(setup),
             "worker_key": self.worker.as_ref().map(|w| {
                 serde_json::json!({ "id": w.id, "unseals": w.unseals })
             }),
@@ -267,6 +333,24 @@ impl Report {
 }
 
 fn print_inspection(inspection: &Inspection) {
+    println!("format {}", inspection.format);
+    if inspection.format >= 2 {
+        println!("minimum format {}", inspection.minimum_format);
+    }
+    if let Some(id) = &inspection.cluster_id {
+        println!("cluster id {id:?}");
+    }
+    if let Some(published) = inspection.published {
+        println!("published {}", rfc3339(published));
+    }
+    for (id, pinned) in &inspection.signers {
+        let how = if *pinned {
+            "pinned, verified"
+        } else {
+            "not pinned"
+        };
+        println!("signed by {id} ({how})");
+    }
     println!("bundle version {}", inspection.version);
     println!("names {}", inspection.names.join(" "));
     println!("not after {}", rfc3339(inspection.not_after));
@@ -284,8 +368,18 @@ fn inspection_json(i: &Inspection) -> serde_json::Map<String, serde_json::Value>
         .map(|c| serde_json::json!({ "subject": c.subject, "issuer": c.issuer }))
         .collect();
     let workers: Vec<String> = i.workers.iter().map(ToString::to_string).collect();
+    let signers: Vec<serde_json::Value> = i
+        .signers
+        .iter()
+        .map(|(id, pinned)| serde_json::json!({ "id": id.to_string(), "pinned": pinned }))
+        .collect();
     let value = serde_json::json!({
         "format": i.format,
+        "minimum_format": i.minimum_format,
+        "cluster_id": i.cluster_id,
+        "published": i.published.map(rfc3339),
+        "published_unix": i.published,
+        "signers": signers,
         "version": i.version,
         "names": i.names,
         "not_after": rfc3339(i.not_after),

@@ -60,6 +60,8 @@ pub struct Cluster {
     pub certificate_zone: Name,
     pub refresh_secs: Option<u32>,
     pub retry_secs: Option<u32>,
+    /// The cluster id signed into its bundles (`[certificate-zone] cluster-id`).
+    pub id: Option<String>,
     pub ports: Ports,
     pub ca: Ca,
     pub keys_dir: PathBuf,
@@ -168,6 +170,7 @@ impl Checker<'_> {
                 "list at least one name the certificate is for",
             ));
         }
+        self.names(&settings.names)?;
         let ports = Ports {
             dns: raw.ports.dns,
             tls: raw.ports.tls,
@@ -194,6 +197,7 @@ impl Checker<'_> {
             names: settings.names,
             refresh_secs: settings.refresh_secs,
             retry_secs: settings.retry_secs,
+            id: settings.id,
             ca: self.ca(raw.ca)?,
             nodes: self.nodes(raw.nodes)?,
             state_dir,
@@ -255,7 +259,8 @@ impl Checker<'_> {
         let mut addresses: HashMap<IpAddr, &str> = HashMap::new();
         let mut master: Option<usize> = None;
         for (i, node) in raw.iter().enumerate() {
-            let key = |field: &str| format!("node[{}].{field}", i + 1);
+            // Counted from 0, as every other list in messages (zone[0], upstream[0]).
+            let key = |field: &str| format!("node[{i}].{field}");
             if !valid_node_name(&node.name) {
                 return Err(self.invalid(
                     &key("name"),
@@ -270,10 +275,8 @@ impl Checker<'_> {
                 return Err(self.invalid(
                     &key("name"),
                     format!(
-                        "node name {:?} is used twice (node[{}] and node[{}])",
+                        "node name {:?} is used twice (node[{first}] and node[{i}])",
                         node.name,
-                        first + 1,
-                        i + 1
                     ),
                 ));
             }
@@ -327,6 +330,24 @@ impl Checker<'_> {
                     .map(|(_, n)| spec(n)),
             )
             .collect())
+    }
+
+    /// `cluster.names` are DNS names, as a node's `[tls] names`: checked here, before
+    /// anything is written.
+    fn names(&self, names: &[String]) -> Result<(), ClusterError> {
+        for name in names {
+            if name.parse::<IpAddr>().is_ok() {
+                return Err(self.invalid(
+                    "cluster.names",
+                    format!(
+                        "`{name}` is an IP address; list DNS names only (clients verify one, \
+                         e.g. kdig +tls-hostname=NAME)"
+                    ),
+                ));
+            }
+            self.name("cluster.names", name)?;
+        }
+        Ok(())
     }
 
     fn name(&self, key: &str, text: &str) -> Result<Name, ClusterError> {

@@ -23,13 +23,19 @@ pub struct RenderedNode {
 /// `certzone check-config` would. Running it again rewrites the files and keeps the keys and
 /// every node's state.
 pub fn render(cluster: &Cluster) -> Result<Vec<RenderedNode>, ClusterError> {
-    state::ensure_dir(&cluster.state_dir)?;
-    let keys = keys::ensure(cluster)?;
-    let zone_text = std::fs::read(&cluster.zone_file).map_err(|e| ClusterError::Invalid {
+    // The operator's zone file is checked before anything is written: a broken one must
+    // not replace the master's good copy, and the error names the operator's file.
+    let zone_error = |message: String| ClusterError::Invalid {
         path: cluster.path.clone(),
         key: "cluster.zone-file".into(),
-        message: format!("{}: {e}", cluster.zone_file.display()),
-    })?;
+        message,
+    };
+    let zone_text = std::fs::read(&cluster.zone_file)
+        .map_err(|e| zone_error(format!("{}: {e}", cluster.zone_file.display())))?;
+    crate::zones::check_file(&cluster.domain, &cluster.zone_file)
+        .map_err(|e| zone_error(e.to_string()))?;
+    state::ensure_dir(&cluster.state_dir)?;
+    let keys = keys::ensure(cluster)?;
     let mut rendered = Vec::new();
     for node in &cluster.nodes {
         let dir = cluster.node_dir(node);
@@ -118,7 +124,26 @@ fn master(
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     writeln!(text, "file = {}", quote(&zone_file)).unwrap();
 
-    text += "\n[certificate-zone]\n";
+    text += &master_certificate_zone(cluster, dir, keys)?;
+
+    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
+    let allow: Vec<String> = cluster
+        .workers()
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
+    writeln!(text, "allow = {}", list(&allow)).unwrap();
+    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    Ok(text)
+}
+
+/// The master's `[certificate-zone]` section, and its workers' public keys copied beside it.
+fn master_certificate_zone(
+    cluster: &Cluster,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let mut text = String::from("\n[certificate-zone]\n");
     writeln!(
         text,
         "name = {}",
@@ -132,6 +157,9 @@ fn master(
     if let Some(secs) = cluster.retry_secs {
         writeln!(text, "retry-secs = {secs}").unwrap();
     }
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     for worker in cluster.workers() {
         let (_, public) = keys.worker(worker);
         let name = format!("{}.pub", worker.name);
@@ -140,15 +168,6 @@ fn master(
         writeln!(text, "name = {}", quote(&worker.name)).unwrap();
         writeln!(text, "public-key = {}", quote(&name)).unwrap();
     }
-
-    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
-    let allow: Vec<String> = cluster
-        .workers()
-        .iter()
-        .map(|w| w.address.to_string())
-        .collect();
-    writeln!(text, "allow = {}", list(&allow)).unwrap();
-    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
     Ok(text)
 }
 
@@ -185,6 +204,11 @@ fn worker(
     )
     .unwrap();
     text += "signing-public-key = \"signing.pub\"\nsealing-key = \"sealing.key\"\n";
+    // The cluster's master publishes format 2: its workers never take format 1.
+    text += "minimum-format = 2\n";
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     text += "\n[[secondary]]\n";
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     Ok(text)
@@ -218,7 +242,10 @@ fn check(node: &NodeSpec, config: &Path) -> Result<(), ClusterError> {
         node: node.name.clone(),
         message,
     };
-    let parsed = crate::config::Config::load(config).map_err(|e| derived(e.to_string()))?;
+    let parsed = crate::config::Config::load(config).map_err(|errors| {
+        let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        derived(messages.join("; "))
+    })?;
     crate::node::prepare(parsed)
         .map(drop)
         .map_err(|problems| derived(problems.join("; ")))

@@ -90,9 +90,9 @@ fn nodes_need_one_master_plain_names_and_own_addresses() {
     let no_master = NODES.replace("\"master\"", "\"worker\"");
     assert_eq!(key_of(parse(&no_master, "")), "node");
     let bad_name = NODES.replace("\"w1\"", "\"W 1\"");
-    assert_eq!(key_of(parse(&bad_name, "")), "node[1].name");
+    assert_eq!(key_of(parse(&bad_name, "")), "node[0].name");
     let unspecified = NODES.replace("\"::1\"", "\"0.0.0.0\"");
-    assert_eq!(key_of(parse(&unspecified, "")), "node[1].address");
+    assert_eq!(key_of(parse(&unspecified, "")), "node[0].address");
     let ports = parse(NODES, "[ports]\ndns = 853\n");
     assert_eq!(key_of(ports), "ports");
 }

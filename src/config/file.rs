@@ -242,6 +242,19 @@ pub(super) struct CertificateZone {
     pub(super) ttl: Option<u32>,
     pub(super) refresh_secs: Option<u32>,
     pub(super) retry_secs: Option<u32>,
+    pub(super) cluster_id: Option<String>,
+    pub(super) format: Option<u8>,
+    pub(super) minimum_version: Option<u64>,
+    pub(super) minimum_published: Option<Moment>,
+    pub(super) minimum_format: Option<u8>,
+}
+
+/// A point in time: unix seconds, or an RFC 3339 string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Moment {
+    Unix(u64),
+    Text(String),
 }
 
 /// `[[certificate-zone.worker]]`

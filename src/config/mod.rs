@@ -5,10 +5,12 @@
 //! zone files and TLS material are checked by their own modules (see `node::prepare`).
 //! Relative paths in the file are taken from the directory that holds the file.
 
+mod certificate_zone;
 mod file;
 mod limits;
 
 use std::{
+    cell::{Cell, RefCell},
     collections::HashSet,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
@@ -37,6 +39,25 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+}
+
+/// Every problem found in one configuration file, in file order; shown one a line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        Self(vec![error])
+    }
 }
 
 /// Everything a node needs to know, typed.
@@ -75,21 +96,41 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone)]
 pub struct CertificateReader {
     pub origin: Name,
+    /// SPKI PEM file of the trusted signing keys (one or more blocks), re-read on SIGHUP.
     pub signing_public_key: PathBuf,
     pub sealing_key: PathBuf,
     /// Roots the chain must reach; empty: not checked.
     pub roots: Vec<PathBuf>,
+    /// The cluster's id; a format 2 bundle must carry this one.
+    pub cluster_id: String,
+    /// Floors below which no bundle is accepted, even by a worker with nothing held.
+    pub floors: Floors,
+}
+
+/// A worker's floors (docs/PROTOCOL.md, "Reader rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floors {
+    pub version: u64,
+    /// Unix seconds: bundles published earlier (and format 1 ones) are refused.
+    pub published: u64,
+    pub format: u8,
 }
 
 /// `[certificate-zone]`, typed.
 #[derive(Debug, Clone)]
 pub struct CertificateZoneConfig {
     pub origin: Name,
+    /// PKCS#8 PEM file of the signing keys (one, or two during a rotation), re-read on
+    /// SIGHUP.
     pub signing_key: PathBuf,
     pub workers: Vec<WorkerKey>,
     pub ttl: u32,
     pub refresh: u32,
     pub retry: u32,
+    /// The cluster's id, signed into format 2 bundles.
+    pub cluster_id: String,
+    /// The bundle format published: 2, or 1 while some workers read only format 1.
+    pub format: u8,
 }
 
 /// A worker the master seals the key for.
@@ -225,8 +266,8 @@ const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 5;
 pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
 
 impl Config {
-    /// Reads and checks the file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Reads and checks the file at `path`; every problem is returned, not only the first.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
@@ -235,14 +276,25 @@ impl Config {
     }
 
     /// Checks `text` as if it had been read from `path`.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigErrors> {
         let raw: file::File = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: syntax_message(&e),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let checker = Checker { path, base };
-        checker.config(raw)
+        let checker = Checker {
+            path,
+            base,
+            problems: RefCell::default(),
+            tls_broken: Cell::new(false),
+        };
+        let config = checker.config(raw);
+        let problems = checker.problems.into_inner();
+        match config {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigErrors(problems)),
+            Err(e) => Err(ConfigErrors(problems.into_iter().chain([e]).collect())),
+        }
     }
 
     /// Every TCP-based listener address, for clash checks and messages.
@@ -257,13 +309,61 @@ impl Config {
     }
 }
 
-/// Converts the serde types into the typed config, naming the key of every problem.
+/// toml's message, with a hint when the file is a cluster file given to a node command.
+fn syntax_message(error: &toml::de::Error) -> String {
+    let message = error.to_string().trim_end().to_string();
+    if message.contains("unknown field `cluster`") {
+        return format!(
+            "{message}\nhint: this looks like a cluster file; use `certzone cluster render \
+             --config FILE` (or `cluster up`), which derives each node's own file from it"
+        );
+    }
+    message
+}
+
+/// Why a node that publishes the certificate zone takes DNS names only.
+const PUBLISHED_NAMES: &str = "a master publishing [certificate-zone] takes DNS names only (the \
+     bundle's names and the workers' checks are names; clients verify one with \
+     kdig +tls-hostname=NAME)";
+
+/// Why a certificate source takes DNS names only, if it does; the local CA and PEM files
+/// serve addresses too, unless the node publishes a certificate zone.
+fn dns_only(source: CertSource) -> Option<&'static str> {
+    match source {
+        CertSource::Acme => Some("dns-01 proves DNS names, not addresses"),
+        CertSource::CertificateZone => Some(
+            "a worker serves the master's certificate, whose names are DNS names only \
+             (clients verify one with kdig +tls-hostname=NAME)",
+        ),
+        CertSource::LocalCa | CertSource::Files => None,
+    }
+}
+
+/// Converts the serde types into the typed config, naming the key of every problem. Each
+/// section is checked whatever the others hold, so one run lists every problem.
 struct Checker<'a> {
     path: &'a Path,
     base: &'a Path,
+    /// Problems found so far; a section with one is left out of the config, and checks
+    /// that depend on it are skipped rather than report what follows from it.
+    problems: RefCell<Vec<ConfigError>>,
+    /// `[tls]` or `[acme]` was given but refused: checks that need it are skipped.
+    tls_broken: Cell<bool>,
 }
 
 impl Checker<'_> {
+    /// Records the problem of `result`, if any, and goes on with the default.
+    fn keep<T: Default>(&self, result: Result<T, ConfigError>) -> T {
+        result.unwrap_or_else(|e| {
+            self.problems.borrow_mut().push(e);
+            T::default()
+        })
+    }
+
+    fn note(&self, error: ConfigError) {
+        self.problems.borrow_mut().push(error);
+    }
+
     fn config(&self, raw: file::File) -> Result<Config, ConfigError> {
         let file::File {
             role,
@@ -280,7 +380,8 @@ impl Checker<'_> {
             limits,
             rrl,
         } = raw;
-        let acme = acme.map(|a| self.acme(a, &listen.udp)).transpose()?;
+        let tls_given = tls.is_some() || acme.is_some();
+        let tls = self.tls_and_acme(tls, acme, &listen.udp);
         let config = Config {
             path: self.path.to_path_buf(),
             role,
@@ -292,9 +393,9 @@ impl Checker<'_> {
                 https: listen.https,
                 prepared_answers: listen.prepared_answers.unwrap_or(true),
             },
-            tls: self.tls_with(tls, acme)?,
-            zones: self.zones(zones)?,
-            forward: forward.map(|f| self.forward(f)).transpose()?,
+            tls,
+            zones: self.zones(zones),
+            forward: forward.and_then(|f| self.keep(self.forward(f).map(Some))),
             certificate_zone: None,
             worker: None,
             limits: self.limits(limits)?,
@@ -308,29 +409,48 @@ impl Checker<'_> {
         let config = match role {
             Role::Master => {
                 if primary.is_some() || !secondaries.is_empty() {
-                    return Err(self.invalid(
+                    self.note(self.invalid(
                         "primary",
                         "[primary] and [[secondary]] are for role = \"worker\"",
                     ));
                 }
                 let certificate_zone = certificate_zone
-                    .map(|c| self.certificate_zone(c, &config))
-                    .transpose()?;
+                    .and_then(|c| self.keep(self.certificate_zone(c, &config).map(Some)));
                 Config {
                     certificate_zone,
                     ..config
                 }
             }
             Role::Worker => {
-                let worker = self.worker(primary, secondaries, certificate_zone, &config)?;
-                Config {
-                    worker: Some(worker),
-                    ..config
-                }
+                let worker = self
+                    .worker(primary, secondaries, certificate_zone, &config)
+                    .map_err(|e| self.note(e))
+                    .ok();
+                Config { worker, ..config }
             }
         };
-        self.listeners(&config)?;
+        self.listeners(&config, tls_given);
         Ok(config)
+    }
+
+    /// `[tls]` with `[acme]`; a refused `[acme]` leaves `[tls]` unchecked (its problems
+    /// would follow from it). Sets `tls_broken` when either was given and refused.
+    fn tls_and_acme(
+        &self,
+        tls: Option<file::Tls>,
+        acme: Option<file::Acme>,
+        udp: &[SocketAddr],
+    ) -> Option<TlsConfig> {
+        let given = tls.is_some() || acme.is_some();
+        let acme_given = acme.is_some();
+        let acme = acme.and_then(|a| self.keep(self.acme(a, udp).map(Some)));
+        let tls = if acme_given && acme.is_none() {
+            None
+        } else {
+            self.keep(self.tls_with(tls, acme))
+        };
+        self.tls_broken.set(given && tls.is_none());
+        tls
     }
 
     fn tls_with(
@@ -344,22 +464,30 @@ impl Checker<'_> {
                 "acme",
                 "[acme] needs a [tls] section with source = \"acme\"",
             )),
-            (Some(tls), acme) => self.tls(tls, acme).map(Some),
+            (Some(tls), acme) => self.tls(tls, acme),
         }
     }
 
-    fn tls(&self, raw: file::Tls, acme: Option<AcmeConfig>) -> Result<TlsConfig, ConfigError> {
+    /// `[tls]`, typed; `None` when only its names were refused (each one noted), so the
+    /// source's own problems are reported in the same run.
+    fn tls(
+        &self,
+        raw: file::Tls,
+        acme: Option<AcmeConfig>,
+    ) -> Result<Option<TlsConfig>, ConfigError> {
         if raw.source != CertSource::Acme && acme.is_some() {
             return Err(self.invalid("acme", "[acme] is used only with tls.source = \"acme\""));
         }
         if raw.names.is_empty() {
             return Err(self.invalid("tls.names", "at least one name is needed"));
         }
-        for name in &raw.names {
-            if name.parse::<IpAddr>().is_err() && Name::from_ascii(name).is_err() {
-                return Err(self.invalid("tls.names", format!("`{name}` is not a DNS name")));
-            }
-        }
+        let bad: Vec<ConfigError> = raw
+            .names
+            .iter()
+            .filter_map(|name| self.tls_name_problem(name, dns_only(raw.source)))
+            .collect();
+        let names_refused = !bad.is_empty();
+        bad.into_iter().for_each(|e| self.note(e));
         let source = match raw.source {
             CertSource::LocalCa => {
                 if raw.cert_file.is_some() || raw.key_file.is_some() {
@@ -408,19 +536,25 @@ impl Checker<'_> {
                         "cert-file, key-file and leaf-days do not go with \"acme\"",
                     ));
                 }
-                if let Some(ip) = raw.names.iter().find(|n| n.parse::<IpAddr>().is_ok()) {
-                    return Err(self.invalid(
-                        "tls.names",
-                        format!("`{ip}`: dns-01 proves DNS names, not addresses"),
-                    ));
-                }
                 CertificateSource::Acme(Box::new(acme))
             }
         };
-        Ok(TlsConfig {
+        Ok((!names_refused).then_some(TlsConfig {
             names: raw.names,
             source,
-        })
+        }))
+    }
+
+    /// A name that is neither a DNS name nor an address; an address where `dns_only` says
+    /// why only DNS names will do.
+    fn tls_name_problem(&self, name: &str, dns_only: Option<&str>) -> Option<ConfigError> {
+        if name.parse::<IpAddr>().is_ok() {
+            return dns_only
+                .map(|why| self.invalid("tls.names", format!("`{name}` is an IP address: {why}")));
+        }
+        Name::from_ascii(name)
+            .err()
+            .map(|_| self.invalid("tls.names", format!("`{name}` is not a DNS name")))
     }
 
     fn acme(&self, raw: file::Acme, udp: &[SocketAddr]) -> Result<AcmeConfig, ConfigError> {
@@ -524,12 +658,13 @@ impl Checker<'_> {
             }
             names.push(name);
         }
+        // With [tls] refused (already reported), take the section as meant for it.
         let from_zone = matches!(
             config.tls.as_ref().map(|t| &t.source),
             Some(CertificateSource::CertificateZone)
-        );
+        ) || (self.tls_broken.get() && certificate_zone.is_some());
         let certificate = match (certificate_zone, from_zone) {
-            (Some(raw), true) => Some(self.certificate_reader(raw, config)?),
+            (Some(raw), true) => Some(self.certificate_reader(raw, names.first(), config)?),
             (None, true) => {
                 return Err(self.invalid(
                     "certificate-zone",
@@ -552,146 +687,42 @@ impl Checker<'_> {
         })
     }
 
-    fn certificate_reader(
-        &self,
-        raw: file::CertificateZone,
-        config: &Config,
-    ) -> Result<CertificateReader, ConfigError> {
-        if raw.signing_key.is_some() || !raw.workers.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.signing-key",
-                "signing-key and workers are for the master",
-            ));
-        }
-        let public = raw.signing_public_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-public-key",
-                "missing: the worker pins the signing key",
-            )
-        })?;
-        let sealing = raw.sealing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.sealing-key",
-                "missing: the worker's own sealing key",
-            )
-        })?;
-        Ok(CertificateReader {
-            origin: self.certificate_zone_name(raw.name.as_deref(), config)?,
-            signing_public_key: self.resolve(public),
-            sealing_key: self.resolve(sealing),
-            roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
-        })
-    }
-
-    /// The configured name, or `_certzone.<first zone>`.
-    fn certificate_zone_name(
-        &self,
-        name: Option<&str>,
-        config: &Config,
-    ) -> Result<Name, ConfigError> {
-        let key = "certificate-zone.name";
-        let mut origin = match name {
-            Some(name) => {
-                Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
-            }
-            None => {
-                let first = config.zones.first().ok_or_else(|| {
-                    self.invalid(key, "no name given and no [[zone]] to put it under")
-                })?;
-                Name::from_ascii(CERTIFICATE_ZONE_LABEL)
-                    .and_then(|label| label.append_domain(&first.origin))
-                    .map_err(|e| self.invalid(key, e.to_string()))?
-            }
-        };
-        origin.set_fqdn(true);
-        Ok(origin)
-    }
-
-    fn certificate_zone(
-        &self,
-        raw: file::CertificateZone,
-        config: &Config,
-    ) -> Result<CertificateZoneConfig, ConfigError> {
-        if config.tls.is_none() {
-            return Err(self.invalid(
-                "certificate-zone",
-                "publishing a certificate needs a [tls] section",
-            ));
-        }
-        if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.sealing-key",
-                "signing-public-key, sealing-key and roots are for workers",
-            ));
-        }
-        let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-key",
-                "missing: the master signs the bundle",
-            )
-        })?;
-        let origin = self.certificate_zone_name(raw.name.as_deref(), config)?;
-        if config.zones.iter().any(|z| z.origin == origin) {
-            return Err(self.invalid(
-                "certificate-zone.name",
-                format!("{origin} is also a [[zone]]"),
-            ));
-        }
-        let mut names = HashSet::new();
-        for (i, worker) in raw.workers.iter().enumerate() {
-            if !names.insert(worker.name.as_str()) {
-                return Err(self.invalid(
-                    &format!("certificate-zone.worker[{i}].name"),
-                    format!("`{}` is listed twice", worker.name),
-                ));
-            }
-        }
-        Ok(CertificateZoneConfig {
-            origin,
-            signing_key: self.resolve(signing_key),
-            workers: raw
-                .workers
-                .into_iter()
-                .map(|w| WorkerKey {
-                    name: w.name,
-                    public_key: self.resolve(&w.public_key),
-                })
-                .collect(),
-            ttl: raw.ttl.unwrap_or(300),
-            refresh: raw.refresh_secs.unwrap_or(300),
-            retry: raw.retry_secs.unwrap_or(60),
-        })
-    }
-
-    fn zones(&self, raw: Vec<file::Zone>) -> Result<Vec<ZoneConfig>, ConfigError> {
+    /// Every zone with a good name; each bad one is noted.
+    fn zones(&self, raw: Vec<file::Zone>) -> Vec<ZoneConfig> {
         let mut seen = HashSet::new();
         let mut zones = Vec::with_capacity(raw.len());
         for (i, zone) in raw.into_iter().enumerate() {
             let key = format!("zone[{i}].name");
-            let mut origin = Name::from_ascii(&zone.name)
-                .map_err(|e| self.invalid(&key, format!("`{}`: {e}", zone.name)))?;
+            let mut origin = match Name::from_ascii(&zone.name) {
+                Ok(origin) => origin,
+                Err(e) => {
+                    self.note(self.invalid(&key, format!("`{}`: {e}", zone.name)));
+                    continue;
+                }
+            };
             origin.set_fqdn(true);
             if !seen.insert(origin.to_lowercase()) {
-                return Err(self.invalid(&key, format!("zone {origin} is listed twice")));
+                self.note(self.invalid(&key, format!("zone {origin} is listed twice")));
+                continue;
             }
             zones.push(ZoneConfig {
                 origin,
                 file: self.resolve(&zone.file),
             });
         }
-        Ok(zones)
+        zones
     }
 
     fn forward(&self, raw: file::Forward) -> Result<ForwardConfig, ConfigError> {
         if raw.upstreams.is_empty() {
             return Err(self.invalid("forward.upstream", "at least one upstream is needed"));
         }
-        let upstreams = raw
+        let upstreams: Vec<Upstream> = raw
             .upstreams
             .into_iter()
             .enumerate()
-            .map(|(i, u)| self.upstream(i, u))
-            .collect::<Result<_, _>>()?;
+            .filter_map(|(i, u)| self.upstream(i, u).map_err(|e| self.note(e)).ok())
+            .collect();
         let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_FORWARD_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(self.invalid("forward.timeout-ms", "must be above 0"));
@@ -733,38 +764,39 @@ impl Checker<'_> {
         })
     }
 
-    /// Listener lists must not clash, and TLS listeners need a certificate.
-    fn listeners(&self, config: &Config) -> Result<(), ConfigError> {
+    /// Listener lists must not clash, and TLS listeners need a certificate. Notes every
+    /// problem; `tls_given`: a `[tls]` section was there (refused or not).
+    fn listeners(&self, config: &Config, tls_given: bool) {
         let listen = &config.listen;
         let mut udp = HashSet::new();
         for addr in &listen.udp {
             if !udp.insert(addr) {
-                return Err(self.invalid("listen.udp", format!("{addr} is listed twice")));
+                self.note(self.invalid("listen.udp", format!("{addr} is listed twice")));
             }
         }
         let mut stream = HashSet::new();
         for (key, addr) in config.stream_addresses() {
             if !stream.insert(addr) {
-                return Err(
-                    self.invalid(key, format!("{addr} is already used by another listener"))
-                );
+                self.note(self.invalid(key, format!("{addr} is already used by another listener")));
             }
         }
         let wants_tls = !listen.tls.is_empty() || !listen.https.is_empty();
-        if wants_tls && config.tls.is_none() {
-            return Err(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));
+        if wants_tls && !tls_given {
+            self.note(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));
         }
+        // The challenge check reads the zones: skipped when a zone was refused.
         if let Some(TlsConfig {
             names,
             source: CertificateSource::Acme(_),
         }) = &config.tls
+            && self.problems.borrow().is_empty()
+            && let Err(e) = self.challenges_in_zones(names, &config.zones)
         {
-            self.challenges_in_zones(names, &config.zones)?;
+            self.note(e);
         }
         if listen.udp.is_empty() && stream.is_empty() {
-            return Err(self.invalid("listen", "no listener is configured"));
+            self.note(self.invalid("listen", "no listener is configured"));
         }
-        Ok(())
     }
 
     /// dns-01 puts `_acme-challenge.<name>` in a zone this node serves: it must have one.

@@ -34,7 +34,7 @@ connections = 2048
 responses-per-second = 20
 "#;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
     Config::parse(text, Path::new("/etc/certzone/node.toml"))
 }
 
@@ -219,4 +219,172 @@ fn limits_have_defaults_and_bad_ones_name_their_key() {
         let err = parse(&FULL.replace(from, to)).unwrap_err().to_string();
         assert!(err.contains(key), "{key}: {err}");
     }
+}
+
+const WORKER: &str = r#"
+role = "worker"
+state-dir = "state"
+
+[listen]
+udp = ["127.0.0.2:5300"]
+tls = ["127.0.0.2:8530"]
+
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+
+[primary]
+address = "127.0.0.1:5300"
+tsig-key-file = "transfer.key"
+
+[certificate-zone]
+name = "_certzone.example.test."
+signing-public-key = "signing.pub"
+sealing-key = "worker.key"
+"#;
+
+fn worker_with(lines: &str) -> Result<Config, ConfigErrors> {
+    parse(&WORKER.replace(
+        "[certificate-zone]\n",
+        &format!("[certificate-zone]\n{lines}\n"),
+    ))
+}
+
+#[test]
+fn worker_floors_and_cluster_id() {
+    let config = worker_with("cluster-id = \"prod-eu\"\nminimum-version = 42\nminimum-format = 2\nminimum-published = \"2026-01-01T00:00:00Z\"")
+        .expect("valid");
+    let reader = config.worker.unwrap().certificate.unwrap();
+    assert_eq!(reader.cluster_id, "prod-eu");
+    assert_eq!(
+        reader.floors,
+        Floors {
+            version: 42,
+            published: 1_767_225_600,
+            format: 2
+        }
+    );
+    let unix = worker_with("minimum-published = 1767225600").unwrap();
+    assert_eq!(
+        unix.worker.unwrap().certificate.unwrap().floors.published,
+        1_767_225_600
+    );
+    let defaults = worker_with("")
+        .unwrap()
+        .worker
+        .unwrap()
+        .certificate
+        .unwrap();
+    assert_eq!(defaults.cluster_id, "");
+    assert_eq!(
+        defaults.floors,
+        Floors {
+            version: 0,
+            published: 0,
+            format: 1
+        }
+    );
+}
+
+#[test]
+fn bad_certificate_zone_values_name_their_key() {
+    for (lines, key) in [
+        ("cluster-id = \"Prod\"", "certificate-zone.cluster-id"),
+        ("minimum-format = 3", "certificate-zone.minimum-format"),
+        (
+            "minimum-published = \"yesterday\"",
+            "certificate-zone.minimum-published",
+        ),
+        ("format = 2", "certificate-zone.signing-key"),
+    ] {
+        let err = worker_with(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
+    let master = |lines: &str| {
+        parse(&format!(
+            "{FULL}\n[certificate-zone]\nsigning-key = \"signing.key\"\n{lines}\n"
+        ))
+    };
+    let ok = master("cluster-id = \"prod\"")
+        .unwrap()
+        .certificate_zone
+        .unwrap();
+    assert_eq!((ok.cluster_id.as_str(), ok.format), ("prod", 2));
+    for (lines, key) in [
+        ("format = 3", "certificate-zone.format"),
+        (
+            "format = 1\ncluster-id = \"prod\"",
+            "certificate-zone.cluster-id",
+        ),
+        ("minimum-version = 3", "certificate-zone.sealing-key"),
+    ] {
+        let err = master(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
+}
+
+/// check-config lists every config-level problem at once, not the first alone.
+#[test]
+fn every_problem_is_listed_at_once() {
+    let text = FULL
+        .replace(
+            "names = [\"ns1.example.test\"]",
+            "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"",
+        )
+        .replace("tls = [\"127.0.0.1:8530\"]", "tls = [\"127.0.0.1:5300\"]")
+        .replace("tls-name = \"ns2.example.test\"", "");
+    let errors = parse(&text).unwrap_err();
+    let text = errors.to_string();
+    for needle in [
+        "127.0.0.1:5300 is already used",
+        "forward.upstream[0].tls-name",
+        "tls.key-file`: missing",
+    ] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("need a [tls] section"),
+        "nothing that follows: {text}"
+    );
+}
+
+#[test]
+fn a_workers_certificate_zone_defaults_under_its_first_secondary() {
+    let text = r#"
+role = "worker"
+state-dir = "state"
+[listen]
+udp = ["127.0.0.2:5300"]
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+[primary]
+address = "127.0.0.1:5300"
+tsig-key-file = "transfer.key"
+[certificate-zone]
+signing-public-key = "signing.pub"
+sealing-key = "sealing.key"
+[[secondary]]
+name = "example.test"
+"#;
+    let config = parse(text).expect("valid");
+    let reader = config.worker.unwrap().certificate.unwrap();
+    assert_eq!(reader.origin.to_string(), "_certzone.example.test.");
+}
+
+/// Addresses among the names: served by the local CA on a node of its own, refused where
+/// the names travel in the certificate zone (the master's bundle, a worker's checks).
+#[test]
+fn ip_names_only_where_nothing_reads_them_as_names() {
+    let with_ip = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\", \"127.0.0.7\", \"::1\"]",
+    );
+    parse(&with_ip).expect("a local CA node of its own serves addresses");
+    let publishing = format!("{with_ip}\n[certificate-zone]\nsigning-key = \"signing.pem\"\n");
+    let text = parse(&publishing).unwrap_err().to_string();
+    assert!(
+        text.contains("`tls.names`: `127.0.0.7`, `::1` is an IP address: a master publishing"),
+        "{text}"
+    );
 }

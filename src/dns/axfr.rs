@@ -2,7 +2,7 @@
 //! TSIG-signed (RFC 8945 5.3.1: the first over the request's MAC and all TSIG variables,
 //! the next ones over the previous MAC and the timers only).
 //!
-//! hickory 0.26's catalog answers AXFR with a single message and cuts zones past 64 KB;
+//! hickory 0.26's `Catalog` answers AXFR with a single message and cuts zones past 64 KB;
 //! this module replaces that path. Policy: only TSIG-signed requests with a configured key,
 //! and only from listed addresses when a list is configured. IXFR requests are answered with
 //! a full transfer in AXFR form, which RFC 1995 section 4 allows. It reads zones through
@@ -22,8 +22,6 @@ use hickory_proto::{
     },
     serialize::binary::{BinEncodable, BinEncoder},
 };
-
-use hickory_server::zone_handler::ZoneHandler;
 
 use super::signing::{Signing, append_tsig, authenticate};
 use crate::{

@@ -1,38 +1,28 @@
 //! One DNS message in, one out: the answer logic every transport shares.
 //!
 //! Owns the routing of a request: to the answer prepared for the same question, to the
-//! zones' catalog (authoritative answers, REFUSED for names outside every zone) or, with
-//! `[forward]`, to the upstreams. It owns what may be prepared: catalog answers to plain
-//! queries (see [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded
-//! messages. It must not know about sockets: listeners hand it bytes and send back what it
+//! zones (authoritative answers by [`super::answer`], REFUSED for names outside every zone)
+//! or, with `[forward]`, to the upstreams. It drops every response (QR=1) unanswered. It
+//! owns what may be prepared: answers from the zones to plain queries (see
+//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It must not know about sockets: listeners hand it bytes and send back what it
 //! returns.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::{net::SocketAddr, sync::Arc};
 
 use arc_swap::Guard;
-
-use hickory_proto::{
-    op::{MessageType, OpCode, ResponseCode},
-    rr::Record,
-    serialize::binary::BinEncoder,
-};
-use hickory_server::{
-    net::{NetError, runtime::TokioTime, xfer::Protocol},
-    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
-    zone_handler::{Catalog, MessageResponse},
-};
+use hickory_proto::op::OpCode;
 
 use super::{
-    Transport,
+    Transport, answer,
     axfr::{self, TransferPolicy},
     forward::Forwarder,
     notify::{self, NotifyPolicy},
     signing, wire,
 };
-use crate::{prepared::Question, zones::Zones};
+use crate::{
+    prepared::Question,
+    zones::{ZoneIndex, Zones},
+};
 
 /// Answers queries for a node.
 pub struct Handler {
@@ -40,7 +30,7 @@ pub struct Handler {
     forwarder: Option<Forwarder>,
     transfer: Option<TransferPolicy>,
     notify: Option<NotifyPolicy>,
-    /// Whether catalog answers are prepared and reused (`[listen] prepared-answers`).
+    /// Whether answers from the zones are prepared and reused (`[listen] prepared-answers`).
     prepared: bool,
     /// The largest UDP answer (`[limits] udp-max-payload`), whatever the client's EDNS size.
     udp_max_payload: u16,
@@ -65,15 +55,15 @@ impl Handler {
         }
     }
 
-    /// Caps UDP answers at `size` bytes (TC above it), whatever the client's EDNS size.
-    pub fn with_udp_max_payload(self, size: u16) -> Self {
+    /// Caps datagram answers at `bytes` (TC above it), whatever size the client offers.
+    pub fn with_udp_max_payload(self, bytes: u16) -> Self {
         Self {
-            udp_max_payload: size.max(512),
+            udp_max_payload: bytes.max(512),
             ..self
         }
     }
 
-    /// Whether catalog answers are prepared and reused (the default); without them every
+    /// Whether answers from the zones are prepared and reused (the default); without them every
     /// query takes the full path.
     pub fn with_prepared_answers(self, prepared: bool) -> Self {
         Self { prepared, ..self }
@@ -137,8 +127,8 @@ impl Handler {
         if wire::is_response(query) {
             return None;
         }
-        // One snapshot for the whole query: the answer is prepared from the catalog it
-        // came from, and dropped with it.
+        // One snapshot for the whole query: the answer is prepared from the zones it
+        // came from, and dropped with them.
         let snapshot = self.zones.snapshot();
         let question = self.question(query, transport);
         if let Some(question) = &question {
@@ -148,37 +138,41 @@ impl Handler {
             }
         }
         let snapshot = Guard::into_inner(snapshot);
-        let protocol = match transport {
-            Transport::Udp => Protocol::Udp,
-            // The catalog only distinguishes datagrams (size limits) from streams.
-            Transport::Tcp | Transport::Tls | Transport::Https => Protocol::Tcp,
-        };
+        let limits = self.limits(transport);
         if wire::opcode(query) == Some(u8::from(OpCode::Notify)) {
             return notify::respond(query, src.ip(), self.notify.as_ref());
         }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t)) {
             // Transfers need a stream (RFC 5936 4.2); over UDP and DoH they are refused.
-            return wire::header_only_response(query, ResponseCode::Refused);
+            return answer::refuse(query, answer::REFUSED_RCODE, limits);
         }
-        let Ok(request) = Request::from_bytes(query.to_vec(), src, protocol) else {
-            return wire::header_only_response(query, ResponseCode::FormErr);
+        let Ok(parsed) = answer::Query::parse(query)? else {
+            // FORMERR, with the question when it could be read.
+            return answer::respond(query, &snapshot.zones, limits);
         };
         if let Some(forwarder) = &self.forwarder
-            && is_forwarded(&request, &snapshot.catalog)
+            && is_forwarded(query, &parsed, &snapshot.zones)
         {
-            let limit = udp_limit(&request, transport, self.udp_max_payload);
+            let limit = limits
+                .datagram
+                .then(|| parsed.datagram_limit(limits.udp_max_payload));
             return forwarder.forward(query, limit, src.ip()).await;
         }
-        if request.signature.is_some() {
-            return self
-                .answer_signed(query, &request, &snapshot.catalog, transport)
-                .await;
+        if parsed.signed {
+            return self.answer_signed(query, &snapshot.zones, limits);
         }
-        let answer = lookup(&snapshot.catalog, &request, self.capture(transport)).await?;
+        let answer = answer::respond(query, &snapshot.zones, limits)?;
         if let Some(question) = &question {
             snapshot.answers.insert(question, &answer);
         }
         Some(answer)
+    }
+
+    fn limits(&self, transport: Transport) -> answer::Limits {
+        answer::Limits {
+            datagram: transport == Transport::Udp,
+            udp_max_payload: self.udp_max_payload,
+        }
     }
 
     /// The key of a query that may have a prepared answer.
@@ -190,17 +184,16 @@ impl Handler {
 
     /// A TSIG-signed query (a secondary's SOA check, say) gets a signed answer, or NOTAUTH
     /// when its key or MAC does not check out (RFC 8945 5.2).
-    async fn answer_signed(
+    fn answer_signed(
         &self,
         query: &[u8],
-        request: &Request,
-        catalog: &Catalog,
-        transport: Transport,
+        zones: &ZoneIndex,
+        limits: answer::Limits,
     ) -> Option<Vec<u8>> {
         let message = hickory_proto::op::Message::from_vec(query).ok()?;
         match signing::authenticate(query, &message, &self.tsig_keys()) {
             Ok(signing) => {
-                let mut answer = lookup(catalog, request, self.capture(transport)).await?;
+                let mut answer = answer::respond(query, zones, limits)?;
                 signing::sign_single(&mut answer, signing);
                 Some(answer)
             }
@@ -208,10 +201,6 @@ impl Handler {
                 Some(rejection.response(message.metadata.id, message.queries.first()?.clone()))
             }
         }
-    }
-
-    fn capture(&self, transport: Transport) -> Capture {
-        Capture::new(transport, self.udp_max_payload)
     }
 
     /// Every key this node knows: transfer keys and its primary's.
@@ -222,80 +211,7 @@ impl Handler {
     }
 }
 
-/// The catalog's answer, encoded as `capture` says.
-async fn lookup(catalog: &Catalog, request: &Request, capture: Capture) -> Option<Vec<u8>> {
-    catalog
-        .handle_request::<_, TokioTime>(request, capture.clone())
-        .await;
-    capture.take()
-}
-
 /// Plain queries for names outside every zone go upstream; everything else is ours.
-fn is_forwarded(request: &Request, catalog: &Catalog) -> bool {
-    let Ok(info) = request.request_info() else {
-        return false;
-    };
-    info.metadata.message_type == MessageType::Query
-        && info.metadata.op_code == OpCode::Query
-        && catalog.find(info.query.name()).is_none()
-}
-
-/// The largest response a UDP client takes: its EDNS size, else 512 (RFC 1035 4.2.1),
-/// never above `cap`.
-fn udp_limit(request: &Request, transport: Transport, cap: u16) -> Option<usize> {
-    (transport == Transport::Udp).then(|| {
-        request.edns.as_ref().map_or(512, |edns| {
-            usize::from(edns.max_payload().clamp(512, cap.max(512)))
-        })
-    })
-}
-
-/// Catches the catalog's response as bytes instead of sending it.
-#[derive(Clone)]
-struct Capture {
-    transport: Transport,
-    /// The UDP size cap (`[limits] udp-max-payload`).
-    udp_cap: u16,
-    bytes: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl Capture {
-    fn new(transport: Transport, udp_cap: u16) -> Self {
-        Self {
-            transport,
-            udp_cap: udp_cap.max(512),
-            bytes: Arc::default(),
-        }
-    }
-
-    fn take(&self) -> Option<Vec<u8>> {
-        self.bytes.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let max_size = match (self.transport, response.edns()) {
-            (Transport::Udp, Some(edns)) => edns.max_payload().clamp(512, self.udp_cap),
-            (Transport::Udp, None) => 512,
-            _ => u16::MAX,
-        };
-        let mut bytes = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut bytes);
-        encoder.set_max_size(max_size);
-        let info = response.destructive_emit(&mut encoder)?;
-        *self.bytes.lock().unwrap_or_else(|e| e.into_inner()) = Some(bytes);
-        Ok(info)
-    }
+fn is_forwarded(query: &[u8], parsed: &answer::Query<'_>, zones: &ZoneIndex) -> bool {
+    wire::opcode(query) == Some(u8::from(OpCode::Query)) && zones.find(parsed.name()).is_none()
 }

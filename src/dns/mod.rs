@@ -9,6 +9,7 @@
 //! streams; at start the open-file limit is raised as far as the system allows. It must
 //! not know about zones or certificates' origins.
 
+mod answer;
 mod axfr;
 mod doh;
 mod doh_io;
@@ -16,6 +17,7 @@ pub(crate) mod exchange;
 mod forward;
 mod framing;
 mod handler;
+mod message;
 mod notify;
 mod pool;
 pub(crate) mod ratelog;

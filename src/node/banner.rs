@@ -15,8 +15,21 @@ pub(super) fn print_banner(
     let listen = &config.listen;
     // "certzone ready" comes last: whoever waits for it has the whole banner.
     let mut out = format!("certzone {} node\n", config.role.as_str());
-    let zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
-    out += &format!("  zones: {}\n", zones.join(" "));
+    let mut zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
+    if let Some(worker) = &config.worker {
+        zones.extend(
+            worker
+                .secondaries
+                .iter()
+                .map(|z| format!("{z} (secondary)")),
+        );
+        if let Some(reader) = &worker.certificate {
+            zones.push(format!("{} (certificate zone)", reader.origin));
+        }
+    }
+    if !zones.is_empty() {
+        out += &format!("  zones: {}\n", zones.join(" "));
+    }
     for (kind, list) in [
         ("udp", &listen.udp),
         ("tcp", &listen.tcp),
@@ -41,6 +54,7 @@ pub(super) fn print_banner(
             out += &format!("  local CA (trust this): {}\n", path.display());
             Some(path.display().to_string())
         }
+        Some(Source::CertificateZone) => Some(worker_ca(config, &mut out)),
         _ => None,
     };
     out += &examples(config, ca.as_deref());
@@ -48,11 +62,33 @@ pub(super) fn print_banner(
     print!("{out}");
 }
 
+/// The CA a client of a worker must trust: the first of `[certificate-zone] roots`, else a
+/// placeholder explained on a line of its own (the worker never sees the CA's file).
+fn worker_ca(config: &Config, out: &mut String) -> String {
+    let root = config
+        .worker
+        .as_ref()
+        .and_then(|w| w.certificate.as_ref())
+        .and_then(|r| r.roots.first());
+    if let Some(root) = root {
+        return root.display().to_string();
+    }
+    *out += "  CA to trust: the one that issued the master's certificate (for the master's \
+             local CA, its <state-dir>/local-ca/ca.pem); CA.pem below\n";
+    "CA.pem".to_string()
+}
+
 fn examples(config: &Config, ca: Option<&str>) -> String {
-    let query = config
+    let first = config
         .zones
         .first()
-        .map_or_else(|| ". NS".to_string(), |z| format!("{} SOA", z.origin));
+        .map(|z| &z.origin)
+        .or_else(|| config.worker.as_ref().and_then(|w| w.secondaries.first()));
+    // A node without zones of its own only forwards: no line would get an answer.
+    let Some(first) = first else {
+        return String::new();
+    };
+    let query = format!("{first} SOA");
     let name = config.tls.as_ref().map(|t| t.names[0].as_str());
     let trust = |ca: Option<&str>, name: Option<&str>| {
         let mut s = String::new();

@@ -131,7 +131,7 @@ async fn renew_local(
                 renew_at = next;
             }
             Err(e) => {
-                tracing::error!(error = %e, "local CA renewal failed; keeping the current certificate");
+                tracing::error!(error = %e, "local CA renewal failed; {}", tls::keeping(&certs));
                 renew_at = SystemTime::now() + LOCAL_CA_RETRY;
             }
         }

@@ -3,12 +3,14 @@
 //!
 //! [`prepare`] checks everything `run` needs before a socket is opened (and is all that
 //! `check-config` does); [`run`] binds, installs the certificate, serves, and handles
-//! signals: SIGHUP re-reads zone files (and PEM files), SIGTERM/SIGINT shut down gracefully.
+//! signals: SIGHUP re-reads zone files (and PEM files, and the certificate zone's signing
+//! or trusted keys), SIGTERM/SIGINT shut down gracefully.
 
 mod banner;
 mod certificates;
+mod lock;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -17,6 +19,7 @@ use tokio::sync::Notify;
 
 use banner::print_banner;
 use certificates::{Parts, log_installed, start_certificates};
+pub use lock::{Holder, LockError, holder, lock_path, pid_path};
 
 use crate::{
     acme,
@@ -116,6 +119,8 @@ fn check_certificate_source(config: &Config, tls: &TlsConfig) -> Result<(), Stri
 
 /// Runs the node until SIGTERM or SIGINT. Errors here are start-up failures.
 pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    // First: a second node on the same state directory refuses before it binds or writes.
+    let _lock = lock::StateLock::acquire(&prepared.config.state_dir)?;
     let signals = Signals::register()?;
     let Prepared {
         config,
@@ -155,14 +160,12 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(publisher) = publisher {
-        tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
-    }
-    let _pid = PidFile::write(&config.state_dir)?;
+    let keys = KeyFiles::start(publisher, reader, (&certs, &zones), &shutdown, &tracker);
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers)
         .with_udp_max_payload(config.limits.udp_max_payload);
     if let Some(worker) = &config.worker {
+        let reader = keys.reader.clone();
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);
     }
@@ -170,7 +173,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
-        .handle(&zones, &config, &certs, &force_renewal)
+        .handle(&zones, &config, &certs, &force_renewal, &keys)
         .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
@@ -256,14 +259,13 @@ fn notify_source(config: &Config) -> std::net::IpAddr {
 fn start_replica(
     config: &Config,
     worker: &WorkerConfig,
-    reader: Option<Reader>,
+    reader: Option<Arc<Reader>>,
     zones: &Arc<Zones>,
     certs: &Arc<CertSlot>,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<NotifyPolicy> {
     let keys = crate::tsig::load(&worker.tsig_key_file)?;
-    let reader = reader.map(Arc::new);
     if let Some(reader) = &reader {
         reader.load_cache(certs);
         tracker.spawn(crate::replication::withdraw_expired(
@@ -287,35 +289,43 @@ fn start_replica(
     for zone in replica.zones() {
         tracker.spawn(replica.clone().run(zone, shutdown.clone()));
     }
-    Ok(NotifyPolicy {
-        primaries: vec![worker.primary.ip()],
-        keys,
-        target: replica,
-    })
+    Ok(NotifyPolicy::new(vec![worker.primary.ip()], keys, replica))
 }
 
-/// `<state-dir>/certzone.pid`, so `certzone renew` can find the node; removed on exit.
-struct PidFile(PathBuf);
+/// What re-reads its key files on SIGHUP: the master's signing keys, a worker's trusted
+/// signing keys.
+struct KeyFiles {
+    publisher: Option<Arc<Publisher>>,
+    reader: Option<Arc<Reader>>,
+}
 
-impl PidFile {
-    fn write(state_dir: &std::path::Path) -> anyhow::Result<Self> {
-        crate::state::ensure_dir(state_dir)?;
-        let path = pid_path(state_dir);
-        let pid = format!("{}\n", std::process::id());
-        crate::state::write_atomic(&path, pid.as_bytes(), crate::state::PUBLIC)?;
-        Ok(Self(path))
+impl KeyFiles {
+    /// Starts the publisher, if any (it publishes at once, then on every change).
+    fn start(
+        publisher: Option<Publisher>,
+        reader: Option<Reader>,
+        (certs, zones): (&Arc<CertSlot>, &Arc<Zones>),
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let publisher = publisher.map(Arc::new);
+        if let Some(publisher) = &publisher {
+            tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
+        }
+        Self {
+            publisher,
+            reader: reader.map(Arc::new),
+        }
     }
-}
 
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+    fn reload(&self) {
+        if let Some(publisher) = &self.publisher {
+            publisher.reload_keys();
+        }
+        if let Some(reader) = &self.reader {
+            reader.reload_keys();
+        }
     }
-}
-
-/// Where a node's pid is written.
-pub fn pid_path(state_dir: &std::path::Path) -> PathBuf {
-    state_dir.join("certzone.pid")
 }
 
 /// The signals a running node answers. Registered before anything starts: a SIGTERM that
@@ -345,15 +355,30 @@ impl Signals {
         config: &Config,
         certs: &CertSlot,
         force_renewal: &Notify,
+        keys: &KeyFiles,
     ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(zones, config, certs),
-                _ = self.usr1.recv() => force_renewal.notify_one(),
+                _ = self.hup.recv() => {
+                    // Keys first: a certificate re-read below is published with them.
+                    keys.reload();
+                    reload(zones, config, certs);
+                }
+                _ = self.usr1.recv() => renew_now(config, force_renewal),
             }
         }
+    }
+}
+
+/// SIGUSR1: only an ACME certificate is renewed on request; anything else says so.
+fn renew_now(config: &Config, force_renewal: &Notify) {
+    match config.tls.as_ref().map(|t| &t.source) {
+        Some(CertificateSource::Acme(_)) => force_renewal.notify_one(),
+        _ => tracing::warn!(
+            "SIGUSR1: nothing to renew; only tls.source = \"acme\" renews on request"
+        ),
     }
 }
 

@@ -14,11 +14,14 @@
 use std::path::{Path, PathBuf};
 
 use hickory_proto::{
-    rr::{Name, Record},
+    rr::{Name, RData, Record},
     serialize::txt::{Parser, parse_ttl},
 };
 
-use super::store::{Builder, Zone};
+use super::{
+    store::{Builder, Zone},
+    text,
+};
 
 /// A zone file that cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -200,13 +203,29 @@ impl Reader {
         Ok(name)
     }
 
-    /// Parses one record entry with its context written in front.
+    /// Parses one record entry: the types of [`text`] here, the rest by hickory's parser
+    /// with the context written in front.
     fn record(&mut self, entry: &str) -> Result<Record, String> {
         let blank_owner = entry.starts_with([' ', '\t']);
         if blank_owner && self.context.owner.is_none() {
             return Err("a record without an owner name comes before any owner".into());
         }
         let ttl = self.context.default_ttl.or(self.context.last_ttl);
+        if let Some(special) = text::special(entry, &|t| self.name(t))? {
+            let owner = match special.owner {
+                Some(owner) => self.name(owner)?,
+                None => self.context.owner.clone().unwrap_or_default(),
+            };
+            let ttl = special
+                .ttl
+                .or(ttl)
+                .ok_or("no TTL: give one, or a $TTL before it")?;
+            self.context.owner = Some(owner.clone());
+            self.context.last_ttl = Some(ttl);
+            return Ok(Record::from_rdata(owner, ttl, special.rdata));
+        }
+        let expanded = text::expand_at(entry, &self.context.origin)?;
+        let entry = expanded.as_deref().unwrap_or(entry);
         let text = format!(
             "$ORIGIN {}\n{}{}{}\n",
             self.context.origin,
@@ -227,7 +246,23 @@ impl Reader {
             _ => self.context.owner = Some(record.name.clone()),
         }
         self.context.last_ttl = Some(record.ttl);
+        qualify_targets(&mut record.data, &self.context.origin);
         Ok(record)
+    }
+}
+
+/// hickory reads an SVCB or HTTPS target without the origin; a relative one is relative to
+/// it like every other name in the file (RFC 9460 2.1, RFC 1035 5.1).
+fn qualify_targets(data: &mut RData, origin: &Name) {
+    let svcb = match data {
+        RData::SVCB(svcb) => svcb,
+        RData::HTTPS(https) => &mut https.0,
+        _ => return,
+    };
+    if !svcb.target_name.is_fqdn()
+        && let Ok(name) = svcb.target_name.clone().append_domain(origin)
+    {
+        svcb.target_name = name;
     }
 }
 

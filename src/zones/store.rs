@@ -7,26 +7,16 @@
 //! index entry per record set. Queries decode only the record sets they answer with; a
 //! transfer copies the wire bytes as they are ([`Zone::transfer_sets`]).
 //!
-//! Lookups keep the answers hickory's in-memory store gives (a test compares both on
-//! every name and type of a test zone): delegations, CNAME chains, wildcards, additional
-//! A/AAAA for NS, MX and SRV targets, QTYPE=ANY as one type (RFC 8482). ANAME, hickory's
-//! own draft type, is served as a plain type. A zone is immutable: a change builds a new
-//! one ([`Zone::changed`]), which the caller swaps in. This module owns the layout and the
-//! lookup rules; it must not read files (`parse`) or know which zones exist (`zones`).
+//! A zone is immutable: a change builds a new one ([`Zone::changed`]), which the caller
+//! swaps in. This module owns the layout and the primitive searches (a name's record sets,
+//! whether a name or anything below it exists); the answer rules of RFC 1034 4.3.2 are in
+//! [`super::lookup`]. It must not read files (`parse`) or know which zones exist (`zones`).
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
 use hickory_proto::{
     rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding},
-};
-use hickory_server::{
-    dnssec::NxProofKind,
-    server::{Request, RequestInfo},
-    zone_handler::{
-        AuthLookup, AxfrPolicy, LookupControlFlow, LookupError, LookupOptions, LookupRecords,
-        Nsec3QueryInfo, ZoneHandler, ZoneTransfer, ZoneType,
-    },
 };
 
 /// A record a zone cannot hold, with the position the caller gave it.
@@ -41,6 +31,8 @@ pub struct BuildError {
 /// One zone, answered from compact storage.
 pub struct Zone {
     origin: LowerName,
+    /// The origin's key (see [`key_of`]).
+    apex: Box<[u8]>,
     /// Every record in wire form (owner, type, class, TTL, length, data), uncompressed,
     /// grouped by record set in `sets` order.
     records: Vec<u8>,
@@ -61,10 +53,10 @@ impl std::fmt::Debug for Zone {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Set {
+pub(super) struct Set {
     key: u32,
     key_len: u16,
-    rtype: u16,
+    pub(super) rtype: u16,
     start: u32,
     end: u32,
 }
@@ -81,15 +73,31 @@ fn key_of(name: &Name) -> Vec<u8> {
     key
 }
 
-/// Where each ancestor's key ends within a key: `[0, first label, ..., whole]`.
-fn label_ends(key: &[u8]) -> Vec<usize> {
-    let mut ends = vec![0];
+/// The lookup key of an uncompressed wire-form name (see [`key_of`]); `None` if it is not
+/// one (a pointer, a bad label length, bytes after the root).
+pub(crate) fn key_of_wire(name: &[u8]) -> Option<Vec<u8>> {
+    let mut labels = Vec::with_capacity(8);
     let mut at = 0;
-    while at < key.len() {
-        at += 1 + key[at] as usize;
-        ends.push(at.min(key.len()));
+    loop {
+        let len = usize::from(*name.get(at)?);
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push(name.get(at + 1..at + 1 + len)?);
+        at += 1 + len;
     }
-    ends
+    if at + 1 != name.len() {
+        return None;
+    }
+    let mut key = Vec::with_capacity(name.len());
+    for label in labels.iter().rev() {
+        key.push(label.len() as u8);
+        key.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    Some(key)
 }
 
 /// Collects records into a [`Zone`].
@@ -151,6 +159,7 @@ impl Builder {
             .sort_by(|a, b| (&a.key, a.rtype).cmp(&(&b.key, b.rtype)));
         let mut zone = Zone {
             origin: LowerName::new(&self.origin),
+            apex: key_of(&self.origin).into(),
             records: Vec::new(),
             keys: Vec::new(),
             sets: Vec::new(),
@@ -335,49 +344,48 @@ impl Zone {
         Ok(())
     }
 
+    /// The zone's name.
+    pub fn origin(&self) -> &LowerName {
+        &self.origin
+    }
+
+    /// The key of the zone's apex (see [`key_of`]).
+    pub(crate) fn apex_key(&self) -> &[u8] {
+        &self.apex
+    }
+
     fn key(&self, set: &Set) -> &[u8] {
         &self.keys[set.key as usize..set.key as usize + set.key_len as usize]
     }
 
-    fn wire(&self, set: &Set) -> &[u8] {
+    /// The records of `set`, in uncompressed wire form.
+    pub(super) fn wire(&self, set: &Set) -> &[u8] {
         &self.records[set.start as usize..set.end as usize]
     }
 
-    /// Record sets at exactly `key`.
-    fn sets_at(&self, key: &[u8]) -> &[Set] {
+    /// Record sets at exactly `key`, by type.
+    pub(super) fn sets_at(&self, key: &[u8]) -> &[Set] {
         let from = self.sets.partition_point(|s| self.key(s) < key);
         let to = from + self.sets[from..].partition_point(|s| self.key(s) == key);
         &self.sets[from..to]
     }
 
-    fn find(&self, key: &[u8], rtype: RecordType) -> Option<&Set> {
+    pub(super) fn find(&self, key: &[u8], rtype: RecordType) -> Option<&Set> {
         let rtype = u16::from(rtype);
         self.sets_at(key).iter().find(|s| s.rtype == rtype)
     }
 
     /// Whether `key` or any name below it owns records (an empty non-terminal exists).
-    fn exists(&self, key: &[u8]) -> bool {
+    pub(super) fn exists(&self, key: &[u8]) -> bool {
         let from = self.sets.partition_point(|s| self.key(s) < key);
         self.sets
             .get(from)
             .is_some_and(|s| self.key(s).starts_with(key))
     }
 
-    fn rrset(&self, set: &Set) -> Option<Arc<RecordSet>> {
-        let mut records: Option<RecordSet> = None;
-        for wire in records_in(self.wire(set)) {
-            // Local invariant: every record here was encoded by `encode`.
-            let record = decode(wire).ok()?;
-            records
-                .get_or_insert_with(|| RecordSet::new(record.name.clone(), record.record_type(), 0))
-                .insert(record, 0);
-        }
-        records.map(Arc::new)
-    }
-
     /// The SOA record at the apex.
     pub fn soa(&self) -> Option<Record> {
-        let set = self.find(&key_of(&self.origin), RecordType::SOA)?;
+        let set = self.find(&self.apex, RecordType::SOA)?;
         decode(self.wire(set)).ok()
     }
 
@@ -410,14 +418,13 @@ impl Zone {
     /// which a transfer sends first and last); `None` past the end.
     pub fn transfer_set(&self, index: usize) -> Option<&[u8]> {
         let set = self.sets.get(index)?;
-        let apex_soa = set.rtype == u16::from(RecordType::SOA)
-            && self.key(set) == key_of(&self.origin).as_slice();
+        let apex_soa = set.rtype == u16::from(RecordType::SOA) && self.key(set) == &*self.apex;
         Some(if apex_soa { &[] } else { self.wire(set) })
     }
 
     /// The apex SOA in wire form.
     pub fn soa_wire(&self) -> Option<&[u8]> {
-        let set = self.find(&key_of(&self.origin), RecordType::SOA)?;
+        let set = self.find(&self.apex, RecordType::SOA)?;
         let wire = self.wire(set);
         Some(&wire[..record_len(wire)])
     }
@@ -478,293 +485,4 @@ impl Zone {
         }
         builder.finish()
     }
-
-    // --- lookups, by the rules of hickory's in-memory store ----------------------------
-
-    /// The record set answering `name`/`rtype`: a delegation's NS set, the name's own set
-    /// or CNAME, or a wildcard's, renamed.
-    fn inner_lookup(&self, name: &LowerName, rtype: RecordType) -> Option<Arc<RecordSet>> {
-        let key = key_of(name);
-        let ends = label_ends(&key);
-        // Walk up from the name: NS without SOA is a delegation, NS with SOA the apex.
-        for depth in (1..ends.len()).rev() {
-            let at = &key[..ends[depth]];
-            let ns = self.find(at, RecordType::NS);
-            let has_soa = self.find(at, RecordType::SOA).is_some();
-            let ds_exact = rtype == RecordType::DS && depth == ends.len() - 1;
-            match (ns, has_soa) {
-                // DS lives in the parent: the delegation point answers it.
-                (Some(_), false) if ds_exact => {}
-                (Some(ns), false) => return self.rrset(ns),
-                (Some(_), true) => break,
-                (None, _) => {}
-            }
-        }
-        let wanted = u16::from(rtype);
-        let cname = u16::from(RecordType::CNAME);
-        match self
-            .sets_at(&key)
-            .iter()
-            .find(|s| s.rtype == wanted || s.rtype == cname)
-        {
-            Some(set) => self.rrset(set),
-            None => self.wildcard(name, rtype),
-        }
-    }
-
-    fn wildcard(&self, name: &LowerName, rtype: RecordType) -> Option<Arc<RecordSet>> {
-        if name.is_wildcard() || name.is_root() {
-            return None;
-        }
-        let mut wildcard = name.clone().into_wildcard();
-        loop {
-            let Some(found) = self.inner_lookup(&wildcard, rtype) else {
-                let parent = wildcard.base_name();
-                if parent.is_root() {
-                    return None;
-                }
-                wildcard = parent.into_wildcard();
-                continue;
-            };
-            let mut renamed =
-                RecordSet::with_ttl(Name::from(name), found.record_type(), found.ttl());
-            for record in found.records_without_rrsigs() {
-                renamed.add_rdata(record.data.clone());
-            }
-            return Some(Arc::new(renamed));
-        }
-    }
-
-    /// The CNAME chain from `first` (RFC 1034 3.6.2), ending with the answer when the
-    /// zone holds it; at most 8 sets, stopping at a loop.
-    fn chase_cnames(
-        &self,
-        name: &LowerName,
-        first: Arc<RecordSet>,
-        rtype: RecordType,
-    ) -> Vec<Arc<RecordSet>> {
-        const MAX_CNAME_DEPTH: usize = 8;
-        let mut chain = vec![first];
-        let mut seen = HashSet::from([name.clone()]);
-        while chain.len() < MAX_CNAME_DEPTH {
-            let target = match chain.last().and_then(|s| s.records_without_rrsigs().next()) {
-                Some(Record {
-                    data: RData::CNAME(cname),
-                    ..
-                }) => LowerName::from(&cname.0),
-                _ => break,
-            };
-            if !seen.insert(target.clone()) {
-                break;
-            }
-            match self.inner_lookup(&target, rtype) {
-                Some(set) if set.record_type() == RecordType::CNAME => chain.push(set),
-                Some(set) => {
-                    chain.push(set);
-                    break;
-                }
-                None => break,
-            }
-        }
-        chain
-    }
-
-    /// Address records of NS, MX and SRV targets (and what CNAMEs lead to) for the
-    /// additional section.
-    fn additionals(
-        &self,
-        name: &LowerName,
-        query_type: RecordType,
-        first: LowerName,
-    ) -> Option<Vec<Arc<RecordSet>>> {
-        let mut found: Vec<Arc<RecordSet>> = Vec::new();
-        let types: &[RecordType] = match query_type {
-            RecordType::NS | RecordType::MX | RecordType::SRV => &[RecordType::A, RecordType::AAAA],
-            _ => &[query_type][..],
-        };
-        for &rtype in types {
-            let mut names = HashSet::new();
-            if rtype == query_type {
-                names.insert(name.clone());
-            }
-            let mut next = Some(first.clone());
-            while let Some(search) = next.take() {
-                if names.contains(&search) {
-                    break;
-                }
-                let set = self.inner_lookup(&search, rtype);
-                names.insert(search);
-                if let Some(set) = set {
-                    if !found.contains(&set) {
-                        found.push(set.clone());
-                    }
-                    next = if set.record_type() == RecordType::CNAME {
-                        match set.records_without_rrsigs().next().map(|r| &r.data) {
-                            Some(RData::CNAME(cname)) => Some(LowerName::from(&cname.0)),
-                            _ => None,
-                        }
-                    } else {
-                        next_name(&set, rtype)
-                    };
-                }
-            }
-        }
-        (!found.is_empty()).then_some(found)
-    }
-
-    /// RFC 8482 4.1: QTYPE=ANY answers one type (CNAME, A, AAAA or MX first).
-    fn replace_any(&self, name: &LowerName) -> RecordType {
-        let mut first = None;
-        for set in self.sets_at(&key_of(name)) {
-            let rtype = RecordType::from(set.rtype);
-            if matches!(
-                rtype,
-                RecordType::CNAME | RecordType::A | RecordType::AAAA | RecordType::MX
-            ) {
-                return rtype;
-            }
-            first.get_or_insert(rtype);
-        }
-        first.unwrap_or(RecordType::A)
-    }
 }
-
-/// The name whose addresses an NS, MX or SRV answer puts in the additional section.
-fn next_name(set: &RecordSet, query_type: RecordType) -> Option<LowerName> {
-    if set.record_type() != query_type {
-        return None;
-    }
-    match &set.records_without_rrsigs().next()?.data {
-        RData::NS(ns) if query_type == RecordType::NS => Some(LowerName::from(&ns.0)),
-        RData::MX(mx) if query_type == RecordType::MX => Some(LowerName::from(&mx.exchange)),
-        RData::SRV(srv) if query_type == RecordType::SRV => Some(LowerName::from(&srv.target)),
-        _ => None,
-    }
-}
-
-#[async_trait::async_trait]
-impl ZoneHandler for Zone {
-    fn zone_type(&self) -> ZoneType {
-        ZoneType::Primary
-    }
-
-    fn axfr_policy(&self) -> AxfrPolicy {
-        // Transfers are served by `dns::axfr`, never through the catalog.
-        AxfrPolicy::Deny
-    }
-
-    fn origin(&self) -> &LowerName {
-        &self.origin
-    }
-
-    async fn lookup(
-        &self,
-        name: &LowerName,
-        query_type: RecordType,
-        _request_info: Option<&RequestInfo<'_>>,
-        options: LookupOptions,
-    ) -> LookupControlFlow<AuthLookup> {
-        use LookupControlFlow::{Break, Continue};
-        if query_type == RecordType::AXFR {
-            return Break(Err(LookupError::NetError(
-                "AXFR must be handled with ZoneHandler::zone_transfer()".into(),
-            )));
-        }
-        let query_type = if query_type == RecordType::ANY {
-            self.replace_any(name)
-        } else {
-            query_type
-        };
-        let answer = self.inner_lookup(name, query_type);
-        let (answer, chain) = match answer {
-            Some(a) if a.record_type() == RecordType::CNAME && query_type != RecordType::CNAME => {
-                let chain = self.chase_cnames(name, a, query_type);
-                let last = chain
-                    .last()
-                    .filter(|s| s.record_type() != RecordType::CNAME)
-                    .cloned();
-                (last, Some(chain))
-            }
-            other => (other, None),
-        };
-        let additionals = answer
-            .as_ref()
-            .and_then(|a| next_name(a, query_type))
-            .and_then(|next| self.additionals(name, query_type, next));
-        let answers = match (chain, answer) {
-            (Some(chain), _) => LookupRecords::many(options, chain),
-            (None, Some(set)) => LookupRecords::new(options, set),
-            (None, None) => {
-                let error = if self.exists(&key_of(name)) {
-                    LookupError::NameExists
-                } else if self.origin.zone_of(name) {
-                    LookupError::from(hickory_proto::op::ResponseCode::NXDomain)
-                } else {
-                    LookupError::from(hickory_proto::op::ResponseCode::Refused)
-                };
-                return Continue(Err(error));
-            }
-        };
-        Continue(Ok(AuthLookup::answers(
-            answers,
-            additionals.map(|a| LookupRecords::many(options, a)),
-        )))
-    }
-
-    async fn search(
-        &self,
-        request: &Request,
-        options: LookupOptions,
-    ) -> (
-        LookupControlFlow<AuthLookup>,
-        Option<hickory_proto::rr::TSigResponseContext>,
-    ) {
-        let info = match request.request_info() {
-            Ok(info) => info,
-            Err(e) => return (LookupControlFlow::Break(Err(e)), None),
-        };
-        let name = info.query.name();
-        let rtype = info.query.query_type();
-        (self.lookup(name, rtype, Some(&info), options).await, None)
-    }
-
-    /// Transfers reach the catalog only over UDP (streams go to `dns::axfr`, which checks
-    /// TSIG): refused, IXFR too (hickory's store sent a whole zone for IXFR, unsigned).
-    async fn zone_transfer(
-        &self,
-        _request: &Request,
-        _options: LookupOptions,
-        _now: u64,
-    ) -> Option<(
-        Result<ZoneTransfer, LookupError>,
-        Option<hickory_proto::rr::TSigResponseContext>,
-    )> {
-        Some((
-            Err(LookupError::from(hickory_proto::op::ResponseCode::Refused)),
-            None,
-        ))
-    }
-
-    async fn nsec_records(
-        &self,
-        _name: &LowerName,
-        _options: LookupOptions,
-    ) -> LookupControlFlow<AuthLookup> {
-        LookupControlFlow::Continue(Ok(AuthLookup::default()))
-    }
-
-    async fn nsec3_records(
-        &self,
-        _info: Nsec3QueryInfo<'_>,
-        _options: LookupOptions,
-    ) -> LookupControlFlow<AuthLookup> {
-        LookupControlFlow::Continue(Ok(AuthLookup::default()))
-    }
-
-    fn nx_proof_kind(&self) -> Option<&NxProofKind> {
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests;

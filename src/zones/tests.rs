@@ -35,15 +35,61 @@ async fn challenge(zones: &Zones) {
 }
 
 #[tokio::test]
-async fn a_restart_goes_on_past_the_last_served_serial() {
+async fn a_restart_with_the_same_contents_keeps_the_last_served_serial() {
     let dir = tempfile::tempdir().unwrap();
     let zones = load(dir.path(), 2026112201);
     zones.save_serials().unwrap();
     challenge(&zones).await;
     assert_eq!(zones.serial(&origin()).await, Some(2026112203));
     drop(zones);
+    for _ in 0..5 {
+        let zones = load(dir.path(), 2026112201);
+        zones.save_serials().unwrap();
+        assert_eq!(zones.serial(&origin()).await, Some(2026112203));
+    }
+}
+
+#[tokio::test]
+async fn a_restart_with_new_contents_goes_past_the_last_served_serial() {
+    let dir = tempfile::tempdir().unwrap();
     let zones = load(dir.path(), 2026112201);
-    assert_eq!(zones.serial(&origin()).await, Some(2026112204));
+    zones.save_serials().unwrap();
+    drop(zones);
+    // The same serial in the file, other records.
+    let file = dir.path().join("example.test.zone");
+    let text = format!("{}www IN A 192.0.2.2\n", zone_file(2026112201));
+    std::fs::write(&file, text).unwrap();
+    let config = ZoneConfig {
+        origin: origin(),
+        file,
+    };
+    let zones = Zones::load(&[config], &dir.path().join("state")).unwrap();
+    assert_eq!(zones.serial(&origin()).await, Some(2026112202));
+}
+
+#[tokio::test]
+async fn a_restart_while_a_challenge_was_served_goes_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = load(dir.path(), 7);
+    let owner = Name::from_ascii("_acme-challenge.example.test.").unwrap();
+    assert!(zones.set_txt(&owner, &["token".to_string()]).await);
+    assert_eq!(zones.serial(&origin()).await, Some(8));
+    drop(zones);
+    // Served at 8 with the TXT; without it the contents differ from what 8 stood for.
+    let zones = load(dir.path(), 7);
+    assert_eq!(zones.serial(&origin()).await, Some(9));
+}
+
+#[tokio::test]
+async fn an_edit_without_a_new_serial_is_announced_with_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = load(dir.path(), 5);
+    let file = dir.path().join("example.test.zone");
+    std::fs::write(&file, format!("{}www IN A 192.0.2.2\n", zone_file(5))).unwrap();
+    let (changed, errors) = zones.reload();
+    assert!(errors.is_empty());
+    assert_eq!(changed, vec![origin()], "announced");
+    assert_eq!(zones.serial(&origin()).await, Some(6));
 }
 
 #[tokio::test]

@@ -10,9 +10,11 @@ pub mod axfr;
 pub mod bind;
 pub mod client;
 pub mod cluster;
+pub mod knot;
 pub mod load;
 pub mod pebble;
 pub mod proc;
+pub mod responder;
 
 use std::{
     io::{BufRead, BufReader},
