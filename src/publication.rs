@@ -6,15 +6,23 @@
 //! current Unix time (so even a lost state directory cannot make workers see a rollback).
 //! The SOA serial is the version's low 32 bits. The published zone is kept too
 //! (`<state-dir>/bundle/published`, 0600: the leaf key in it is sealed) with a digest of
-//! what it was made from, so a restart with the same certificate, names, keys and workers
-//! serves the same bundle, version and serial, and announces nothing. It listens to
-//! [`CertSlot`] changes and writes through [`Zones::replace_generated`]; it never touches
-//! listeners.
+//! what it was made from, so a restart with the same certificate, names, signing keys,
+//! cluster, format and workers serves the same bundle, version and serial, and announces
+//! nothing. It listens to [`CertSlot`] changes and writes through
+//! [`Zones::replace_generated`]; it never touches listeners.
+//!
+//! The signing key file may hold several keys (a rotation signs with the old and the new
+//! one); SIGHUP re-reads it ([`Publisher::reload_keys`]) and a changed set is published at
+//! once, under a new version.
 
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
 };
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use zeroize::Zeroizing;
 
 use hickory_proto::{
     rr::{
@@ -49,6 +57,15 @@ pub enum PublishError {
     NotPkcs8,
     #[error("failed to build the bundle: {0}")]
     Bundle(#[from] BundleError),
+    #[error(
+        "refusing to publish bundle version {version}: more than {limit} s ahead of this clock ({now}), so workers would refuse it; set the clock right, then lower {path}",
+        limit = bundle::limits::MAX_AHEAD_SECS
+    )]
+    VersionAhead {
+        version: u64,
+        now: u64,
+        path: String,
+    },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -59,7 +76,13 @@ pub enum PublishError {
 pub struct Publisher {
     config: CertificateZoneConfig,
     names: Vec<String>,
-    signing: SigningKey,
+    /// The keys every bundle is signed with, re-read on SIGHUP.
+    signing: ArcSwap<Vec<SigningKey>>,
+    /// Rung when `signing` changed: publish again.
+    keys_changed: Notify,
+    /// The keys the zone's bundle was last signed with, so a key change that a
+    /// certificate change already published is not published twice.
+    signed_with: std::sync::Mutex<Option<Arc<Vec<SigningKey>>>>,
     workers: Vec<WorkerPublicKey>,
     version_path: PathBuf,
     /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
@@ -75,9 +98,7 @@ impl Publisher {
         names: &[String],
         state_dir: &Path,
     ) -> Result<Self, PublishError> {
-        let pem = read(&config.signing_key, "the signing key")?;
-        let signing = bundle::signing_key_from_pem(&pem)
-            .map_err(|e| key_error("the signing key", &config.signing_key, e))?;
+        let signing = read_signing_keys(config)?;
         let workers = config
             .workers
             .iter()
@@ -98,7 +119,9 @@ impl Publisher {
         Ok(Self {
             config: config.clone(),
             names: names.to_vec(),
-            signing,
+            signing: ArcSwap::from_pointee(signing),
+            keys_changed: Notify::new(),
+            signed_with: std::sync::Mutex::default(),
             workers,
             version_path: state_dir.join("bundle").join("version"),
             published_path: state_dir.join("bundle").join("published"),
@@ -107,36 +130,73 @@ impl Publisher {
     }
 
     /// Publishes what is served now (before the node says it is ready, so secondaries that
-    /// ask at once find the zone), then on every certificate change until `shutdown`.
+    /// ask at once find the zone), then on every certificate change and every change of
+    /// the signing keys until `shutdown`.
     pub fn start(
-        self,
+        self: &Arc<Self>,
         certs: Arc<CertSlot>,
         zones: Arc<Zones>,
         shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> {
+    ) -> impl Future<Output = ()> + 'static {
         // Subscribed before the first publication: an install in between is not missed.
         let changes = certs.subscribe();
-        if !self.restore(&certs, &zones) {
+        if self.restore(&certs, &zones) {
+            let current = self.signing.load_full();
+            *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(current);
+        } else {
             self.publish_current(&certs, &zones);
         }
-        self.run(changes, certs, zones, shutdown)
+        self.clone().run(changes, certs, zones, shutdown)
     }
 
     async fn run(
-        self,
+        self: Arc<Self>,
         mut changes: tokio::sync::watch::Receiver<Option<crate::tls::CertSummary>>,
         certs: Arc<CertSlot>,
         zones: Arc<Zones>,
         shutdown: CancellationToken,
     ) {
         loop {
-            tokio::select! {
+            let keys_only = tokio::select! {
                 () = shutdown.cancelled() => return,
-                changed = changes.changed() => if changed.is_err() { return },
-            }
+                changed = changes.changed() => if changed.is_err() { return } else { false },
+                () = self.keys_changed.notified() => true,
+            };
             changes.mark_unchanged();
+            if keys_only && self.signed_with_current_keys() {
+                continue;
+            }
             self.publish_current(&certs, &zones);
         }
+    }
+
+    fn signed_with_current_keys(&self) -> bool {
+        let current = self.signing.load_full();
+        let last = self.signed_with.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref()
+            .is_some_and(|last| Arc::ptr_eq(last, &current))
+    }
+
+    /// Re-reads the signing key file (SIGHUP); a changed set of keys is published at once.
+    /// A file that does not read keeps the keys in use.
+    pub fn reload_keys(&self) {
+        let keys = match read_signing_keys(&self.config) {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::error!(error = %e, "signing keys not re-read; signing with the ones in use");
+                return;
+            }
+        };
+        if *self.signing.load_full() == keys {
+            return;
+        }
+        let ids: Vec<String> = keys
+            .iter()
+            .map(|k| bundle::signing_key_id(k.verifying_key()).to_string())
+            .collect();
+        tracing::info!(signers = %ids.join(","), "signing keys changed; publishing a new bundle");
+        self.signing.store(Arc::new(keys));
+        self.keys_changed.notify_one();
     }
 
     fn publish_current(&self, certs: &CertSlot, zones: &Zones) {
@@ -189,15 +249,16 @@ impl Publisher {
         (kept == *digest && version == current).then_some((version, records))
     }
 
-    /// What a bundle is made from, but its randomness: the same digest means the same
-    /// certificate (the chain pins the key), names, workers, signing key and zone settings.
+    /// What a bundle is made from, but its randomness and time: the same digest means the
+    /// same certificate (the chain pins the key), names, workers, signing keys, cluster,
+    /// format and zone settings.
     fn input_digest(&self, served: &Served) -> [u8; 32] {
         let mut hash = Sha256::new();
         let mut field = |bytes: &[u8]| {
             hash.update((bytes.len() as u64).to_be_bytes());
             hash.update(bytes);
         };
-        field(b"certzone bundle input 1");
+        field(b"certzone bundle input 2");
         field(self.config.origin.to_ascii().as_bytes());
         field(self.primary.to_ascii().as_bytes());
         for number in [self.config.ttl, self.config.refresh, self.config.retry] {
@@ -209,7 +270,11 @@ impl Publisher {
         for cert in &served.chain {
             field(cert);
         }
-        field(&self.signing.verifying_key().to_sec1_bytes());
+        for key in self.signing.load().iter() {
+            field(&key.verifying_key().to_sec1_bytes());
+        }
+        field(self.config.cluster_id.as_bytes());
+        field(&self.config.format.to_be_bytes());
         for worker in &self.workers {
             field(worker.to_pem().unwrap_or_default().as_bytes());
         }
@@ -221,18 +286,28 @@ impl Publisher {
         let PrivateKeyDer::Pkcs8(key) = served.key.as_ref() else {
             return Err(PublishError::NotPkcs8);
         };
+        let now = crate::unix_now();
         let digest = self.input_digest(served);
-        let version = self.next_version()?;
+        let version = self.next_version(now)?;
         let input = BundleInput {
             zone: self.config.origin.clone(),
             ttl: self.config.ttl,
+            format: self.config.format,
+            minimum_format: self.config.format,
             version,
+            published: now,
+            cluster_id: self.config.cluster_id.clone(),
             names: self.names.clone(),
             chain: served.chain.iter().map(|c| c.to_vec()).collect(),
             private_key: key.clone_key(),
             workers: self.workers.clone(),
         };
-        let mut records = bundle::publish(&input, &self.signing, &mut rand_core::OsRng)?;
+        let signing = self.signing.load_full();
+        let result = bundle::publish_signed(&input, &signing, &mut rand_core::OsRng);
+        *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing);
+        // The input's copy of the private key is wiped, not just freed.
+        drop(Zeroizing::new(input.private_key));
+        let mut records = result?;
         // The version is on disk before anyone can see it: a crash never reuses it.
         state::ensure_dir(self.version_path.parent().unwrap_or(Path::new(".")))?;
         state::write_atomic(
@@ -275,8 +350,18 @@ impl Publisher {
         ]
     }
 
-    fn next_version(&self) -> Result<u64, PublishError> {
-        Ok((self.stored_version()? + 1).max(crate::unix_now()))
+    /// The stored version plus one, or `now` if later; refused when that is further ahead
+    /// of `now` than workers accept (a clock that was once far ahead left it there).
+    fn next_version(&self, now: u64) -> Result<u64, PublishError> {
+        let version = self.stored_version()?.saturating_add(1).max(now);
+        if version > now.saturating_add(bundle::limits::MAX_AHEAD_SECS) {
+            return Err(PublishError::VersionAhead {
+                version,
+                now,
+                path: self.version_path.display().to_string(),
+            });
+        }
+        Ok(version)
     }
 
     fn stored_version(&self) -> Result<u64, PublishError> {
@@ -320,8 +405,32 @@ fn decode_published(bytes: &[u8]) -> Option<([u8; 32], u64, Vec<Record>)> {
     Some((digest, version, records))
 }
 
-fn read(path: &Path, what: &'static str) -> Result<String, PublishError> {
-    std::fs::read_to_string(path).map_err(|e| key_error(what, path, e))
+/// Every signing key in the configured file; format 1 takes exactly one.
+fn read_signing_keys(config: &CertificateZoneConfig) -> Result<Vec<SigningKey>, PublishError> {
+    let what = "the signing key";
+    let pem = read(&config.signing_key, what)?;
+    let keys =
+        bundle::signing_keys_from_pem(&pem).map_err(|e| key_error(what, &config.signing_key, e))?;
+    let most = if config.format == 1 {
+        1
+    } else {
+        bundle::limits::MAX_SIGNERS
+    };
+    if keys.len() > most {
+        let reason = format!(
+            "{} keys; format {} is signed by at most {most}",
+            keys.len(),
+            config.format
+        );
+        return Err(key_error(what, &config.signing_key, reason));
+    }
+    Ok(keys)
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Zeroizing<String>, PublishError> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| key_error(what, path, e))
 }
 
 fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> PublishError {

@@ -45,6 +45,16 @@ pub struct Served {
     pub key: Arc<PrivateKeyDer<'static>>,
 }
 
+impl Drop for Served {
+    // The last holder of the key wipes it: a replaced certificate's key does not linger in
+    // freed memory.
+    fn drop(&mut self) {
+        if let Some(key) = Arc::get_mut(&mut self.key) {
+            zeroize::Zeroize::zeroize(key);
+        }
+    }
+}
+
 impl fmt::Debug for Served {
     // Never print key material.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

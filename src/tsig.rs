@@ -9,15 +9,21 @@
 //!
 //! Owns parsing (several blocks per file, `#`, `//` and `/* */` comments), printing, and
 //! turning a key into hickory's `TSigner`. It must not sign or verify messages itself.
-//! Supported algorithms: hmac-sha256 (default), hmac-sha384, hmac-sha512.
+//! Supported algorithms: hmac-sha256 (default), hmac-sha384, hmac-sha512. A secret under
+//! [`MIN_SECRET`] bytes is refused (RFC 8945 section 6: at least half the hash length is
+//! the floor worth having; 16 bytes is 128 bits). Secrets are wiped when dropped (hickory's
+//! `TSigner` keeps a copy of its own, which it does not wipe).
 
 use std::{fmt, path::Path};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hickory_proto::rr::{Name, TSigner, rdata::tsig::TsigAlgorithm};
+use zeroize::Zeroizing;
 
 /// Seconds of clock difference tolerated, as BIND uses.
 pub const FUDGE: u16 = 300;
+/// The shortest secret accepted, in bytes.
+pub const MIN_SECRET: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TsigError {
@@ -35,7 +41,7 @@ pub enum TsigError {
 pub struct TsigKey {
     pub name: Name,
     pub algorithm: Algorithm,
-    pub secret: Vec<u8>,
+    pub secret: Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for TsigKey {
@@ -82,7 +88,7 @@ impl Algorithm {
         }
     }
 
-    fn hickory(self) -> TsigAlgorithm {
+    pub(crate) fn hickory(self) -> TsigAlgorithm {
         match self {
             Self::HmacSha256 => TsigAlgorithm::HmacSha256,
             Self::HmacSha384 => TsigAlgorithm::HmacSha384,
@@ -103,7 +109,7 @@ impl TsigKey {
         Self {
             name,
             algorithm,
-            secret,
+            secret: Zeroizing::new(secret),
         }
     }
 
@@ -121,7 +127,7 @@ impl TsigKey {
     /// hickory's signer for this key.
     pub fn signer(&self) -> TSigner {
         TSigner::new(
-            self.secret.clone(),
+            self.secret.to_vec(),
             self.algorithm.hickory(),
             self.name.clone(),
             FUDGE,
@@ -189,11 +195,18 @@ fn key_block(tokens: &[String]) -> Result<(TsigKey, &[String]), String> {
                 })?);
             }
             [k, v] if k == "secret" => {
-                secret = Some(
+                let bytes = Zeroizing::new(
                     STANDARD
                         .decode(unquote(v))
                         .map_err(|e| format!("key {name}: secret is not base64: {e}"))?,
                 );
+                if bytes.len() < MIN_SECRET {
+                    return Err(format!(
+                        "key {name}: the secret is {} bytes; at least {MIN_SECRET} are needed",
+                        bytes.len()
+                    ));
+                }
+                secret = Some(bytes);
             }
             other => return Err(format!("key {name}: unexpected `{}`", other.join(" "))),
         }
@@ -316,13 +329,26 @@ mod tests {
         assert!(parse("").unwrap_err().contains("no `key"));
         let bad = BIND.replace("0AyJ", "!!!!");
         assert!(parse(&bad).unwrap_err().contains("not base64"));
+        let short = "key \"k\" { algorithm hmac-sha256; secret \"c2hvcnQ=\"; };";
+        let err = parse(short).unwrap_err();
+        assert!(
+            err.contains("5 bytes") && err.contains("at least 16"),
+            "{err}"
+        );
+        assert!(
+            parse(&short.replace("c2hvcnQ=", "")).is_err(),
+            "an empty secret"
+        );
     }
 
     #[test]
     fn slashes_inside_a_secret_are_not_a_comment() {
-        let key = "key \"k\" { algorithm hmac-sha256; secret \"ab//cd/+ef//ghij\"; }; // note";
+        let key = "key \"k\" { algorithm hmac-sha256; secret \"ab//cd/+ef//ghijklmnopqrstuv\"; }; // note";
         let keys = parse(key).unwrap();
-        assert_eq!(STANDARD.encode(&keys[0].secret), "ab//cd/+ef//ghij");
+        assert_eq!(
+            STANDARD.encode(&keys[0].secret),
+            "ab//cd/+ef//ghijklmnopqrstuv"
+        );
     }
 
     #[test]

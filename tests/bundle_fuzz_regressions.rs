@@ -42,15 +42,13 @@ fn past_crashes_do_not_panic() {
         };
         let records = records(rest);
         let policy = ReaderPolicy {
-            pinned,
             held_version: (flags & 4 != 0).then_some(41),
             required_names: vec!["www.example.test".into()],
-            now: 1_893_456_000,
             worker: (flags & 1 != 0).then(|| worker.clone()),
-            roots: vec![],
+            ..ReaderPolicy::new(vec![pinned], 1_893_456_000)
         };
         let _ = read(&records, &zone, &policy);
-        let _ = inspect(&records, &zone, &pinned);
+        let _ = inspect(&records, &zone, &[pinned], None);
         let _ = zone_text(&records);
     }
 }

@@ -31,7 +31,15 @@ struct Case {
     workers: Vec<WorkerSecretKey>,
 }
 
-fn case(seed: u64, chain: usize, workers: usize, version: u64, labels: &[usize]) -> Case {
+/// Format 2 (cluster "p") when `format` is 2; its version must not be ahead of the clock.
+fn case(
+    seed: u64,
+    chain: usize,
+    workers: usize,
+    version: u64,
+    labels: &[usize],
+    format: u8,
+) -> Case {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let workers: Vec<WorkerSecretKey> = (0..workers)
         .map(|_| WorkerSecretKey::generate(&mut rng))
@@ -45,7 +53,15 @@ fn case(seed: u64, chain: usize, workers: usize, version: u64, labels: &[usize])
     let input = BundleInput {
         zone: zone(),
         ttl: 1,
+        format,
+        minimum_format: format,
         version,
+        published: NOW - 1,
+        cluster_id: if format == 2 {
+            "p".into()
+        } else {
+            String::new()
+        },
         names,
         chain: made.chain.clone(),
         private_key: PrivatePkcs8KeyDer::from(made.leaf_key.clone()),
@@ -60,12 +76,11 @@ fn case(seed: u64, chain: usize, workers: usize, version: u64, labels: &[usize])
 
 fn policy(c: &Case, worker: usize, held: Option<u64>) -> ReaderPolicy {
     ReaderPolicy {
-        pinned: *c.key.verifying_key(),
+        cluster_id: c.input.cluster_id.clone(),
         held_version: held,
         required_names: c.input.names.clone(),
-        now: NOW,
         worker: Some(c.workers[worker].clone()),
-        roots: vec![],
+        ..ReaderPolicy::new(vec![*c.key.verifying_key()], NOW)
     }
 }
 
@@ -74,8 +89,10 @@ proptest! {
 
     #[test]
     fn round_trip(seed: u64, chain in 0usize..4, workers in 1usize..12, version: u64,
-                  labels in prop::collection::vec(0usize..LABELS.len(), 0..4), pick: prop::sample::Index) {
-        let c = case(seed, chain, workers, version, &labels);
+                  labels in prop::collection::vec(0usize..LABELS.len(), 0..4), pick: prop::sample::Index,
+                  format in 1u8..=2) {
+        let version = if format == 2 { version % (NOW + 1) } else { version };
+        let c = case(seed, chain, workers, version, &labels, format);
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 1);
         let records = publish(&c.input, &c.key, &mut rng).unwrap();
         let me = pick.index(workers);
@@ -92,8 +109,8 @@ proptest! {
 
     #[test]
     fn any_flip_is_refused(seed: u64, workers in 1usize..4, which: prop::sample::Index,
-                           at: prop::sample::Index, mask in 1u8..=255) {
-        let c = case(seed, 1, workers, 5, &[0]);
+                           at: prop::sample::Index, mask in 1u8..=255, format in 1u8..=2) {
+        let c = case(seed, 1, workers, 5, &[0], format);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let records = publish(&c.input, &c.key, &mut rng).unwrap();
         let r = which.index(records.len());

@@ -72,8 +72,11 @@ fn roots_are_checked_when_configured() {
 #[test]
 fn inspect_reports_subject_and_issuer_of_each_certificate() {
     let fx = Fixture::new(3, 4);
-    let seen = inspect(&fx.publish(), &zone(), fx.key.verifying_key()).expect("inspects");
-    assert_eq!(seen.format, 1);
+    let seen = inspect(&fx.publish(), &zone(), &[*fx.key.verifying_key()], None).expect("inspects");
+    assert_eq!(seen.format, 2);
+    assert_eq!(seen.minimum_format, 2);
+    assert_eq!(seen.cluster_id.as_deref(), Some("test"));
+    assert_eq!(seen.published, Some(fx.input.published));
     assert_eq!(seen.version, 10);
     assert_eq!(seen.workers.len(), 4);
     assert_eq!(seen.names.len(), NAMES.len());

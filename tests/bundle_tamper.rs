@@ -73,7 +73,24 @@ fn signature_by_another_key_is_refused() {
         fx.key = real;
         forged
     };
-    assert_eq!(read_as(&fx, &records, 0), Err(BundleError::BadSignature));
+    // format 2 names its signer: not a pinned one
+    assert!(matches!(
+        read_as(&fx, &records, 0),
+        Err(BundleError::UnknownSigner(_))
+    ));
+    // format 1 does not: its one signature fails under the pinned key
+    fx.input.format = 1;
+    fx.input.minimum_format = 1;
+    fx.input.cluster_id.clear();
+    let forged =
+        certzone::bundle::publish(&fx.input, &generate_signing_key(&mut OsRng), &mut OsRng)
+            .expect("publishes");
+    let mut policy = fx.policy(Some(0));
+    policy.cluster_id.clear();
+    assert_eq!(
+        read(&forged, &zone(), &policy).unwrap_err(),
+        BundleError::BadSignature
+    );
 }
 
 #[test]
@@ -231,13 +248,13 @@ fn an_unknown_format_version_is_refused_as_such() {
         panic!("manifest is TXT");
     };
     let mut payload = STANDARD.decode(txt.txt_data.concat()).expect("base64");
-    payload[0] = 2;
+    payload[0] = 3;
     let text = STANDARD.encode(payload);
     let chunks: Vec<&[u8]> = text.as_bytes().chunks(255).collect();
     records[i].data = RData::TXT(TXT::from_bytes(chunks));
     assert_eq!(
         read_as(&fx, &records, 0),
-        Err(BundleError::UnknownFormat(2))
+        Err(BundleError::UnknownFormat(3))
     );
 }
 

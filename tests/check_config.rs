@@ -133,6 +133,25 @@ fn several_problems_are_all_named() {
     refused(&scratch, &text, &["missing.test.zone", "no SOA record"]);
 }
 
+#[test]
+fn a_tsig_secret_under_16_bytes_is_refused() {
+    let scratch = Scratch::new();
+    // 8 bytes: hmac-sha256 would take it, but it is guessable in bulk
+    scratch.write(
+        "transfer.key",
+        "key \"transfer\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2hvcnRrZXk=\";\n};\n",
+    );
+    let text = format!(
+        "{}\n[transfer]\ntsig-key-file = \"transfer.key\"\n",
+        node_config(IP, "state", "", "")
+    );
+    refused(
+        &scratch,
+        &text,
+        &["transfer.key", "key transfer.", "8 bytes", "at least 16"],
+    );
+}
+
 /// Config-level problems in three sections (a missing key-file, a listener clash, a
 /// forwarder without tls-name) are all listed in one run, not one per run.
 #[test]

@@ -168,6 +168,14 @@ fn render_writes_each_node_only_its_own_secrets() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{secret}");
     }
+    // The example's cluster id goes to every node; workers take nothing below format 2.
+    let read = |node: &str| std::fs::read_to_string(nodes.join(node).join("node.toml")).unwrap();
+    assert!(read("master").contains("cluster-id = \"example-local\""));
+    for worker in ["worker1", "worker2"] {
+        let text = read(worker);
+        assert!(text.contains("cluster-id = \"example-local\""), "{text}");
+        assert!(text.contains("minimum-format = 2"), "{text}");
+    }
     // Each derived file passes check-config as it is.
     for node in ["master", "worker1", "worker2"] {
         let path = nodes.join(node).join("node.toml");

@@ -18,9 +18,14 @@ fi
 
 corpus=fuzz/corpus/read_bundle
 mkdir -p "$corpus"
-# flags byte (bit 0 worker key, bit 1 roots, bit 2 held version) + records
-for flags in 00 01 03 07; do
+# flags byte (bit 0 worker key, bit 1 roots, bit 2 held version, bit 3 minimum format 2,
+# bit 4 cluster id "example") + records
+for flags in 00 01 03 07 08; do
     { printf "\\x$flags"; cat tests/vectors/bundle.wire; } > "$corpus/golden-$flags"
+done
+for flags in 10 11 13 17 19; do
+    { printf "\\x$flags"; cat tests/vectors/v2/bundle.wire; } > "$corpus/golden-v2-$flags"
+    { printf "\\x$flags"; cat tests/vectors/v2/rotation.wire; } > "$corpus/rotation-$flags"
 done
 
 # inputs that once crashed it stay in the corpus

@@ -167,6 +167,13 @@ fn bind_secondary_of_the_master_and_verify_against_it() {
             (out.trim() == "192.0.2.55").then_some(())
         },
     );
+    // BIND's acknowledgement is TSIG-signed, and the master checked it.
+    master.wait_log("NOTIFY acknowledged", Duration::from_secs(5));
+    assert!(
+        !master.stderr().contains("NOTIFY answer ignored"),
+        "{}",
+        master.stderr()
+    );
     // certzone verify against the running master: AXFR with TSIG, the worker key unseals.
     let out = certzone(&[
         "verify",

@@ -74,16 +74,14 @@ fn server(ip: &str) -> SocketAddr {
 }
 
 fn policy(keys: &Keys, worker: usize) -> ReaderPolicy {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     ReaderPolicy {
-        pinned: *keys.signing.verifying_key(),
-        held_version: None,
         required_names: vec!["ns1.example.test".into()],
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
         worker: Some(keys.workers[worker].clone()),
-        roots: Vec::new(),
+        ..ReaderPolicy::new(vec![*keys.signing.verifying_key()], now)
     }
 }
 

@@ -6,14 +6,19 @@
 # for the docker tests busybox (busybox-static: the containers' shell; `cluster docker` puts
 # it, kdig and pebble in the image it builds); openssl (the benchmarks); unbound, the
 # resolver tests/resolver.rs puts in front of certzone; strace (the keygen tests inject
-# faults into the real binary with it).
+# faults into the real binary with it);
+# for the attack tests (tests/exposure.rs, tests/attacks.rs) dnsperf (floods), python3
+# with python3-h2 (tests/attack/*.py write HTTP/2 frames by hand) and prlimit (util-linux:
+# a node with 256 open files).
 set -euo pipefail
-packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl unbound strace)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace)
+packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
+  unbound strace dnsperf python3 python3-h2 util-linux)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
 done
+/usr/bin/python3 -c 'import h2, hpack, hyperframe' 2>/dev/null || missing=1
 [ "$missing" = 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tests/setup.sh: missing test tools; install them with:" >&2

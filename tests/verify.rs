@@ -1,7 +1,9 @@
 //! `certzone verify` against a real BIND 9 primary for a certificate zone:
 //! AXFR with TSIG (many messages), the fallback to plain queries when
-//! transfers are refused, a forged bundle, no server, and `--json`.
-//! Each test has its own `named` on its own 127.0.5.x address.
+//! transfers are refused (signed when the refusal was), no fallback after an
+//! unsigned refusal, format 1 and format 2 bundles, a forged bundle, another
+//! cluster's bundle, no server, and `--json`. Each test has its own `named`
+//! on its own 127.0.5.x address.
 
 mod common;
 
@@ -10,11 +12,11 @@ mod common;
 #[path = "bundle_common/chain.rs"]
 mod chain;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use certzone::bundle::{
-    BundleInput, SigningKey, WorkerSecretKey, generate_signing_key, publish, verifying_key_to_pem,
-    zone_text,
+    BundleInput, SigningKey, WorkerSecretKey, generate_signing_key, publish, signing_key_id,
+    verifying_key_to_pem, zone_text,
 };
 use common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
 use common::certzone;
@@ -25,6 +27,8 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 const ZONE: &str = "_certzone.example.test.";
 const PORT: u16 = 5300;
 const VERSION: u64 = 7;
+/// 2026-01-01T00:00:00Z
+const PUBLISHED: u64 = 1_767_225_600;
 /// A fixed key: a random secret may contain `//`, which `tsig::parse`
 /// currently mistakes for a comment (see tests/keygen.rs).
 const TSIG: &str = "key \"transfer\" {\n\talgorithm hmac-sha256;\n\tsecret \"0AyJ6J1ygkLeXEjVN9RzZRtPJAdhXtWkJbjBHMa6L8M=\";\n};\n";
@@ -36,14 +40,34 @@ struct Served {
     workers: Vec<WorkerSecretKey>,
 }
 
-/// SOA, NS and a bundle for two workers, signed by `signer`.
-fn zone_contents(signer: &SigningKey, workers: &[WorkerSecretKey]) -> String {
+/// What BIND serves: a bundle of `format`, signed by the pinned key or (`forged`) another.
+#[derive(Clone, Copy)]
+struct Bundle {
+    format: u8,
+    forged: bool,
+}
+
+const V2: Bundle = Bundle {
+    format: 2,
+    forged: false,
+};
+
+/// SOA, NS and a bundle for two workers, signed by `signer`; format 2 for cluster "prod".
+fn zone_contents(signer: &SigningKey, workers: &[WorkerSecretKey], format: u8) -> String {
     let names = ["example.test", "*.example.test"];
     let made = chain::make_chain(2, &names, ((2020, 1, 1), (2090, 1, 1)));
     let input = BundleInput {
         zone: Name::from_ascii(ZONE).expect("valid zone"),
         ttl: 300,
+        format,
+        minimum_format: format,
         version: VERSION,
+        published: PUBLISHED,
+        cluster_id: if format == 2 {
+            "prod".into()
+        } else {
+            String::new()
+        },
         names: names.iter().map(|n| n.to_string()).collect(),
         chain: made.chain,
         private_key: PrivatePkcs8KeyDer::from(made.leaf_key),
@@ -57,12 +81,12 @@ fn zone_contents(signer: &SigningKey, workers: &[WorkerSecretKey]) -> String {
     )
 }
 
-/// BIND on 127.0.5.`n` serving a bundle signed by the key pinned in
-/// `public.pem` (or, `forged`, by another key).
-fn serve(n: u8, transfer: Transfer, forged: bool) -> Served {
+/// BIND on 127.0.5.`n` serving `bundle`, signed by the key pinned in `public.pem` (or,
+/// forged, by another key); BIND knows the TSIG key unless `transfer` is `None`.
+fn serve(n: u8, transfer: Option<Transfer>, bundle: Bundle) -> Served {
     let dir = tempfile::tempdir().expect("temp dir");
     let pinned = generate_signing_key(&mut OsRng);
-    let signer = if forged {
+    let signer = if bundle.forged {
         generate_signing_key(&mut OsRng)
     } else {
         pinned.clone()
@@ -77,19 +101,28 @@ fn serve(n: u8, transfer: Transfer, forged: bool) -> Served {
         let pem = w.to_pem().expect("pem");
         std::fs::write(dir.path().join(format!("worker-{i}.pem")), pem).expect("write");
     }
+    std::fs::write(
+        dir.path().join("signer.id"),
+        signing_key_id(signer.verifying_key()).to_string(),
+    )
+    .expect("write");
     let config = BindConfig {
         ip: format!("127.0.5.{n}"),
         port: PORT,
-        keys: vec![TSIG.into()],
+        keys: if transfer.is_some() {
+            vec![TSIG.into()]
+        } else {
+            vec![]
+        },
         zones: vec![BindZone {
             name: ZONE.into(),
             // workers 0 and 1 are listed; 2 is not
-            source: Source::Primary(zone_contents(&signer, &workers[..2])),
-            transfer,
+            source: Source::Primary(zone_contents(&signer, &workers[..2], bundle.format)),
+            transfer: transfer.unwrap_or(Transfer::Any),
             extra: String::new(),
         }],
         // small transfer messages, so an AXFR takes many, each TSIG-signed
-        options: "\ttransfer-message-size 1024;".into(),
+        options: "\ttransfer-message-size 1024;\n\tquerylog yes;".into(),
     };
     let bind = Bind::start(dir.path(), &config);
     Served { bind, dir, workers }
@@ -121,18 +154,30 @@ impl Served {
     }
 }
 
-fn transfer_key() -> Transfer {
-    Transfer::Key("transfer".into())
+fn transfer_key() -> Option<Transfer> {
+    Some(Transfer::Key("transfer".into()))
 }
 
 #[test]
 fn axfr_with_tsig_shows_the_bundle_and_unseals() {
-    let served = serve(1, transfer_key(), false);
-    let (code, out, err) =
-        served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-0.pem"]);
+    let served = serve(1, transfer_key(), V2);
+    let (code, out, err) = served.verify(&[
+        "--tsig",
+        "transfer.key",
+        "--worker-key",
+        "worker-0.pem",
+        "--cluster-id",
+        "prod",
+    ]);
     assert_eq!(code, Some(0), "{out}{err}");
+    let signer = std::fs::read_to_string(served.path("signer.id")).expect("signer id");
     for line in [
         "fetched by axfr",
+        "format 2",
+        "minimum format 2",
+        "cluster id \"prod\"",
+        "published 2026-01-01T00:00:00Z",
+        &format!("signed by {signer} (pinned, verified)"),
         &format!("soa serial {VERSION}"),
         &format!("bundle version {VERSION}"),
         "names *.example.test example.test",
@@ -158,8 +203,58 @@ fn axfr_with_tsig_shows_the_bundle_and_unseals() {
 }
 
 #[test]
+fn a_format_1_bundle_is_reported_as_such() {
+    let served = serve(
+        7,
+        transfer_key(),
+        Bundle {
+            format: 1,
+            forged: false,
+        },
+    );
+    let (code, out, err) =
+        served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-0.pem"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.lines().any(|l| l == "format 1"), "{out}");
+    assert!(
+        !out.contains("cluster id") && !out.contains("published"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "valid"), "{out}");
+}
+
+#[test]
+fn another_clusters_bundle_fails_the_cluster_check() {
+    let served = serve(8, transfer_key(), V2);
+    let (code, out, err) = served.verify(&["--tsig", "transfer.key", "--cluster-id", "staging"]);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.lines().any(|l| l == "invalid: cluster check"), "{out}");
+    assert!(
+        err.contains("cluster check: the bundle is for cluster \"prod\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unsigned_refusal_is_not_a_reason_to_read_by_queries() {
+    // BIND without the key answers the signed AXFR with an unsigned NOTAUTH (BADKEY).
+    let served = serve(9, None, V2);
+    let (code, out, err) = served.verify(&["--tsig", "transfer.key"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "a network error, not a bundle verdict:\n{out}{err}"
+    );
+    assert!(
+        err.contains("TSIG check failed") && err.contains("NOTAUTH"),
+        "{err}"
+    );
+    assert!(!out.contains("fetched by queries"), "{out}");
+}
+
+#[test]
 fn a_worker_not_listed_does_not_unseal() {
-    let served = serve(2, transfer_key(), false);
+    let served = serve(2, transfer_key(), V2);
     let (code, out, err) =
         served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-2.pem"]);
     assert_eq!(code, Some(3), "{out}{err}");
@@ -173,7 +268,7 @@ fn a_worker_not_listed_does_not_unseal() {
 
 #[test]
 fn refused_transfers_fall_back_to_queries() {
-    let served = serve(3, Transfer::Refused, false);
+    let served = serve(3, Some(Transfer::Refused), V2);
     let (code, out, err) =
         served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-1.pem"]);
     assert_eq!(code, Some(0), "{out}{err}");
@@ -181,9 +276,19 @@ fn refused_transfers_fall_back_to_queries() {
     assert!(out.contains(&format!("soa serial {VERSION}")), "{out}");
     assert!(out.contains("sealed keys 2"), "{out}");
     assert!(out.contains(": unseals"), "{out}");
+    // BIND's log is read by another thread: wait for the lines rather than race them.
+    served.bind.wait_log("denied", Duration::from_secs(5));
+    let query = "query: manifest._certzone.example.test IN TXT";
+    served.bind.wait_log(query, Duration::from_secs(5));
+    let log = served.bind.log();
+    // the refusal was signed (BIND has the key), so are the queries that followed
+    let manifest: Vec<&str> = log.lines().filter(|l| l.contains(query)).collect();
+    assert!(!manifest.is_empty(), "{log}");
     assert!(
-        served.bind.log().contains("denied"),
-        "BIND refused the AXFR"
+        manifest
+            .iter()
+            .all(|l| l.contains("/key transfer") && l.contains(" -ST ")),
+        "signed (S) over TCP (T): {manifest:?}"
     );
     assert!(
         err.contains("refused the TSIG-signed transfer"),
@@ -191,7 +296,7 @@ fn refused_transfers_fall_back_to_queries() {
     );
 
     // a TSIG-only zone asked without the key: refused too, same fallback
-    let served = serve(4, transfer_key(), false);
+    let served = serve(4, transfer_key(), V2);
     let (code, out, err) = served.verify(&[]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("fetched by queries"), "{out}");
@@ -199,11 +304,25 @@ fn refused_transfers_fall_back_to_queries() {
 
 #[test]
 fn a_forged_bundle_fails_the_signature_check() {
-    let served = serve(5, transfer_key(), true);
+    let served = serve(
+        5,
+        transfer_key(),
+        Bundle {
+            format: 2,
+            forged: true,
+        },
+    );
     let (code, out, err) = served.verify(&["--tsig", "transfer.key"]);
     assert_eq!(code, Some(3), "{out}{err}");
     assert!(out.contains("fetched by axfr"), "{out}");
-    assert!(err.contains("signature check"), "{err}");
+    assert!(
+        out.lines().any(|l| l == "invalid: signature check"),
+        "{out}"
+    );
+    assert!(
+        err.contains("signature check: no signature by a pinned key"),
+        "{err}"
+    );
     assert!(!out.lines().any(|l| l == "valid"), "{out}");
 }
 
@@ -257,7 +376,7 @@ fn no_server_is_a_network_error_naming_it() {
 
 #[test]
 fn a_zone_the_server_does_not_serve_is_named_not_a_network_error() {
-    let served = serve(7, transfer_key(), false);
+    let served = serve(12, transfer_key(), V2);
     let server = served.bind.addr.to_string();
     let public = served.path("public.pem");
     let out = certzone(&[
@@ -279,7 +398,7 @@ fn a_zone_the_server_does_not_serve_is_named_not_a_network_error() {
 
 #[test]
 fn json_output_has_every_field() {
-    let served = serve(6, transfer_key(), false);
+    let served = serve(6, transfer_key(), V2);
     let (code, out, err) = served.verify(&[
         "--tsig",
         "transfer.key",
@@ -308,5 +427,9 @@ fn json_output_has_every_field() {
         serde_json::json!({ "id": id, "unseals": true })
     );
     assert_eq!(v["valid"], true);
-    assert!(v["error"].is_null());
+    assert!(v["error"].is_null() && v["rule"].is_null());
+    assert_eq!(v["format"], 2);
+    assert_eq!(v["cluster_id"], "prod");
+    assert_eq!(v["published"], "2026-01-01T00:00:00Z");
+    assert_eq!(v["signers"][0]["pinned"], true);
 }

@@ -3,7 +3,8 @@
 //! Input: one flags byte, then resource records in DNS wire form one after
 //! another (what `tests/vectors/bundle.wire` holds), decoded until the first
 //! that does not parse. Flags: bit 0 read as worker 0 of the golden vectors,
-//! bit 1 require the golden root, bit 2 hold version 41. The keys are the
+//! bit 1 require the golden root, bit 2 hold version 41, bit 3 minimum format 2, bit 4
+//! cluster id "example" (the v2 vectors'). The keys are the
 //! golden vectors' so a mutated golden bundle gets past the signature when
 //! the mutation is outside the signed bytes.
 #![no_main]
@@ -55,18 +56,19 @@ fuzz_target!(|data: &[u8]| {
     let fx = fixed();
     let records = records(rest);
     let policy = ReaderPolicy {
-        pinned: fx.pinned,
         held_version: (flags & 4 != 0).then_some(41),
+        minimum_format: if flags & 8 != 0 { 2 } else { 1 },
+        cluster_id: if flags & 16 != 0 { "example".into() } else { String::new() },
         required_names: vec!["www.example.test".into()],
-        now: 1_893_456_000,
         worker: (flags & 1 != 0).then(|| fx.worker.clone()),
         roots: if flags & 2 != 0 {
             vec![fx.root.clone()]
         } else {
             vec![]
         },
+        ..ReaderPolicy::new(vec![fx.pinned], 1_893_456_000)
     };
     let _ = read(&records, &fx.zone, &policy);
-    let _ = inspect(&records, &fx.zone, &fx.pinned);
+    let _ = inspect(&records, &fx.zone, &[fx.pinned], None);
     let _ = zone_text(&records);
 });

@@ -1,11 +1,13 @@
 //! One conversation with the CA: the account, one order from creation to certificate.
 //!
 //! Owns the HTTP client (TCP_NODELAY on: instant-acme's own leaves it off, ~44 ms a request
-//! on loopback), the account's life (created once, reused, recreated if the CA forgot it),
-//! and the order's steps, each logged. It publishes challenges through [`ChallengeZone`]
-//! and never touches zones or certificates otherwise.
+//! on loopback; every request, answer included, bounded by `http-timeout-secs`), the
+//! account's life (created once, reused, recreated if the CA forgot it), and the order's
+//! steps, each logged, the whole order bounded by `order-timeout-secs`: a CA that stalls
+//! becomes a failed attempt the issuer's backoff retries. It publishes challenges through
+//! [`ChallengeZone`] and never touches zones or certificates otherwise.
 
-use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, path::Path, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use hickory_proto::rr::Name;
@@ -14,7 +16,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use instant_acme::{
-    Account, AuthorizationStatus, BodyWrapper, CertificateIdentifier, ChallengeType,
+    Account, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier, ChallengeType,
     ExternalAccountKey, HttpClient, Identifier, NewAccount, NewOrder, Order, OrderStatus,
     RetryPolicy,
 };
@@ -64,7 +66,48 @@ pub(super) fn http_client(config: &AcmeConfig) -> Result<Box<dyn HttpClient>, Ac
         .wrap_connector(http);
     let client: HyperClient<_, BodyWrapper<Bytes>> =
         HyperClient::builder(TokioExecutor::new()).build(https);
-    Ok(Box::new(client))
+    Ok(Box::new(Bounded {
+        inner: Arc::new(client),
+        limit: config.http_timeout,
+    }))
+}
+
+/// An HTTP client whose every request, connection and whole answer included, ends within
+/// `limit`.
+struct Bounded {
+    inner: Arc<dyn HttpClient>,
+    limit: Duration,
+}
+
+/// A CA that took too long.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer from the CA within {0:?}")]
+struct Stalled(Duration);
+
+impl HttpClient for Bounded {
+    fn request(
+        &self,
+        request: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let (inner, limit) = (self.inner.clone(), self.limit);
+        Box::pin(async move {
+            let stalled = || instant_acme::Error::Other(Box::new(Stalled(limit)));
+            let whole = async {
+                let response = inner.request(request).await?;
+                let parts = response.parts;
+                let mut body = response.body;
+                let bytes = body
+                    .into_bytes()
+                    .await
+                    .map_err(instant_acme::Error::Other)?;
+                let body = BodyWrapper::from(bytes.to_vec());
+                Ok(BytesResponse::from(http::Response::from_parts(parts, body)))
+            };
+            tokio::time::timeout(limit, whole)
+                .await
+                .map_err(|_| stalled())?
+        })
+    }
 }
 
 /// Checks the extra roots without building anything: for `check-config`.
@@ -135,13 +178,19 @@ pub(super) async fn order<Z: ChallengeZone>(
     replaces: Option<CertificateIdentifier<'static>>,
     zone: &Z,
 ) -> Result<Issued, AcmeError> {
-    let mut order = new_order(account, names, replaces).await?;
+    let deadline = tokio::time::Instant::now() + config.order_timeout;
+    let mut order = within(deadline, config, new_order(account, names, replaces)).await?;
     tracing::info!(url = order.url(), names = ?names, "ACME order created");
-    let wanted = challenges(&mut order).await?;
+    let wanted = within(deadline, config, challenges(&mut order)).await?;
     for (owner, values) in &wanted {
         zone.publish(owner, values).await;
     }
-    let result = prove_and_finish(&mut order, config, names, &wanted).await;
+    let result = within(
+        deadline,
+        config,
+        prove_and_finish(&mut order, config, names, &wanted),
+    )
+    .await;
     for owner in wanted.keys() {
         zone.publish(owner, &[]).await;
     }
@@ -149,6 +198,20 @@ pub(super) async fn order<Z: ChallengeZone>(
         tracing::info!(owners = wanted.len(), "challenge records removed");
     }
     result
+}
+
+/// `step`, unless the order's `deadline` passes first.
+async fn within<T>(
+    deadline: tokio::time::Instant,
+    config: &AcmeConfig,
+    step: impl Future<Output = Result<T, AcmeError>>,
+) -> Result<T, AcmeError> {
+    tokio::time::timeout_at(deadline, step).await.map_err(|_| {
+        AcmeError::Order(format!(
+            "not finished within acme.order-timeout-secs ({:?})",
+            config.order_timeout
+        ))
+    })?
 }
 
 /// A new order; sent again without `replaces` if the CA says it was already replaced.

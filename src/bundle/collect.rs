@@ -3,13 +3,13 @@
 //! size limits, and the counts the manifest announces.
 //!
 //! Owns record-level structure only; it must not verify signatures or look
-//! inside certificates. Records of other types or names (SOA, NS, RRSIG,
-//! NSEC, anything) are skipped, never errors.
+//! inside certificates. Records of other types, names or classes (SOA, NS,
+//! RRSIG, NSEC, a CH-class TXT, anything) are skipped, never errors.
 
 use std::collections::BTreeMap;
 
 use hickory_proto::rr::rdata::cert::CertType;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -44,6 +44,7 @@ pub(crate) struct Parts {
 pub(crate) fn manifest_format(records: &[Record], zone: &Name) -> Option<u8> {
     let txt = records
         .iter()
+        .filter(|r| r.dns_class == DNSClass::IN)
         .find_map(|r| match (&r.data, classify(&r.name, zone)) {
             (RData::TXT(txt), Ok(Some(Slot::Manifest))) => Some(txt),
             _ => None,
@@ -54,7 +55,7 @@ pub(crate) fn manifest_format(records: &[Record], zone: &Name) -> Option<u8> {
 
 pub(crate) fn collect(records: &[Record], zone: &Name) -> Result<Collected, BundleError> {
     let mut found = Collected::default();
-    for record in records {
+    for record in records.iter().filter(|r| r.dns_class == DNSClass::IN) {
         let Some(slot) = classify(&record.name, zone)? else {
             continue;
         };

@@ -13,6 +13,15 @@ pub enum BundleError {
     /// The manifest carries a format version this reader does not implement.
     #[error("format check: unknown bundle format version {0}")]
     UnknownFormat(u8),
+    /// The bundle's format is below the reader's floor (it accepted a bundle that
+    /// said so, or was configured with one).
+    #[error("format check: format {got} is below this reader's minimum format {floor}")]
+    FormatDowngrade {
+        /// the reader's minimum format
+        floor: u8,
+        /// the bundle's format
+        got: u8,
+    },
     /// A record the manifest calls for is absent.
     #[error("record check: missing record {0}")]
     MissingRecord(String),
@@ -40,9 +49,53 @@ pub enum BundleError {
         /// the limit
         limit: usize,
     },
-    /// The manifest's signature does not verify under the pinned key.
+    /// A signature by a pinned key does not verify (format 1: no pinned key verifies).
     #[error("signature check: the bundle is not signed by the pinned key")]
     BadSignature,
+    /// None of a v2 bundle's signers is a pinned key.
+    #[error("signature check: no signature by a pinned key (signed by {})", .0.join(", "))]
+    UnknownSigner(Vec<String>),
+    /// A v2 bundle made for another zone.
+    #[error("zone check: the bundle is for zone {got}, not {expected}")]
+    WrongZone {
+        /// the zone read
+        expected: String,
+        /// the zone the bundle names
+        got: String,
+    },
+    /// A v2 bundle made for another cluster.
+    #[error("cluster check: the bundle is for cluster {got:?}, not {expected:?}")]
+    WrongCluster {
+        /// this reader's cluster id
+        expected: String,
+        /// the bundle's cluster id
+        got: String,
+    },
+    /// A v2 bundle whose version or publication time is ahead of the reader's clock by
+    /// more than the bound.
+    #[error(
+        "freshness check: {what} {got} is more than {limit} s ahead of this clock ({now})",
+        limit = super::limits::MAX_AHEAD_SECS
+    )]
+    TooNew {
+        /// "bundle version" or "publication time"
+        what: &'static str,
+        /// the bundle's value
+        got: u64,
+        /// the reader's clock, unix seconds
+        now: u64,
+    },
+    /// The bundle is older than the reader's floor (held state, `minimum-version`,
+    /// `minimum-published`).
+    #[error("version check: {what} {got} is below this reader's floor {floor}")]
+    BelowFloor {
+        /// "bundle version" or "publication time"
+        what: &'static str,
+        /// the floor
+        floor: u64,
+        /// the bundle's value (0 for a v1 bundle's missing publication time)
+        got: u64,
+    },
     /// The bundle is the one already held.
     #[error("version check: bundle version {0} is the same as the one held")]
     SameVersion(u64),
@@ -114,6 +167,34 @@ pub enum BundleError {
 }
 
 impl BundleError {
+    /// The name of the reader rule that failed, as docs/PROTOCOL.md section 6
+    /// names them: `format`, `record`, `size`, `signature`, `zone`, `cluster`,
+    /// `freshness`, `version`, `chain`, `root`, `validity`, `name`, `key`, or
+    /// `input` for publisher input and key files.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Self::UnknownFormat(_) | Self::FormatDowngrade { .. } => "format",
+            Self::MissingRecord(_)
+            | Self::DuplicateRecord(_)
+            | Self::UnexpectedRecord(_)
+            | Self::Malformed { .. } => "record",
+            Self::TooLarge { .. } => "size",
+            Self::BadSignature | Self::UnknownSigner(_) => "signature",
+            Self::WrongZone { .. } => "zone",
+            Self::WrongCluster { .. } => "cluster",
+            Self::TooNew { .. } => "freshness",
+            Self::SameVersion(_) | Self::Rollback { .. } | Self::BelowFloor { .. } => "version",
+            Self::BadCertificate(_) | Self::ChainBroken { .. } => "chain",
+            Self::UntrustedRoot => "root",
+            Self::LeafNotYetValid { .. }
+            | Self::LeafExpired { .. }
+            | Self::NotAfterMismatch { .. } => "validity",
+            Self::NameNotCovered(_) | Self::LeafNameMismatch(_) => "name",
+            Self::NoKeyForMe(_) | Self::UnsealFailed | Self::KeyMismatch => "key",
+            Self::InvalidInput(_) | Self::KeyFormat(_) => "input",
+        }
+    }
+
     pub(crate) fn malformed(what: impl Into<String>, reason: &'static str) -> Self {
         Self::Malformed {
             what: what.into(),

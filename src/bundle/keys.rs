@@ -12,6 +12,7 @@ use p256::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
 use rand_core::CryptoRngCore;
 use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
 
 use super::error::BundleError;
 use super::limits::{KEY_ID_LEN, POINT_LEN};
@@ -50,6 +51,55 @@ pub fn verifying_key_to_pem(key: &VerifyingKey) -> Result<String, BundleError> {
 pub fn verifying_key_from_pem(pem: &str) -> Result<VerifyingKey, BundleError> {
     VerifyingKey::from_public_key_pem(pem)
         .map_err(|_| BundleError::KeyFormat("not an SPKI PEM P-256 public key"))
+}
+
+/// Every PKCS#8 PEM P-256 signing key in `text`, in file order (a master
+/// signing with two keys during a rotation keeps both in one file).
+pub fn signing_keys_from_pem(text: &str) -> Result<Vec<SigningKey>, BundleError> {
+    pem_blocks(text)?
+        .into_iter()
+        .map(|block| signing_key_from_pem(&block))
+        .collect()
+}
+
+/// Every SPKI PEM P-256 public key in `text`, in file order (the keys a
+/// worker trusts).
+pub fn verifying_keys_from_pem(text: &str) -> Result<Vec<VerifyingKey>, BundleError> {
+    pem_blocks(text)?
+        .into_iter()
+        .map(|block| verifying_key_from_pem(&block))
+        .collect()
+}
+
+/// The id a v2 bundle names a signer by: the first 8 bytes of SHA-256 over
+/// the key's uncompressed SEC1 point, as for worker keys.
+pub fn signing_key_id(key: &VerifyingKey) -> KeyId {
+    let digest = Sha256::digest(key.to_encoded_point(false).as_bytes());
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    KeyId(id)
+}
+
+/// The `-----BEGIN ...-----` to `-----END ...-----` blocks of `text`; at least one.
+/// Held in `Zeroizing` strings: the blocks may be private keys.
+fn pem_blocks(text: &str) -> Result<Vec<Zeroizing<String>>, BundleError> {
+    let mut blocks = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start..];
+        let Some(end_at) = after.find("-----END ") else {
+            return Err(BundleError::KeyFormat("a PEM block has no END line"));
+        };
+        let line_end = after[end_at..]
+            .find('\n')
+            .map_or(after.len(), |n| end_at + n + 1);
+        blocks.push(Zeroizing::new(after[..line_end].to_string()));
+        rest = &after[line_end..];
+    }
+    if blocks.is_empty() {
+        return Err(BundleError::KeyFormat("no PEM block"));
+    }
+    Ok(blocks)
 }
 
 /// A worker's key id: the first 8 bytes of SHA-256 over its uncompressed
@@ -196,6 +246,32 @@ mod tests {
         assert_eq!(back.key_id(), wk.key_id());
         let wp = WorkerPublicKey::from_pem(&wk.public_key().to_pem().unwrap()).unwrap();
         assert_eq!(wp, wk.public_key());
+    }
+
+    #[test]
+    fn several_keys_in_one_file() {
+        let a = generate_signing_key(&mut OsRng);
+        let b = generate_signing_key(&mut OsRng);
+        let both = format!(
+            "{}\n# comment\n{}",
+            signing_key_to_pem(&a).unwrap().as_str(),
+            signing_key_to_pem(&b).unwrap().as_str()
+        );
+        let keys = signing_keys_from_pem(&both).unwrap();
+        assert_eq!(keys, vec![a.clone(), b.clone()]);
+        let pubs = format!(
+            "{}{}",
+            verifying_key_to_pem(a.verifying_key()).unwrap(),
+            verifying_key_to_pem(b.verifying_key()).unwrap()
+        );
+        let pinned = verifying_keys_from_pem(&pubs).unwrap();
+        assert_eq!(pinned, vec![*a.verifying_key(), *b.verifying_key()]);
+        assert_ne!(signing_key_id(&pinned[0]), signing_key_id(&pinned[1]));
+        assert!(verifying_keys_from_pem("nothing here").is_err());
+        assert!(
+            signing_keys_from_pem(&pubs).is_err(),
+            "public keys are not signing keys"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! records in and out ([`hickory_proto::rr::Record`]), keys as values, the
 //! time as a number and randomness as an argument.
 //!
-//! - [`publish`]: chain (RFC 4398 CERT records), manifest, sealed keys.
+//! - [`publish`], [`publish_signed`]: chain (RFC 4398 CERT records), manifest,
+//!   sealed keys; format 2 (zone, cluster, publication time, several signers)
+//!   or format 1.
 //! - [`read`]: every reader rule, in order, each with its own [`BundleError`].
 //! - [`inspect`]: signature and a description, for `certzone verify`.
 //! - [`record_names`]: the records a manifest calls for, to read by queries.
@@ -27,6 +29,7 @@ mod plan;
 mod publish;
 mod read;
 mod seal;
+mod signature;
 mod text;
 mod wire;
 
@@ -37,10 +40,11 @@ pub use certs::CertSummary;
 pub use error::BundleError;
 pub use keys::{
     KeyId, SigningKey, VerifyingKey, WorkerPublicKey, WorkerSecretKey, generate_signing_key,
-    signing_key_from_pem, signing_key_to_pem, verifying_key_from_pem, verifying_key_to_pem,
+    signing_key_from_pem, signing_key_id, signing_key_to_pem, signing_keys_from_pem,
+    verifying_key_from_pem, verifying_key_to_pem, verifying_keys_from_pem,
 };
 pub use plan::{manifest_name, record_names};
-pub use publish::{BundleInput, publish};
+pub use publish::{BundleInput, publish, publish_signed};
 pub use read::{Inspection, ReaderPolicy, VerifiedBundle, inspect, read};
 pub use text::zone_text;
 

@@ -11,7 +11,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use super::collect::{collect, manifest_format};
 use super::error::BundleError;
 use super::layout::{Slot, slot_name};
-use super::limits::FORMAT_VERSION;
+use super::limits::{FORMAT_V1, FORMAT_V2};
 use super::manifest::Manifest;
 
 /// The owner names and types of the chain and sealed-key records the
@@ -23,7 +23,9 @@ pub fn record_names(
     zone: &Name,
 ) -> Result<Vec<(Name, RecordType)>, BundleError> {
     match manifest_format(records, zone) {
-        Some(format) if format != FORMAT_VERSION => return Err(BundleError::UnknownFormat(format)),
+        Some(format) if format != FORMAT_V1 && format != FORMAT_V2 => {
+            return Err(BundleError::UnknownFormat(format));
+        }
         _ => {}
     }
     let (manifest, _) = Manifest::decode(&collect(records, zone)?.take_manifest(zone)?)?;

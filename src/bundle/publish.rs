@@ -12,12 +12,16 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use super::certs;
 use super::checks;
 use super::error::BundleError;
-use super::keys::{KeyId, SigningKey, WorkerPublicKey};
+use super::keys::{KeyId, SigningKey, WorkerPublicKey, signing_key_id};
 use super::layout::{self, Slot};
-use super::limits::{MAX_CERT_SIZE, MAX_CHAIN, MAX_NAMES, MAX_PRIVATE_KEY, MAX_WORKERS};
-use super::manifest::{Content, Manifest};
-use super::names::canonical;
+use super::limits::{
+    FORMAT_V1, FORMAT_V2, MAX_CERT_SIZE, MAX_CHAIN, MAX_NAMES, MAX_PRIVATE_KEY, MAX_SIGNERS,
+    MAX_WORKERS,
+};
+use super::manifest::{Manifest, V2Fields};
+use super::names::{canonical, cluster_id_ok, zone_wire};
 use super::seal::seal_with;
+use super::signature::{Content, sign};
 
 /// Everything the master publishes in one bundle.
 #[derive(Debug)]
@@ -26,8 +30,17 @@ pub struct BundleInput {
     pub zone: Name,
     /// TTL of every record
     pub ttl: u32,
+    /// format to write: 2, or 1 while workers that only read format 1 remain
+    pub format: u8,
+    /// format 2: the format readers must never go below once they accept this bundle
+    /// (2 normally; 1 keeps the way back to format 1 open)
+    pub minimum_format: u8,
     /// bundle version; readers refuse anything not newer than what they hold
     pub version: u64,
+    /// format 2: unix seconds of publication
+    pub published: u64,
+    /// format 2: the cluster's id (empty allowed); readers refuse another cluster's
+    pub cluster_id: String,
     /// names the certificate is for (each covered by the leaf's dNSNames)
     pub names: Vec<String>,
     /// DER certificates, leaf first, each issued by the next
@@ -45,7 +58,11 @@ impl Clone for BundleInput {
         Self {
             zone: self.zone.clone(),
             ttl: self.ttl,
+            format: self.format,
+            minimum_format: self.minimum_format,
             version: self.version,
+            published: self.published,
+            cluster_id: self.cluster_id.clone(),
             names: self.names.clone(),
             chain: self.chain.clone(),
             private_key: self.private_key.clone_key(),
@@ -54,20 +71,32 @@ impl Clone for BundleInput {
     }
 }
 
-/// Validates `input` and returns the bundle's records: manifest, chain,
+/// Validates `input` and returns the bundle's records, signed by `key`: manifest, chain,
 /// sealed keys, in that order.
 pub fn publish(
     input: &BundleInput,
     key: &SigningKey,
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<Record>, BundleError> {
+    publish_signed(input, std::slice::from_ref(key), rng)
+}
+
+/// [`publish`] signed by each of `keys` (format 2: 1 to 4 keys, as during a signing key
+/// rotation; format 1: exactly one).
+pub fn publish_signed(
+    input: &BundleInput,
+    keys: &[SigningKey],
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<Record>, BundleError> {
     let names = validate(input)?;
-    assemble(input, names, key, rng)
+    check_signers(input.format, keys)?;
+    assemble(input, names, keys, rng)
 }
 
 /// Refuses input a reader would refuse (except for time) and returns the
 /// canonical names, sorted and without repeats.
 fn validate(input: &BundleInput) -> Result<Vec<String>, BundleError> {
+    check_format(input)?;
     // check_sizes refuses an empty chain, so chain[0] exists from here on
     check_sizes(input)?;
     let names = canonical_names(&input.names)?;
@@ -75,6 +104,42 @@ fn validate(input: &BundleInput) -> Result<Vec<String>, BundleError> {
     checks::check_leaf_names(&certs::leaf_facts(&input.chain[0])?, &names)?;
     checks::check_key_matches(&input.chain[0], input.private_key.secret_pkcs8_der())?;
     Ok(names)
+}
+
+fn check_format(input: &BundleInput) -> Result<(), BundleError> {
+    let invalid = |what: &str| Err(BundleError::InvalidInput(what.into()));
+    match input.format {
+        FORMAT_V1 if !input.cluster_id.is_empty() => invalid("format 1 carries no cluster id"),
+        FORMAT_V1 if input.minimum_format != FORMAT_V1 => {
+            invalid("format 1 cannot ask for a minimum format")
+        }
+        FORMAT_V1 => Ok(()),
+        FORMAT_V2 if !(FORMAT_V1..=FORMAT_V2).contains(&input.minimum_format) => {
+            invalid("the minimum format must be 1 or 2")
+        }
+        FORMAT_V2 if !cluster_id_ok(&input.cluster_id) => {
+            invalid("the cluster id must be at most 63 bytes of a-z 0-9 - _ .")
+        }
+        FORMAT_V2 => Ok(()),
+        _ => invalid("the format must be 1 or 2"),
+    }
+}
+
+fn check_signers(format: u8, keys: &[SigningKey]) -> Result<(), BundleError> {
+    let mut ids: Vec<KeyId> = keys
+        .iter()
+        .map(|k| signing_key_id(k.verifying_key()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let most = if format == FORMAT_V1 { 1 } else { MAX_SIGNERS };
+    if keys.is_empty() || keys.len() > most || ids.len() != keys.len() {
+        return Err(BundleError::InvalidInput(format!(
+            "format {format} is signed by 1 to {most} distinct keys, not {}",
+            keys.len()
+        )));
+    }
+    Ok(())
 }
 
 fn check_sizes(input: &BundleInput) -> Result<(), BundleError> {
@@ -116,27 +181,40 @@ fn canonical_names(names: &[String]) -> Result<Vec<String>, BundleError> {
 pub(crate) fn assemble(
     input: &BundleInput,
     names: Vec<String>,
-    key: &SigningKey,
+    keys: &[SigningKey],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<Record>, BundleError> {
     let not_after = certs::leaf_facts(&input.chain[0])?.not_after;
     let not_after = u64::try_from(not_after)
         .map_err(|_| BundleError::InvalidInput("leaf notAfter is before 1970".into()))?;
-    let keys = seal_all(input, rng)?;
+    let sealed = seal_all(input, rng)?;
+    let mut signers: Vec<&SigningKey> = keys.iter().collect();
+    signers.sort_by_key(|k| signing_key_id(k.verifying_key()));
+    let v2 = (input.format != FORMAT_V1).then(|| V2Fields {
+        minimum_format: input.minimum_format,
+        published: input.published,
+        zone: zone_wire(&input.zone),
+        cluster_id: input.cluster_id.clone(),
+        signers: signers
+            .iter()
+            .map(|k| signing_key_id(k.verifying_key()))
+            .collect(),
+    });
     let manifest = Manifest {
         version: input.version,
         not_after,
         names,
         // local invariant: check_sizes capped the chain length below 256
         chain_count: input.chain.len() as u8,
-        workers: keys.iter().map(|(id, _)| *id).collect(),
+        workers: sealed.iter().map(|(id, _)| *id).collect(),
+        v2,
     };
     let content = Content {
         manifest: &manifest,
         chain: &input.chain,
-        keys: &keys,
+        keys: &sealed,
     };
-    records(input, &content, &Manifest::sign(&content, key))
+    records(input, &content, &sign(&content, &signers))
 }
 
 /// One sealed key per worker, ascending key id, a worker listed twice once.
@@ -158,14 +236,14 @@ fn seal_all(
         workers.into_iter().zip(&ephemerals).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = jobs.len().div_ceil(threads).max(1);
-    let version = input.version;
+    let at = (input.format, input.version);
     let sealed = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(w, e)| (w.key_id(), seal_with(secret, w, version, e)))
+                        .map(|(w, e)| (w.key_id(), seal_with(secret, w, at, e)))
                         .collect::<Vec<_>>()
                 })
             })

@@ -14,25 +14,32 @@ use p256::elliptic_curve::sec1::ToEncodedPoint as _;
 #[cfg(test)]
 use rand_core::CryptoRngCore;
 use sha2::Sha256;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use super::error::BundleError;
 use super::keys::{KeyId, WorkerPublicKey, WorkerSecretKey};
-use super::limits::{FORMAT_VERSION, POINT_LEN, SEAL_LABEL, TAG_LEN};
+use super::limits::{FORMAT_V1, POINT_LEN, SEAL_LABEL, SEAL_LABEL_V2, TAG_LEN};
 use super::wire::Writer;
 
 /// What a sealed key is bound to besides the worker's key pair.
 #[derive(Clone, Copy)]
 pub(crate) struct SealContext {
+    pub(crate) format: u8,
     pub(crate) version: u64,
     pub(crate) id: KeyId,
 }
 
 impl SealContext {
-    /// HKDF info and AEAD associated data: label || format || version || id.
+    /// HKDF info and AEAD associated data: label || format || version || id, the label
+    /// naming the format too.
     fn bound_bytes(self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.bytes(SEAL_LABEL);
-        w.u8(FORMAT_VERSION);
+        w.bytes(if self.format == FORMAT_V1 {
+            SEAL_LABEL
+        } else {
+            SEAL_LABEL_V2
+        });
+        w.u8(self.format);
         w.u64(self.version);
         w.bytes(&self.id.0);
         w.0
@@ -44,24 +51,26 @@ impl SealContext {
 pub(crate) fn seal(
     secret: &[u8],
     worker: &WorkerPublicKey,
-    version: u64,
+    at: (u8, u64),
     rng: &mut impl CryptoRngCore,
 ) -> Vec<u8> {
-    seal_with(secret, worker, version, &p256::SecretKey::random(rng))
+    seal_with(secret, worker, at, &p256::SecretKey::random(rng))
 }
 
 /// [`seal`] with the ephemeral key drawn by the caller (so draws stay in a fixed order
 /// while the curve arithmetic runs on several threads).
+/// `at` is the bundle's (format, version).
 pub(crate) fn seal_with(
     secret: &[u8],
     worker: &WorkerPublicKey,
-    version: u64,
+    at: (u8, u64),
     ephemeral: &p256::SecretKey,
 ) -> Vec<u8> {
     let eph_point = ephemeral.public_key().to_encoded_point(false);
     let shared = diffie_hellman(ephemeral.to_nonzero_scalar(), worker.0.as_affine());
     let ctx = SealContext {
-        version,
+        format: at.0,
+        version: at.1,
         id: worker.key_id(),
     };
     let cipher = derive(
@@ -75,12 +84,13 @@ pub(crate) fn seal_with(
     out
 }
 
-/// Opens a blob made by [`seal`] for `me`; any failure is `UnsealFailed`.
+/// Opens a blob made by [`seal`] for `me`, `at` the bundle's (format, version); any
+/// failure is `UnsealFailed`. The plaintext is wiped when dropped.
 pub(crate) fn unseal(
     blob: &[u8],
     me: &WorkerSecretKey,
-    version: u64,
-) -> Result<Vec<u8>, BundleError> {
+    at: (u8, u64),
+) -> Result<Zeroizing<Vec<u8>>, BundleError> {
     if blob.len() < POINT_LEN + TAG_LEN {
         return Err(BundleError::UnsealFailed);
     }
@@ -88,18 +98,27 @@ pub(crate) fn unseal(
     let eph = p256::PublicKey::from_sec1_bytes(eph_bytes).map_err(|_| BundleError::UnsealFailed)?;
     let shared = diffie_hellman(me.0.to_nonzero_scalar(), eph.as_affine());
     let ctx = SealContext {
-        version,
+        format: at.0,
+        version: at.1,
         id: me.key_id(),
     };
     let me_point = me.public_key().sec1();
     derive(shared.raw_secret_bytes(), eph_bytes, &me_point, ctx).open(sealed)
 }
 
-/// The AEAD key, nonce and associated data for one sealed blob.
+/// The AEAD key, nonce and associated data for one sealed blob; key and nonce are wiped
+/// when dropped.
 struct Sealer {
     key: [u8; 32],
     nonce: [u8; 12],
     aad: Vec<u8>,
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.nonce.zeroize();
+    }
 }
 
 /// HKDF-SHA256: salt = ephemeral point || worker point, IKM = ECDH x, info =
@@ -108,10 +127,10 @@ struct Sealer {
 fn derive(shared_x: &[u8], eph_point: &[u8], worker_point: &[u8], ctx: SealContext) -> Sealer {
     let salt = [eph_point, worker_point].concat();
     let info = ctx.bound_bytes();
-    let mut okm = [0u8; 44];
+    let mut okm = Zeroizing::new([0u8; 44]);
     // local invariant: 44 bytes is far below HKDF-SHA256's 255*32 limit
     Hkdf::<Sha256>::new(Some(&salt), shared_x)
-        .expand(&info, &mut okm)
+        .expand(&info, okm.as_mut())
         .expect("44 bytes is a valid HKDF-SHA256 length");
     let (key, nonce) = okm.split_at(32);
     Sealer {
@@ -138,13 +157,14 @@ impl Sealer {
             .expect("sealed keys are small")
     }
 
-    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, BundleError> {
+    fn open(&self, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, BundleError> {
         let payload = Payload {
             msg: sealed,
             aad: &self.aad,
         };
         self.cipher()
             .decrypt(&Nonce::from(self.nonce), payload)
+            .map(Zeroizing::new)
             .map_err(|_| BundleError::UnsealFailed)
     }
 }
@@ -158,10 +178,24 @@ mod tests {
     fn seals_and_opens_only_for_its_worker_and_version() {
         let me = WorkerSecretKey::generate(&mut OsRng);
         let other = WorkerSecretKey::generate(&mut OsRng);
-        let blob = seal(b"secret pkcs8", &me.public_key(), 7, &mut OsRng);
-        assert_eq!(unseal(&blob, &me, 7).unwrap(), b"secret pkcs8");
-        assert_eq!(unseal(&blob, &other, 7), Err(BundleError::UnsealFailed));
-        assert_eq!(unseal(&blob, &me, 8), Err(BundleError::UnsealFailed));
-        assert_eq!(unseal(&blob[..70], &me, 7), Err(BundleError::UnsealFailed));
+        let blob = seal(b"secret pkcs8", &me.public_key(), (2, 7), &mut OsRng);
+        assert_eq!(
+            unseal(&blob, &me, (2, 7)).unwrap().as_slice(),
+            b"secret pkcs8"
+        );
+        assert_eq!(
+            unseal(&blob, &other, (2, 7)),
+            Err(BundleError::UnsealFailed)
+        );
+        assert_eq!(unseal(&blob, &me, (2, 8)), Err(BundleError::UnsealFailed));
+        assert_eq!(
+            unseal(&blob, &me, (1, 7)),
+            Err(BundleError::UnsealFailed),
+            "format bound"
+        );
+        assert_eq!(
+            unseal(&blob[..70], &me, (2, 7)),
+            Err(BundleError::UnsealFailed)
+        );
     }
 }

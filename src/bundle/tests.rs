@@ -25,7 +25,11 @@ fn setup(len: usize) -> Setup {
     let input = BundleInput {
         zone: Name::from_ascii("_certzone.example.test.").expect("valid name"),
         ttl: 60,
+        format: 2,
+        minimum_format: 2,
         version: 1,
+        published: NOW - 10,
+        cluster_id: "test".into(),
         names: vec!["a.example.test".into()],
         chain: made.chain,
         private_key: PrivatePkcs8KeyDer::from(made.leaf_key),
@@ -40,18 +44,16 @@ fn setup(len: usize) -> Setup {
 
 fn policy(s: &Setup) -> ReaderPolicy {
     ReaderPolicy {
-        pinned: *s.key.verifying_key(),
-        held_version: None,
+        cluster_id: "test".into(),
         required_names: vec!["a.example.test".into()],
-        now: NOW,
         worker: Some(s.worker.clone()),
-        roots: vec![],
+        ..ReaderPolicy::new(vec![*s.key.verifying_key()], NOW)
     }
 }
 
 fn read_assembled(s: &Setup, names: &[&str]) -> Result<VerifiedBundle, BundleError> {
     let names = names.iter().map(|n| n.to_string()).collect();
-    let records = assemble(&s.input, names, &s.key, &mut OsRng)?;
+    let records = assemble(&s.input, names, std::slice::from_ref(&s.key), &mut OsRng)?;
     read(&records, &s.input.zone, &policy(s))
 }
 
@@ -63,6 +65,7 @@ fn assembled_good_bundle_reads() {
         got.private_key.unwrap().secret_pkcs8_der(),
         s.input.private_key.secret_pkcs8_der()
     );
+    assert_eq!((got.format, got.minimum_format), (2, 2));
 }
 
 #[test]
@@ -97,7 +100,8 @@ fn names_beyond_the_leaf_are_refused() {
 
 #[test]
 fn leaf_not_yet_valid_is_refused() {
-    let s = setup(1);
+    let mut s = setup(1);
+    s.input.published = 999_999_000;
     let records = publish(&s.input, &s.key, &mut OsRng).unwrap();
     let mut p = policy(&s);
     p.now = 1_000_000_000;

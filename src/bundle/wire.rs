@@ -98,9 +98,9 @@ pub(crate) fn to_txt_chunks(data: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Inverse of [`to_txt_chunks`]; refuses any other split, more than
-/// `max_bytes` of decoded data (checked before decoding) and non-canonical
-/// base64.
+/// Inverse of [`to_txt_chunks`]; refuses any other split, text longer than
+/// `max_bytes` can encode to (checked before decoding), non-canonical base64,
+/// and more than `max_bytes` once decoded.
 pub(crate) fn from_txt_chunks(
     chunks: &[Box<[u8]>],
     max_bytes: usize,
@@ -116,9 +116,18 @@ pub(crate) fn from_txt_chunks(
         });
     }
     let text: Vec<u8> = chunks.concat();
-    STANDARD
+    let data = STANDARD
         .decode(text)
-        .map_err(|_| BundleError::malformed(what, "not canonical base64"))
+        .map_err(|_| BundleError::malformed(what, "not canonical base64"))?;
+    // The text limit rounds up to whole base64 quads: the decoded length is exact.
+    if data.len() > max_bytes {
+        return Err(BundleError::TooLarge {
+            what: "txt record data",
+            got: data.len(),
+            limit: max_bytes,
+        });
+    }
+    Ok(data)
 }
 
 fn check_split(chunks: &[Box<[u8]>], what: &str) -> Result<(), BundleError> {
@@ -160,6 +169,24 @@ mod tests {
         chunks[1].insert(0, moved);
         assert!(from_txt_chunks(&boxed(chunks), 400, "t").is_err());
         assert!(from_txt_chunks(&[], 400, "t").is_err());
+    }
+
+    #[test]
+    fn decoded_size_is_exact() {
+        // 4 bytes encode to 8 characters, which could hold 6: 5 bytes are refused
+        let chunks = boxed(to_txt_chunks(&[1u8; 5]));
+        let err = from_txt_chunks(&chunks, 4, "t").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BundleError::TooLarge {
+                    got: 5,
+                    limit: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

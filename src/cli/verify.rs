@@ -1,6 +1,8 @@
 //! `certzone verify`: fetches a certificate zone from a server (AXFR, or
-//! plain queries when transfers are refused) and checks its bundle against
-//! the pinned signing key, optionally unsealing a worker's key.
+//! plain queries when transfers are refused; with `--tsig` only after a signed
+//! refusal, and signed) and checks its bundle, format 1 or 2, against the
+//! pinned signing keys (and the cluster id when given), optionally unsealing a
+//! worker's key.
 //!
 //! Owns argument handling, the report and its exit codes: 0 valid, 3
 //! invalid (the `BundleError` message names the check), 1 network errors,
@@ -34,9 +36,13 @@ pub(super) struct VerifyArgs {
     /// The certificate zone, e.g. _certzone.example.net.
     #[arg(long)]
     zone: String,
-    /// The cluster's signing public key (SPKI PEM) to pin.
-    #[arg(long, value_name = "FILE")]
-    public_key: PathBuf,
+    /// The cluster's signing public key (SPKI PEM) to pin; a file may hold several keys,
+    /// and the option may be given several times.
+    #[arg(long, value_name = "FILE", required = true)]
+    public_key: Vec<PathBuf>,
+    /// The cluster id a format 2 bundle must carry.
+    #[arg(long, value_name = "ID")]
+    cluster_id: Option<String>,
     /// A worker's secret key (PKCS#8 PEM): also check that it unseals.
     #[arg(long, value_name = "FILE")]
     worker_key: Option<PathBuf>,
@@ -52,7 +58,8 @@ pub(super) struct VerifyArgs {
 struct Setup {
     server: SocketAddr,
     zone: Name,
-    pinned: VerifyingKey,
+    pinned: Vec<VerifyingKey>,
+    cluster_id: Option<String>,
     worker: Option<WorkerSecretKey>,
     tsig: Option<TSigner>,
 }
@@ -135,8 +142,12 @@ impl Setup {
         let pem = |path: &PathBuf| {
             std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))
         };
-        let pinned = bundle::verifying_key_from_pem(&pem(&args.public_key)?)
-            .with_context(|| format!("public key {}", args.public_key.display()))?;
+        let mut pinned = Vec::new();
+        for path in &args.public_key {
+            let keys = bundle::verifying_keys_from_pem(&pem(path)?)
+                .with_context(|| format!("public key {}", path.display()))?;
+            pinned.extend(keys);
+        }
         let worker = match &args.worker_key {
             Some(path) => Some(
                 WorkerSecretKey::from_pem(&pem(path)?)
@@ -148,6 +159,7 @@ impl Setup {
             server: server_addr(&args.server)?,
             zone: zone_name(&args.zone)?,
             pinned,
+            cluster_id: args.cluster_id.clone(),
             worker,
             tsig: tsig_signer(args.tsig.as_ref())?,
         })
@@ -206,14 +218,15 @@ fn fetch(setup: &Setup) -> Result<Fetched, XfrError> {
     ))
 }
 
-/// Rules 1-5 with `inspect`; with a worker key, every rule with `read`.
+/// Rules 1-6 with `inspect`; with a worker key, every rule with `read`.
 fn check(setup: &Setup, fetched: Fetched) -> Report {
-    let inspection = match bundle::inspect(&fetched.records, &setup.zone, &setup.pinned) {
+    let cluster = setup.cluster_id.as_deref();
+    let inspection = match bundle::inspect(&fetched.records, &setup.zone, &setup.pinned, cluster) {
         Ok(inspection) => inspection,
         Err(e) => return Report::refused(Some(fetched), e),
     };
     let (worker, error) = match &setup.worker {
-        Some(me) => check_worker(setup, &fetched, me),
+        Some(me) => check_worker(setup, &fetched, &inspection, me),
         None => (None, None),
     };
     Report {
@@ -224,18 +237,18 @@ fn check(setup: &Setup, fetched: Fetched) -> Report {
     }
 }
 
+/// Every rule, no floors; the cluster id given, else the bundle's own (already checked
+/// by `inspect` when given).
 fn check_worker(
     setup: &Setup,
     fetched: &Fetched,
+    inspection: &Inspection,
     me: &WorkerSecretKey,
 ) -> (Option<WorkerCheck>, Option<BundleError>) {
     let policy = ReaderPolicy {
-        pinned: setup.pinned,
-        held_version: None,
-        required_names: vec![],
-        now: crate::unix_now(),
+        cluster_id: inspection.cluster_id.clone().unwrap_or_default(),
         worker: Some(me.clone()),
-        roots: vec![],
+        ..ReaderPolicy::new(setup.pinned.clone(), crate::unix_now())
     };
     let result = bundle::read(&fetched.records, &setup.zone, &policy);
     let unseals = match &result {
@@ -290,7 +303,10 @@ impl Report {
             println!("worker key {}: {}", worker.id, unseal_text(worker.unseals));
         }
         match &self.error {
-            Some(e) => eprintln!("error: invalid bundle: {e}"),
+            Some(e) => {
+                println!("invalid: {} check", e.rule());
+                eprintln!("error: invalid bundle: {e}");
+            }
             None => println!("valid"),
         }
     }
@@ -303,6 +319,7 @@ impl Report {
             "serial": self.fetched.as_ref().and_then(|f| f.serial),
             "valid": self.error.is_none(),
             "error": self.error.as_ref().map(ToString::to_string),
+            "rule": self.error.as_ref().map(BundleError::rule),
             "note": self.fallback_note(setup),
             "worker_key": self.worker.as_ref().map(|w| {
                 serde_json::json!({ "id": w.id, "unseals": w.unseals })
@@ -316,6 +333,24 @@ impl Report {
 }
 
 fn print_inspection(inspection: &Inspection) {
+    println!("format {}", inspection.format);
+    if inspection.format >= 2 {
+        println!("minimum format {}", inspection.minimum_format);
+    }
+    if let Some(id) = &inspection.cluster_id {
+        println!("cluster id {id:?}");
+    }
+    if let Some(published) = inspection.published {
+        println!("published {}", rfc3339(published));
+    }
+    for (id, pinned) in &inspection.signers {
+        let how = if *pinned {
+            "pinned, verified"
+        } else {
+            "not pinned"
+        };
+        println!("signed by {id} ({how})");
+    }
     println!("bundle version {}", inspection.version);
     println!("names {}", inspection.names.join(" "));
     println!("not after {}", rfc3339(inspection.not_after));
@@ -333,8 +368,18 @@ fn inspection_json(i: &Inspection) -> serde_json::Map<String, serde_json::Value>
         .map(|c| serde_json::json!({ "subject": c.subject, "issuer": c.issuer }))
         .collect();
     let workers: Vec<String> = i.workers.iter().map(ToString::to_string).collect();
+    let signers: Vec<serde_json::Value> = i
+        .signers
+        .iter()
+        .map(|(id, pinned)| serde_json::json!({ "id": id.to_string(), "pinned": pinned }))
+        .collect();
     let value = serde_json::json!({
         "format": i.format,
+        "minimum_format": i.minimum_format,
+        "cluster_id": i.cluster_id,
+        "published": i.published.map(rfc3339),
+        "published_unix": i.published,
+        "signers": signers,
         "version": i.version,
         "names": i.names,
         "not_after": rfc3339(i.not_after),

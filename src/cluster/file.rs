@@ -33,6 +33,7 @@ pub(super) struct Settings {
     pub(super) certificate_zone: Option<String>,
     pub(super) refresh_secs: Option<u32>,
     pub(super) retry_secs: Option<u32>,
+    pub(super) id: Option<String>,
 }
 
 /// `[ports]`: the same on every node, as on real hosts.

@@ -62,6 +62,8 @@ pub struct Cluster {
     pub certificate_zone: Name,
     pub refresh_secs: Option<u32>,
     pub retry_secs: Option<u32>,
+    /// The cluster id signed into its bundles (`[certificate-zone] cluster-id`).
+    pub id: Option<String>,
     pub ports: Ports,
     pub ca: Ca,
     pub keys_dir: PathBuf,
@@ -208,6 +210,7 @@ impl Checker<'_> {
             names: settings.names,
             refresh_secs: settings.refresh_secs,
             retry_secs: settings.retry_secs,
+            id: settings.id,
             ca,
             nodes,
             docker,

@@ -95,7 +95,26 @@ fn master(
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     writeln!(text, "file = {}", quote(&zone_file)).unwrap();
 
-    text += "\n[certificate-zone]\n";
+    text += &master_certificate_zone(cluster, dir, keys)?;
+
+    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
+    let allow: Vec<String> = cluster
+        .workers()
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
+    writeln!(text, "allow = {}", list(&allow)).unwrap();
+    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    Ok(text)
+}
+
+/// The master's `[certificate-zone]` section, and its workers' public keys copied beside it.
+fn master_certificate_zone(
+    cluster: &Cluster,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let mut text = String::from("\n[certificate-zone]\n");
     writeln!(
         text,
         "name = {}",
@@ -109,6 +128,9 @@ fn master(
     if let Some(secs) = cluster.retry_secs {
         writeln!(text, "retry-secs = {secs}").unwrap();
     }
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     for worker in cluster.workers() {
         let (_, public) = keys.worker(worker);
         let name = format!("{}.pub", worker.name);
@@ -117,15 +139,6 @@ fn master(
         writeln!(text, "name = {}", quote(&worker.name)).unwrap();
         writeln!(text, "public-key = {}", quote(&name)).unwrap();
     }
-
-    text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
-    let allow: Vec<String> = cluster
-        .workers()
-        .iter()
-        .map(|w| w.address.to_string())
-        .collect();
-    writeln!(text, "allow = {}", list(&allow)).unwrap();
-    writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
     Ok(text)
 }
 
@@ -222,6 +235,11 @@ fn worker(
     )
     .unwrap();
     text += "signing-public-key = \"signing.pub\"\nsealing-key = \"sealing.key\"\n";
+    // The cluster's master publishes format 2: its workers never take format 1.
+    text += "minimum-format = 2\n";
+    if let Some(id) = &cluster.id {
+        writeln!(text, "cluster-id = {}", quote(id)).unwrap();
+    }
     text += "\n[[secondary]]\n";
     writeln!(text, "name = {}", quote(&cluster.domain.to_ascii())).unwrap();
     Ok(text)

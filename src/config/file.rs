@@ -26,6 +26,40 @@ pub(super) struct File {
     pub(super) primary: Option<Primary>,
     #[serde(default, rename = "secondary")]
     pub(super) secondaries: Vec<Secondary>,
+    #[serde(default)]
+    pub(super) limits: Limits,
+    pub(super) rrl: Option<Rrl>,
+}
+
+/// `[limits]`: what one client, connection or query may cost (`limits.rs` has the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Limits {
+    pub(super) udp_max_payload: Option<u16>,
+    pub(super) udp_slow_queries: Option<usize>,
+    pub(super) connections: Option<usize>,
+    pub(super) connections_per_source: Option<usize>,
+    pub(super) idle_timeout_ms: Option<u64>,
+    pub(super) message_timeout_ms: Option<u64>,
+    pub(super) write_timeout_ms: Option<u64>,
+    pub(super) handshake_timeout_ms: Option<u64>,
+    pub(super) queries_per_connection: Option<u32>,
+    pub(super) connection_lifetime_secs: Option<u64>,
+    pub(super) doh_streams: Option<u32>,
+    pub(super) doh_header_bytes: Option<u32>,
+    pub(super) doh_window_bytes: Option<u32>,
+}
+
+/// `[rrl]`: response rate limiting for UDP; off without this section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Rrl {
+    pub(super) responses_per_second: u32,
+    pub(super) slip: Option<u32>,
+    pub(super) ipv4_prefix_length: Option<u8>,
+    pub(super) ipv6_prefix_length: Option<u8>,
+    pub(super) table_size: Option<usize>,
+    pub(super) log_interval_secs: Option<u64>,
 }
 
 /// `[primary]` (workers): the master they replicate from.
@@ -85,6 +119,8 @@ pub(super) struct Forward {
     #[serde(rename = "upstream")]
     pub(super) upstreams: Vec<Upstream>,
     pub(super) timeout_ms: Option<u64>,
+    pub(super) allow: Option<Vec<String>>,
+    pub(super) max_in_flight: Option<usize>,
 }
 
 /// `[[forward.upstream]]`
@@ -166,6 +202,8 @@ pub(super) struct Acme {
     pub(super) propagation_timeout_secs: Option<u64>,
     pub(super) retry_base_secs: Option<u64>,
     pub(super) max_orders_per_hour: Option<u32>,
+    pub(super) http_timeout_secs: Option<u64>,
+    pub(super) order_timeout_secs: Option<u64>,
 }
 
 /// `acme.challenge`
@@ -204,6 +242,19 @@ pub(super) struct CertificateZone {
     pub(super) ttl: Option<u32>,
     pub(super) refresh_secs: Option<u32>,
     pub(super) retry_secs: Option<u32>,
+    pub(super) cluster_id: Option<String>,
+    pub(super) format: Option<u8>,
+    pub(super) minimum_version: Option<u64>,
+    pub(super) minimum_published: Option<Moment>,
+    pub(super) minimum_format: Option<u8>,
+}
+
+/// A point in time: unix seconds, or an RFC 3339 string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Moment {
+    Unix(u64),
+    Text(String),
 }
 
 /// `[[certificate-zone.worker]]`

@@ -5,7 +5,9 @@
 //! zone files and TLS material are checked by their own modules (see `node::prepare`).
 //! Relative paths in the file are taken from the directory that holds the file.
 
+mod certificate_zone;
 mod file;
+mod limits;
 
 use std::{
     cell::{Cell, RefCell},
@@ -19,6 +21,7 @@ use hickory_proto::rr::Name;
 
 use file::{CertSource, UpstreamProtocol};
 pub use file::{Challenge, KeyAlgorithm, Role};
+pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, RrlConfig};
 
 /// A problem with the configuration file itself.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,10 @@ pub struct Config {
     pub transfer: Option<TransferConfig>,
     /// Set exactly when `role` is worker.
     pub worker: Option<WorkerConfig>,
+    /// What one client, connection or query may cost.
+    pub limits: Limits,
+    /// UDP response rate limiting, when configured.
+    pub rrl: Option<RrlConfig>,
 }
 
 /// What a worker replicates, and from whom.
@@ -89,21 +96,41 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone)]
 pub struct CertificateReader {
     pub origin: Name,
+    /// SPKI PEM file of the trusted signing keys (one or more blocks), re-read on SIGHUP.
     pub signing_public_key: PathBuf,
     pub sealing_key: PathBuf,
     /// Roots the chain must reach; empty: not checked.
     pub roots: Vec<PathBuf>,
+    /// The cluster's id; a format 2 bundle must carry this one.
+    pub cluster_id: String,
+    /// Floors below which no bundle is accepted, even by a worker with nothing held.
+    pub floors: Floors,
+}
+
+/// A worker's floors (docs/PROTOCOL.md, "Reader rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floors {
+    pub version: u64,
+    /// Unix seconds: bundles published earlier (and format 1 ones) are refused.
+    pub published: u64,
+    pub format: u8,
 }
 
 /// `[certificate-zone]`, typed.
 #[derive(Debug, Clone)]
 pub struct CertificateZoneConfig {
     pub origin: Name,
+    /// PKCS#8 PEM file of the signing keys (one, or two during a rotation), re-read on
+    /// SIGHUP.
     pub signing_key: PathBuf,
     pub workers: Vec<WorkerKey>,
     pub ttl: u32,
     pub refresh: u32,
     pub retry: u32,
+    /// The cluster's id, signed into format 2 bundles.
+    pub cluster_id: String,
+    /// The bundle format published: 2, or 1 while some workers read only format 1.
+    pub format: u8,
 }
 
 /// A worker the master seals the key for.
@@ -169,6 +196,10 @@ pub struct AcmeConfig {
     /// First delay after a failure; later ones grow tenfold, capped.
     pub retry_base: Duration,
     pub max_orders_per_hour: u32,
+    /// Every HTTP request to the CA, answer included.
+    pub http_timeout: Duration,
+    /// A whole order, from creation to the certificate.
+    pub order_timeout: Duration,
 }
 
 /// External Account Binding credentials.
@@ -201,6 +232,10 @@ pub struct ZoneConfig {
 pub struct ForwardConfig {
     pub upstreams: Vec<Upstream>,
     pub timeout: Duration,
+    /// Clients that may have names forwarded; others are REFUSED.
+    pub allow: Vec<Prefix>,
+    /// Forwards waiting on upstreams at once; more get SERVFAIL at once.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -342,6 +377,8 @@ impl Checker<'_> {
             transfer,
             primary,
             secondaries,
+            limits,
+            rrl,
         } = raw;
         let tls_given = tls.is_some() || acme.is_some();
         let tls = self.tls_and_acme(tls, acme, &listen.udp);
@@ -361,6 +398,8 @@ impl Checker<'_> {
             forward: forward.and_then(|f| self.keep(self.forward(f).map(Some))),
             certificate_zone: None,
             worker: None,
+            limits: self.limits(limits)?,
+            rrl: rrl.map(|r| self.rrl(r)).transpose()?,
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
@@ -561,6 +600,8 @@ impl Checker<'_> {
         } else {
             raw.authoritative
         };
+        let (http_timeout, order_timeout) =
+            self.acme_timeouts(raw.http_timeout_secs, raw.order_timeout_secs)?;
         let positive = |key: &str, value: u64| {
             if value == 0 {
                 Err(self.invalid(key, "must be above 0"))
@@ -592,6 +633,8 @@ impl Checker<'_> {
                         .unwrap_or(DEFAULT_MAX_ORDERS_PER_HOUR),
                 ),
             )? as u32,
+            http_timeout,
+            order_timeout,
         })
     }
 
@@ -644,142 +687,6 @@ impl Checker<'_> {
         })
     }
 
-    /// A worker's `[certificate-zone]`; its name defaults to `_certzone.<first
-    /// [[secondary]]>` (the zone the master serves it), else under the first `[[zone]]`.
-    fn certificate_reader(
-        &self,
-        raw: file::CertificateZone,
-        first_secondary: Option<&Name>,
-        config: &Config,
-    ) -> Result<CertificateReader, ConfigError> {
-        if raw.signing_key.is_some() || !raw.workers.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.signing-key",
-                "signing-key and workers are for the master",
-            ));
-        }
-        let public = raw.signing_public_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-public-key",
-                "missing: the worker pins the signing key",
-            )
-        })?;
-        let sealing = raw.sealing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.sealing-key",
-                "missing: the worker's own sealing key",
-            )
-        })?;
-        let under = first_secondary.or(config.zones.first().map(|z| &z.origin));
-        Ok(CertificateReader {
-            origin: self.certificate_zone_name(raw.name.as_deref(), under)?,
-            signing_public_key: self.resolve(public),
-            sealing_key: self.resolve(sealing),
-            roots: raw.roots.iter().map(|p| self.resolve(p)).collect(),
-        })
-    }
-
-    /// The configured name, or `_certzone.<under>`.
-    fn certificate_zone_name(
-        &self,
-        name: Option<&str>,
-        under: Option<&Name>,
-    ) -> Result<Name, ConfigError> {
-        let key = "certificate-zone.name";
-        let mut origin = match name {
-            Some(name) => {
-                Name::from_ascii(name).map_err(|e| self.invalid(key, format!("`{name}`: {e}")))?
-            }
-            None => {
-                let first = under.ok_or_else(|| {
-                    self.invalid(key, "no name given and no zone to put it under")
-                })?;
-                Name::from_ascii(CERTIFICATE_ZONE_LABEL)
-                    .and_then(|label| label.append_domain(first))
-                    .map_err(|e| self.invalid(key, e.to_string()))?
-            }
-        };
-        origin.set_fqdn(true);
-        Ok(origin)
-    }
-
-    fn certificate_zone(
-        &self,
-        raw: file::CertificateZone,
-        config: &Config,
-    ) -> Result<CertificateZoneConfig, ConfigError> {
-        if config.tls.is_none() && !self.tls_broken.get() {
-            return Err(self.invalid(
-                "certificate-zone",
-                "publishing a certificate needs a [tls] section",
-            ));
-        }
-        let addresses: Vec<&str> = config
-            .tls
-            .iter()
-            .flat_map(|t| &t.names)
-            .filter(|n| n.parse::<IpAddr>().is_ok())
-            .map(String::as_str)
-            .collect();
-        if !addresses.is_empty() {
-            return Err(self.invalid(
-                "tls.names",
-                format!(
-                    "{} is an IP address: {PUBLISHED_NAMES}",
-                    addresses
-                        .iter()
-                        .map(|a| format!("`{a}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        if raw.signing_public_key.is_some() || raw.sealing_key.is_some() || !raw.roots.is_empty() {
-            return Err(self.invalid(
-                "certificate-zone.sealing-key",
-                "signing-public-key, sealing-key and roots are for workers",
-            ));
-        }
-        let signing_key = raw.signing_key.as_ref().ok_or_else(|| {
-            self.invalid(
-                "certificate-zone.signing-key",
-                "missing: the master signs the bundle",
-            )
-        })?;
-        let first = config.zones.first().map(|z| &z.origin);
-        let origin = self.certificate_zone_name(raw.name.as_deref(), first)?;
-        if config.zones.iter().any(|z| z.origin == origin) {
-            return Err(self.invalid(
-                "certificate-zone.name",
-                format!("{origin} is also a [[zone]]"),
-            ));
-        }
-        let mut names = HashSet::new();
-        for (i, worker) in raw.workers.iter().enumerate() {
-            if !names.insert(worker.name.as_str()) {
-                return Err(self.invalid(
-                    &format!("certificate-zone.worker[{i}].name"),
-                    format!("`{}` is listed twice", worker.name),
-                ));
-            }
-        }
-        Ok(CertificateZoneConfig {
-            origin,
-            signing_key: self.resolve(signing_key),
-            workers: raw
-                .workers
-                .into_iter()
-                .map(|w| WorkerKey {
-                    name: w.name,
-                    public_key: self.resolve(&w.public_key),
-                })
-                .collect(),
-            ttl: raw.ttl.unwrap_or(300),
-            refresh: raw.refresh_secs.unwrap_or(300),
-            retry: raw.retry_secs.unwrap_or(60),
-        })
-    }
-
     /// Every zone with a good name; each bad one is noted.
     fn zones(&self, raw: Vec<file::Zone>) -> Vec<ZoneConfig> {
         let mut seen = HashSet::new();
@@ -820,9 +727,12 @@ impl Checker<'_> {
         if timeout_ms == 0 {
             return Err(self.invalid("forward.timeout-ms", "must be above 0"));
         }
+        let (allow, max_in_flight) = self.forward_limits(raw.allow, raw.max_in_flight)?;
         Ok(ForwardConfig {
             upstreams,
             timeout: Duration::from_millis(timeout_ms),
+            allow,
+            max_in_flight,
         })
     }
 

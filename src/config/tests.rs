@@ -26,6 +26,12 @@ timeout-ms = 500
 address = "127.0.0.2:853"
 protocol = "tls"
 tls-name = "ns2.example.test"
+
+[limits]
+connections = 2048
+
+[rrl]
+responses-per-second = 20
 "#;
 
 fn parse(text: &str) -> Result<Config, ConfigErrors> {
@@ -63,6 +69,8 @@ fn unknown_key_in_every_table_is_rejected() {
         "[[zone]]",
         "[forward]",
         "[[forward.upstream]]",
+        "[limits]",
+        "[rrl]",
     ];
     for table in tables {
         let text = if table.is_empty() {
@@ -139,6 +147,180 @@ fn unknown_role_is_rejected() {
     let text = FULL.replace("role = \"master\"", "role = \"boss\"");
     let err = parse(&text).unwrap_err().to_string();
     assert!(err.contains("boss") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn limits_have_defaults_and_bad_ones_name_their_key() {
+    let config = parse(FULL).unwrap();
+    let defaults = Limits::default();
+    assert_eq!(config.limits.connections, 2048);
+    assert_eq!(config.limits.udp_max_payload, 1232);
+    assert_eq!(config.limits.idle_timeout, defaults.idle_timeout);
+    let rrl = config.rrl.unwrap();
+    assert_eq!(
+        (
+            rrl.responses_per_second,
+            rrl.slip,
+            rrl.ipv4_prefix_length,
+            rrl.ipv6_prefix_length
+        ),
+        (20, 2, 24, 56)
+    );
+    let forward = parse(FULL).unwrap().forward.unwrap();
+    assert!(
+        forward
+            .allow
+            .iter()
+            .any(|p| p.contains("127.0.0.1".parse().unwrap()))
+    );
+    assert!(
+        !forward
+            .allow
+            .iter()
+            .any(|p| p.contains("192.0.2.1".parse().unwrap()))
+    );
+    for (from, to, key) in [
+        (
+            "connections = 2048",
+            "connections = 0",
+            "limits.connections",
+        ),
+        (
+            "connections = 2048",
+            "udp-max-payload = 100",
+            "limits.udp-max-payload",
+        ),
+        (
+            "connections = 2048",
+            "idle-timeout-ms = 0",
+            "limits.idle-timeout-ms",
+        ),
+        (
+            "responses-per-second = 20",
+            "responses-per-second = 0",
+            "rrl.responses-per-second",
+        ),
+        (
+            "responses-per-second = 20",
+            "responses-per-second = 5\nipv4-prefix-length = 33",
+            "rrl.ipv4-prefix-length",
+        ),
+        (
+            "timeout-ms = 500",
+            "timeout-ms = 500\nallow = [\"10.0.0.0/99\"]",
+            "forward.allow",
+        ),
+        (
+            "timeout-ms = 500",
+            "timeout-ms = 500\nmax-in-flight = 0",
+            "forward.max-in-flight",
+        ),
+    ] {
+        let err = parse(&FULL.replace(from, to)).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}
+
+const WORKER: &str = r#"
+role = "worker"
+state-dir = "state"
+
+[listen]
+udp = ["127.0.0.2:5300"]
+tls = ["127.0.0.2:8530"]
+
+[tls]
+names = ["ns1.example.test"]
+source = "certificate-zone"
+
+[primary]
+address = "127.0.0.1:5300"
+tsig-key-file = "transfer.key"
+
+[certificate-zone]
+name = "_certzone.example.test."
+signing-public-key = "signing.pub"
+sealing-key = "worker.key"
+"#;
+
+fn worker_with(lines: &str) -> Result<Config, ConfigErrors> {
+    parse(&WORKER.replace(
+        "[certificate-zone]\n",
+        &format!("[certificate-zone]\n{lines}\n"),
+    ))
+}
+
+#[test]
+fn worker_floors_and_cluster_id() {
+    let config = worker_with("cluster-id = \"prod-eu\"\nminimum-version = 42\nminimum-format = 2\nminimum-published = \"2026-01-01T00:00:00Z\"")
+        .expect("valid");
+    let reader = config.worker.unwrap().certificate.unwrap();
+    assert_eq!(reader.cluster_id, "prod-eu");
+    assert_eq!(
+        reader.floors,
+        Floors {
+            version: 42,
+            published: 1_767_225_600,
+            format: 2
+        }
+    );
+    let unix = worker_with("minimum-published = 1767225600").unwrap();
+    assert_eq!(
+        unix.worker.unwrap().certificate.unwrap().floors.published,
+        1_767_225_600
+    );
+    let defaults = worker_with("")
+        .unwrap()
+        .worker
+        .unwrap()
+        .certificate
+        .unwrap();
+    assert_eq!(defaults.cluster_id, "");
+    assert_eq!(
+        defaults.floors,
+        Floors {
+            version: 0,
+            published: 0,
+            format: 1
+        }
+    );
+}
+
+#[test]
+fn bad_certificate_zone_values_name_their_key() {
+    for (lines, key) in [
+        ("cluster-id = \"Prod\"", "certificate-zone.cluster-id"),
+        ("minimum-format = 3", "certificate-zone.minimum-format"),
+        (
+            "minimum-published = \"yesterday\"",
+            "certificate-zone.minimum-published",
+        ),
+        ("format = 2", "certificate-zone.signing-key"),
+    ] {
+        let err = worker_with(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
+    let master = |lines: &str| {
+        parse(&format!(
+            "{FULL}\n[certificate-zone]\nsigning-key = \"signing.key\"\n{lines}\n"
+        ))
+    };
+    let ok = master("cluster-id = \"prod\"")
+        .unwrap()
+        .certificate_zone
+        .unwrap();
+    assert_eq!((ok.cluster_id.as_str(), ok.format), ("prod", 2));
+    for (lines, key) in [
+        ("format = 3", "certificate-zone.format"),
+        (
+            "format = 1\ncluster-id = \"prod\"",
+            "certificate-zone.cluster-id",
+        ),
+        ("minimum-version = 3", "certificate-zone.sealing-key"),
+    ] {
+        let err = master(lines).unwrap_err().to_string();
+        assert!(err.contains(key), "{lines}: {err}");
+    }
 }
 
 /// check-config lists every config-level problem at once, not the first alone.

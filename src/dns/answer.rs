@@ -14,8 +14,6 @@ use crate::zones::{Rcode, ZoneIndex};
 
 use super::message::{HEADER_LEN, Message, Section};
 
-/// The largest datagram answer a node sends by default (DNS Flag Day 2020).
-pub(crate) const DEFAULT_UDP_MAX_PAYLOAD: u16 = 1232;
 /// Space kept for a TSIG record when the query is signed (key name, algorithm, MAC).
 const TSIG_RESERVE: usize = 400;
 

@@ -75,6 +75,8 @@ impl Iterator for Answers {
 }
 
 /// The answer to a transfer request received over a stream from `peer`.
+static REFUSED: super::ratelog::RateLog = super::ratelog::RateLog::new();
+
 pub(super) async fn respond(
     raw: &[u8],
     request: &Message,
@@ -86,23 +88,29 @@ pub(super) async fn respond(
     let Some(query) = request.queries.first().cloned() else {
         return error(id, None, ResponseCode::FormErr);
     };
+    // Anyone can ask: the refusals are logged at most once per interval.
+    let refused = |reason: &str| {
+        if let Some(left_out) = REFUSED.allow() {
+            tracing::info!(%peer, zone = %query.name(), left_out, "transfer refused: {reason}");
+        }
+    };
     let Some(policy) = policy else {
-        tracing::info!(%peer, zone = %query.name(), "transfer refused: transfers are not configured");
+        refused("transfers are not configured");
         return error(id, Some(query), ResponseCode::Refused);
     };
     if !policy.allow.is_empty() && !policy.allow.contains(&peer) {
-        tracing::info!(%peer, zone = %query.name(), "transfer refused: address not allowed");
+        refused("address not allowed");
         return error(id, Some(query), ResponseCode::Refused);
     }
     let signing = match authenticate(raw, request, &policy.keys) {
         Ok(signing) => signing,
         Err(rejection) => {
-            tracing::info!(%peer, zone = %query.name(), reason = rejection.reason, "transfer refused");
+            refused(rejection.reason);
             return vec![rejection.response(id, query)].into();
         }
     };
     let Some(zone) = zones.transfer_zone(&query.name().into()) else {
-        tracing::info!(%peer, zone = %query.name(), "transfer refused: not a zone of this node");
+        refused("not a zone of this node");
         return error(id, Some(query), ResponseCode::NotAuth);
     };
     let Some(soa) = zone.soa_wire().map(<[u8]>::to_vec) else {

@@ -2,101 +2,122 @@
 //! padding) and POST with an `application/dns-message` body.
 //!
 //! Any `:authority` is accepted: the certificate already says who we are, and clients reach
-//! nodes by address as often as by name. Not implemented: HTTP/1.1, JSON forms.
+//! nodes by address as often as by name. The HTTP/2 server has explicit limits (`[limits]`
+//! `doh-*`: streams at once, header list size, flow-control windows) instead of the `h2`
+//! crate's open-ended defaults; a request body must arrive within the message time; the
+//! requests of one connection run inside its task, at most its stream limit of them; a
+//! request whose stream the client resets is dropped unfinished. A connection closes (with
+//! GOAWAY) after its idle time without requests, its request cap or its lifetime. Answers
+//! leave as `super::doh_io` says. Not implemented: HTTP/1.1, JSON forms.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{sync::Arc, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use h2::{RecvStream, server::SendResponse};
 use http::{Method, Request, Response, StatusCode};
 use rustls::ServerConfig;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpStream,
-    time::timeout,
+    time::{Instant, sleep_until, timeout},
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{Handler, IDLE_TIMEOUT, Transport, stream::HANDSHAKE_TIMEOUT};
+use super::{
+    Transport,
+    doh_io::{Coalesce, PerAnswer},
+    stream::{Conn, handshake},
+    wire,
+};
+use crate::config::Limits;
 
 const PATH: &str = "/dns-query";
 const MEDIA_TYPE: &str = "application/dns-message";
 /// A DNS message never exceeds 64 KiB.
 const MAX_BODY: usize = 65_535;
 
-/// One DoH connection: TLS, then HTTP/2 until the peer leaves or the node shuts down.
-pub(super) async fn connection(
-    config: Arc<ServerConfig>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    handler: Arc<Handler>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let Ok(Ok(tls)) = timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await
-    else {
-        tracing::debug!(%peer, "DoH TLS handshake failed");
+/// One DoH connection: TLS, then HTTP/2 until the peer leaves, idles out, has served its
+/// share, is closed for room, or the node shuts down.
+pub(super) async fn connection(config: Arc<ServerConfig>, stream: TcpStream, conn: Conn) {
+    let accept = TlsAcceptor::from(config).accept(Coalesce::new(stream));
+    let Some(tls) = handshake(&conn, accept, "DoH TLS").await else {
         return;
     };
-    serve_h2(tls, peer, handler, shutdown, tracker).await;
+    let h2 = server(&conn.shared.limits).handshake(PerAnswer::new(tls));
+    let Some(h2) = handshake(&conn, h2, "HTTP/2").await else {
+        return;
+    };
+    serve_h2(h2, &conn).await;
+}
+
+/// The HTTP/2 server's settings, from `[limits]`.
+fn server(limits: &Limits) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(limits.doh_streams)
+        .max_header_list_size(limits.doh_header_bytes)
+        .initial_window_size(limits.doh_window_bytes)
+        .initial_connection_window_size(limits.doh_window_bytes)
+        .max_send_buffer_size(MAX_BODY);
+    builder
 }
 
 async fn serve_h2<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
-    peer: SocketAddr,
-    handler: Arc<Handler>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
+    mut h2: h2::server::Connection<S, Bytes>,
+    conn: &Conn,
 ) {
-    let Ok(Ok(mut conn)) = timeout(HANDSHAKE_TIMEOUT, h2::server::handshake(io)).await else {
-        tracing::debug!(%peer, "HTTP/2 handshake failed");
-        return;
-    };
+    let shared = &conn.shared;
+    let mut exchanges = FuturesUnordered::new();
+    let mut requests = 0u32;
+    let mut idle_until = Instant::now() + conn.slot.idle_timeout();
     loop {
-        let next = tokio::select! {
-            () = shutdown.cancelled() => {
-                conn.graceful_shutdown();
-                break;
+        let idle = exchanges.is_empty();
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            // Requests still waiting for their bodies do not keep a connection from being
+            // closed for room; the pool picks none that is answering.
+            () = conn.slot.evicted() => return,
+            () = sleep_until(idle_until), if idle => break,
+            Some(()) = exchanges.next() => {
+                if exchanges.is_empty() {
+                    idle_until = Instant::now() + conn.slot.idle_timeout();
+                }
             }
-            n = timeout(IDLE_TIMEOUT, conn.accept()) => n,
-        };
-        match next {
-            Ok(Some(Ok((request, respond)))) => {
-                tracker.spawn(exchange(request, respond, peer, handler.clone()));
-            }
-            Ok(Some(Err(e))) => {
-                tracing::debug!(%peer, error = %e, "HTTP/2 error");
-                return;
-            }
-            Ok(None) => return,
-            Err(_) => {
-                conn.graceful_shutdown();
-                break;
-            }
+            next = h2.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    requests = requests.saturating_add(1);
+                    exchanges.push(exchange(request, respond, conn));
+                    if conn.spent(requests) {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(peer = %conn.peer, error = %e, "HTTP/2 error");
+                    return;
+                }
+                None => return,
+            },
         }
     }
-    // Let streams in flight finish after a GOAWAY.
-    let _ = timeout(
-        HANDSHAKE_TIMEOUT,
-        std::future::poll_fn(|cx| conn.poll_closed(cx)),
-    )
-    .await;
+    // GOAWAY: requests in hand finish and their answers leave, within a bound. The
+    // connection is driven meanwhile: bodies still come in, answers go out.
+    h2.graceful_shutdown();
+    let limits = &shared.limits;
+    let drain = async { while exchanges.next().await.is_some() {} };
+    let closed = std::future::poll_fn(|cx| h2.poll_closed(cx));
+    let bound = limits.message_timeout + limits.write_timeout;
+    let _ = timeout(bound, async { tokio::join!(drain, closed) }).await;
 }
 
-async fn exchange(
-    request: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
-    peer: SocketAddr,
-    handler: Arc<Handler>,
-) {
-    let (status, body) = match query_of(request).await {
-        Ok(query) => match handler.answer(&query, peer, Transport::Https).await {
-            Some(answer) => (StatusCode::OK, Some(answer)),
-            None => (StatusCode::BAD_REQUEST, None),
-        },
-        Err(status) => (status, None),
+/// One request: its query answered, unless the client resets the stream first.
+async fn exchange(request: Request<RecvStream>, mut respond: SendResponse<Bytes>, conn: &Conn) {
+    let work = answer(request, conn);
+    let reset = std::future::poll_fn(|cx| respond.poll_reset(cx));
+    let (status, body) = tokio::select! {
+        _ = reset => return,
+        done = work => done,
     };
     let mut response = Response::builder().status(status);
     if let Some(body) = &body {
@@ -115,8 +136,29 @@ async fn exchange(
     }
 }
 
-/// The DNS message carried by a request, or the HTTP status that refuses it.
-async fn query_of(request: Request<RecvStream>) -> Result<Vec<u8>, StatusCode> {
+/// The status and body answering `request`.
+async fn answer(request: Request<RecvStream>, conn: &Conn) -> (StatusCode, Option<Vec<u8>>) {
+    let handler = &conn.shared.handler;
+    let query = query_of(request, conn.shared.limits.message_timeout).await;
+    // Answering, not waiting on the client: this connection is not closed for room.
+    let _busy = conn.slot.busy();
+    match query {
+        // A response (QR=1) is never answered, over HTTP neither.
+        Ok(query) if wire::is_response(&query) => (StatusCode::BAD_REQUEST, None),
+        Ok(query) => match handler.answer(&query, conn.peer, Transport::Https).await {
+            Some(answer) => (StatusCode::OK, Some(answer)),
+            None => (StatusCode::BAD_REQUEST, None),
+        },
+        Err(status) => (status, None),
+    }
+}
+
+/// The DNS message carried by a request, or the HTTP status that refuses it. A body must
+/// arrive within `body_time`.
+async fn query_of(
+    request: Request<RecvStream>,
+    body_time: Duration,
+) -> Result<Vec<u8>, StatusCode> {
     if request.uri().path() != PATH {
         return Err(StatusCode::NOT_FOUND);
     }
@@ -136,7 +178,9 @@ async fn query_of(request: Request<RecvStream>) -> Result<Vec<u8>, StatusCode> {
             if content_type.and_then(|v| v.to_str().ok()) != Some(MEDIA_TYPE) {
                 return Err(StatusCode::UNSUPPORTED_MEDIA_TYPE);
             }
-            read_body(request.into_body()).await
+            timeout(body_time, read_body(request.into_body()))
+                .await
+                .map_err(|_| StatusCode::REQUEST_TIMEOUT)?
         }
         _ => Err(StatusCode::METHOD_NOT_ALLOWED),
     }

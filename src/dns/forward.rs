@@ -1,23 +1,29 @@
 //! Forwarding names outside the node's zones to configured upstreams over UDP, TCP or DoT.
 //!
-//! Owns the exchange with upstreams: a fresh random id per query, UDP retried over TCP when
-//! truncated, DoT with the upstream's name verified against the system roots plus any
-//! configured CA file, upstreams tried in order within the timeout. It must not look at
-//! zones or decide what is forwarded (that is `handler`).
+//! Owns who may have names forwarded (`[forward] allow`: loopback unless told otherwise;
+//! others get REFUSED), how many forwards may wait on upstreams at once (SERVFAIL beyond
+//! `max-in-flight`), and the exchange: a fresh random id per query, upstreams tried in
+//! order within the timeout, sockets reused (`super::upstream`), DoT with the upstream's
+//! name verified against the system roots plus any configured CA file. Every answer it
+//! makes itself carries the question. It must not look at zones or decide what is
+//! forwarded (that is `handler`).
 //!
-//! Not implemented: connection reuse for TCP/DoT upstreams (each query opens a connection;
-//! TLS session resumption keeps the repeat cost low), caching.
+//! Not implemented: caching, pipelining several queries on one TCP/DoT connection.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use hickory_proto::op::ResponseCode;
 use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
-use tokio::{net::TcpStream, time::timeout};
+use tokio::{sync::Semaphore, time::timeout};
 use tokio_rustls::TlsConnector;
 
-use super::{exchange, wire};
-use crate::config::{ForwardConfig, UpstreamTransport};
+use super::{
+    ratelog::RateLog,
+    upstream::{Kind, Upstream},
+    wire,
+};
+use crate::config::{ForwardConfig, Prefix, UpstreamTransport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -31,21 +37,13 @@ pub enum ForwardError {
 pub struct Forwarder {
     upstreams: Vec<Upstream>,
     timeout: Duration,
+    allow: Vec<Prefix>,
+    in_flight: Semaphore,
 }
 
-struct Upstream {
-    address: SocketAddr,
-    kind: Kind,
-}
-
-enum Kind {
-    Udp,
-    Tcp,
-    Tls {
-        name: ServerName<'static>,
-        connector: TlsConnector,
-    },
-}
+static UPSTREAM_FAILED: RateLog = RateLog::new();
+static AT_CAPACITY: RateLog = RateLog::new();
+static NOT_ALLOWED: RateLog = RateLog::new();
 
 impl Forwarder {
     /// Prepares the upstreams; reads CA files, so `check-config` runs it too.
@@ -59,61 +57,72 @@ impl Forwarder {
                     UpstreamTransport::Tcp => Kind::Tcp,
                     UpstreamTransport::Tls { name, ca_file } => tls_kind(name, ca_file.as_deref())?,
                 };
-                Ok(Upstream {
-                    address: u.address,
-                    kind,
-                })
+                Ok(Upstream::new(u.address, kind))
             })
             .collect::<Result<_, ForwardError>>()?;
         Ok(Self {
             upstreams,
             timeout: config.timeout,
+            allow: config.allow.clone(),
+            in_flight: Semaphore::new(config.max_in_flight),
         })
     }
 
     /// The upstream's answer with the client's id, cut to `udp_limit` for UDP clients;
-    /// SERVFAIL when no upstream answers in time.
-    pub async fn forward(&self, query: &[u8], udp_limit: Option<usize>) -> Option<Vec<u8>> {
+    /// REFUSED for a `client` outside the allow-list; SERVFAIL when too many forwards are
+    /// waiting already or no upstream answers in time.
+    pub async fn forward(
+        &self,
+        query: &[u8],
+        udp_limit: Option<usize>,
+        client: IpAddr,
+    ) -> Option<Vec<u8>> {
         let client_id = wire::id(query)?;
-        let mut outgoing = query.to_vec();
+        if !self.allow.iter().any(|p| p.contains(client)) {
+            if let Some(left_out) = NOT_ALLOWED.allow() {
+                tracing::info!(%client, left_out, "forwarding refused: client not in forward.allow");
+            }
+            return error_answer(query, ResponseCode::Refused);
+        }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            if let Some(left_out) = AT_CAPACITY.allow() {
+                tracing::warn!(
+                    left_out,
+                    "forwards at forward.max-in-flight; answering SERVFAIL"
+                );
+            }
+            return error_answer(query, ResponseCode::ServFail);
+        };
+        let mut reasons = Vec::new();
         for upstream in &self.upstreams {
-            let id = exchange::random_id();
-            wire::set_id(&mut outgoing, id);
-            match timeout(self.timeout, upstream.exchange(&outgoing, id)).await {
+            match timeout(self.timeout, upstream.exchange(query)).await {
                 Ok(Ok(mut response)) => {
                     wire::set_id(&mut response, client_id);
                     return Some(fit(response, udp_limit));
                 }
-                Ok(Err(e)) => {
-                    tracing::debug!(upstream = %upstream.address, error = %e, "upstream failed")
-                }
-                Err(_) => tracing::debug!(upstream = %upstream.address, "upstream timed out"),
+                Ok(Err(e)) => reasons.push(format!("{}: {e}", upstream.address)),
+                Err(_) => reasons.push(format!(
+                    "{}: no answer in {:?}",
+                    upstream.address, self.timeout
+                )),
             }
         }
-        tracing::warn!("no upstream answered; answering SERVFAIL");
-        wire::header_only_response(query, ResponseCode::ServFail)
+        if let Some(left_out) = UPSTREAM_FAILED.allow() {
+            tracing::warn!(reasons = %reasons.join("; "), left_out, "no upstream answered; answering SERVFAIL");
+        }
+        error_answer(query, ResponseCode::ServFail)
     }
 }
 
-impl Upstream {
-    async fn exchange(&self, query: &[u8], id: u16) -> std::io::Result<Vec<u8>> {
-        match &self.kind {
-            Kind::Udp => {
-                let response = exchange::udp(self.address, None, query, id).await?;
-                if response.get(2).is_some_and(|flags| flags & 0x02 != 0) {
-                    return exchange::tcp(self.address, None, query).await;
-                }
-                Ok(response)
-            }
-            Kind::Tcp => exchange::tcp(self.address, None, query).await,
-            Kind::Tls { name, connector } => {
-                let tcp = TcpStream::connect(self.address).await?;
-                tcp.set_nodelay(true)?;
-                let mut tls = connector.connect(name.clone(), tcp).await?;
-                exchange::stream_exchange(&mut tls, query).await
-            }
-        }
-    }
+/// An answer of our own to `query`: its header (id, opcode, RD) and question, `rcode`.
+fn error_answer(query: &[u8], rcode: ResponseCode) -> Option<Vec<u8>> {
+    let Some(mut answer) = wire::truncated(query).filter(|_| !wire::is_response(query)) else {
+        return wire::header_only_response(query, rcode);
+    };
+    // QR set, opcode and RD kept, AA/TC cleared; no RA, no Z, the rcode.
+    answer[2] = 0x80 | (answer[2] & 0x79);
+    answer[3] = rcode.low();
+    Some(answer)
 }
 
 /// A response too large for the UDP client becomes a truncated one, so it retries on TCP.
@@ -156,4 +165,26 @@ fn tls_kind(name: &str, ca_file: Option<&std::path::Path>) -> Result<Kind, Forwa
         name: server_name,
         connector: TlsConnector::from(Arc::new(config)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_answers_carry_the_question() {
+        // id 0xbeef, RD, one question "a." A IN, an OPT record after it.
+        let mut query = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        query.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+        query.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        let answer = error_answer(&query, ResponseCode::ServFail).unwrap();
+        assert_eq!(&answer[..4], &[0xbe, 0xef, 0x81, 2]);
+        assert_eq!(&answer[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&answer[12..], &[1, b'a', 0, 0, 1, 0, 1]);
+        let refused = error_answer(&query, ResponseCode::Refused).unwrap();
+        assert_eq!(refused[3], 5);
+        let mut response = query.clone();
+        response[2] |= 0x80;
+        assert!(error_answer(&response, ResponseCode::ServFail).is_none());
+    }
 }

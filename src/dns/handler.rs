@@ -3,8 +3,8 @@
 //! Owns the routing of a request: to the answer prepared for the same question, to the
 //! zones (authoritative answers by [`super::answer`], REFUSED for names outside every zone)
 //! or, with `[forward]`, to the upstreams. It drops every response (QR=1) unanswered. It
-//! owns what may be prepared: answers from the zones to plain queries (see [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded
-//! messages. It must not know about sockets: listeners hand it bytes and send back what it
+//! owns what may be prepared: answers from the zones to plain queries (see
+//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It must not know about sockets: listeners hand it bytes and send back what it
 //! returns.
 
 use std::{net::SocketAddr, sync::Arc};
@@ -32,7 +32,7 @@ pub struct Handler {
     notify: Option<NotifyPolicy>,
     /// Whether answers from the zones are prepared and reused (`[listen] prepared-answers`).
     prepared: bool,
-    /// The largest datagram answer (`[listen] udp-max-payload`).
+    /// The largest UDP answer (`[limits] udp-max-payload`), whatever the client's EDNS size.
     udp_max_payload: u16,
 }
 
@@ -51,7 +51,7 @@ impl Handler {
             transfer,
             notify: None,
             prepared: true,
-            udp_max_payload: answer::DEFAULT_UDP_MAX_PAYLOAD,
+            udp_max_payload: crate::config::DEFAULT_UDP_MAX_PAYLOAD,
         }
     }
 
@@ -85,6 +85,10 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> axfr::Answers {
+        // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
+        if wire::is_response(query) {
+            return Vec::new().into();
+        }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t))
             && let Ok(request) = hickory_proto::op::Message::from_vec(query)
             && axfr::is_transfer(&request)
@@ -119,8 +123,8 @@ impl Handler {
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
-        // Never answer a response: two nodes would bounce it between them for ever.
-        if query.get(2)? & 0x80 != 0 {
+        // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
+        if wire::is_response(query) {
             return None;
         }
         // One snapshot for the whole query: the answer is prepared from the zones it
@@ -152,7 +156,7 @@ impl Handler {
             let limit = limits
                 .datagram
                 .then(|| parsed.datagram_limit(limits.udp_max_payload));
-            return forwarder.forward(query, limit).await;
+            return forwarder.forward(query, limit, src.ip()).await;
         }
         if parsed.signed {
             return self.answer_signed(query, &snapshot.zones, limits);

@@ -4,23 +4,35 @@
 //! [`Handler`] and sends back what it returns. Each UDP address is served by one
 //! SO_REUSEPORT socket per core. Stream sockets get TCP_NODELAY (answers must not wait for
 //! the next query: the Nagle/delayed-ACK stall). TLS listeners take their certificate from
-//! the swappable [`crate::tls::CertSlot`]. It must not know about zones or certificates'
-//! origins.
+//! the swappable [`crate::tls::CertSlot`]. Everything a stranger can make it do is bounded
+//! by `[limits]` (and `[rrl]`): connections in one `pool`, UDP work in flight, HTTP/2
+//! streams; at start the open-file limit is raised as far as the system allows. It must
+//! not know about zones or certificates' origins.
 
 mod answer;
 mod axfr;
 mod doh;
+mod doh_io;
 pub(crate) mod exchange;
 mod forward;
+mod framing;
 mod handler;
 mod message;
 mod notify;
+mod pool;
+pub(crate) mod ratelog;
+mod rrl;
 mod signing;
 mod stream;
 mod udp;
+mod upstream;
 pub(crate) mod wire;
 
-use std::{net::SocketAddr, num::NonZero, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZero,
+    sync::Arc,
+};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
@@ -31,7 +43,11 @@ pub use forward::{ForwardError, Forwarder};
 pub use handler::Handler;
 pub use notify::{Notifiable, NotifyPolicy};
 
-use crate::{config::Listen, tls::CertSlot};
+use crate::{
+    config::{Limits, Listen, RrlConfig},
+    tls::CertSlot,
+    tsig::TsigKey,
+};
 
 /// How a message arrived; decides size limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +66,23 @@ pub struct ListenError {
     source: std::io::Error,
 }
 
+/// Who is never starved by others on stream listeners: transfer partners.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// `[transfer] allow` and a worker's primary.
+    pub addresses: Vec<IpAddr>,
+    /// A connection that shows a valid signature with one of these keys is trusted.
+    pub keys: Vec<TsigKey>,
+}
+
+/// What the listeners may spend, from the config.
+#[derive(Debug, Clone, Default)]
+pub struct Budget {
+    pub limits: Limits,
+    pub rrl: Option<RrlConfig>,
+    pub trust: Trust,
+}
+
 /// Sockets bound and listening, not yet served.
 pub struct Bound {
     /// Every socket of every UDP address (blocking: each gets its own thread).
@@ -57,14 +90,14 @@ pub struct Bound {
     tcp: Vec<TcpListener>,
     tls: Vec<TcpListener>,
     https: Vec<TcpListener>,
+    budget: Budget,
 }
 
-/// Queries waiting on a TCP-based connection at once, across all listeners.
-const MAX_CONNECTIONS: usize = 4096;
-
 impl Bound {
-    /// Binds every configured address. Must run inside the tokio runtime.
-    pub fn bind(listen: &Listen) -> Result<Self, ListenError> {
+    /// Raises the open-file limit, then binds every configured address; the listeners will
+    /// spend at most `budget`. Must run inside the tokio runtime.
+    pub fn bind(listen: &Listen, budget: Budget) -> Result<Self, ListenError> {
+        raise_open_files();
         let loops = std::thread::available_parallelism().map_or(1, NonZero::get);
         let mut udp = Vec::new();
         for address in &listen.udp {
@@ -87,6 +120,7 @@ impl Bound {
                 .iter()
                 .map(|a| bind_tcp("https", *a))
                 .collect::<Result<_, _>>()?,
+            budget,
         })
     }
 
@@ -98,39 +132,72 @@ impl Bound {
         shutdown: &CancellationToken,
         tracker: &TaskTracker,
     ) {
-        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let Budget { limits, rrl, trust } = self.budget;
+        let udp = Arc::new(udp::Shared {
+            handler: handler.clone(),
+            slow: Arc::new(tokio::sync::Semaphore::new(limits.udp_slow_queries)),
+            rrl: rrl.map(rrl::Rrl::new),
+            dropped: Default::default(),
+        });
         let runtime = tokio::runtime::Handle::current();
         for socket in self.udp {
-            let (handler, shutdown, runtime) = (handler.clone(), shutdown.clone(), runtime.clone());
-            tracker.spawn_blocking(move || udp::serve(socket, handler, shutdown, runtime));
+            let (udp, shutdown, runtime) = (udp.clone(), shutdown.clone(), runtime.clone());
+            tracker.spawn_blocking(move || udp::serve(socket, udp, shutdown, runtime));
         }
-        let plain = stream::Kind::Tcp;
-        for listener in self.tcp {
-            let server = stream::Server::new(
-                plain.clone(),
-                handler.clone(),
-                limit.clone(),
-                tracker.clone(),
+        let connections = limits.connections.min(descriptor_budget());
+        if connections < limits.connections {
+            tracing::warn!(
+                connections,
+                "limits.connections lowered to half the open-file limit"
             );
-            tracker.spawn(server.run(listener, shutdown.clone()));
         }
+        let pool = pool::Pool::new(
+            connections,
+            limits.connections_per_source,
+            limits.idle_timeout,
+            trust.addresses,
+        );
+        let shared = Arc::new(stream::Shared {
+            handler,
+            pool,
+            limits,
+            keys: trust.keys,
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        });
         let dot = stream::Kind::Tls(crate::tls::server_config(certs.clone(), &[b"dot"]));
-        for listener in self.tls {
-            let server =
-                stream::Server::new(dot.clone(), handler.clone(), limit.clone(), tracker.clone());
-            tracker.spawn(server.run(listener, shutdown.clone()));
-        }
         let h2 = stream::Kind::Https(crate::tls::server_config(certs, &[b"h2"]));
-        for listener in self.https {
-            let server =
-                stream::Server::new(h2.clone(), handler.clone(), limit.clone(), tracker.clone());
-            tracker.spawn(server.run(listener, shutdown.clone()));
+        let listeners = (self.tcp.into_iter().map(|l| (stream::Kind::Tcp, l)))
+            .chain(self.tls.into_iter().map(|l| (dot.clone(), l)))
+            .chain(self.https.into_iter().map(|l| (h2.clone(), l)));
+        for (kind, listener) in listeners {
+            tracker.spawn(stream::run(kind, listener, shared.clone()));
         }
     }
 }
 
-/// How long an idle stream connection is kept (RFC 7766 6.2.3 asks for seconds, not minutes).
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Raises the soft open-file limit to the hard one (logged); returns the limit in force.
+fn raise_open_files() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    let limit = if hard > soft && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    tracing::info!(open_files = limit, "open-file limit");
+    limit
+}
+
+/// Half the open-file limit: the rest is for UDP sockets, zone files, upstreams and
+/// transfers (Knot's default for `tcp-max-clients` too).
+fn descriptor_budget() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1)
+}
 
 /// `count` sockets on `address` with SO_REUSEPORT: the kernel spreads datagrams over them
 /// by source, and each gets its own receive loop.

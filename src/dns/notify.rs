@@ -1,11 +1,20 @@
 //! NOTIFY in (RFC 1996) on a secondary: accepted only from a configured primary address,
 //! TSIG-signed with a configured key (RFC 8945), for a zone the node replicates. Others get
-//! REFUSED (wrong source, unknown zone) or NOTAUTH (no or bad signature), and nothing moves.
+//! REFUSED (wrong source, unknown zone) or NOTAUTH with the TSIG error (BADKEY, BADSIG,
+//! BADTIME), and nothing moves.
+//!
+//! A NOTIFY only asks for an SOA check now; the check itself is signed. Replays are
+//! remembered: a signed NOTIFY whose MAC was seen within the TSIG window is acknowledged
+//! (a primary's retry after a lost acknowledgement sends the same bytes) and ignored.
 //!
 //! The zone's refresh is asked for through the [`Notifiable`] trait this module owns, so
 //! the DNS layer never reaches into replication.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    collections::VecDeque,
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use hickory_proto::{
     op::{Message, OpCode, ResponseCode},
@@ -13,7 +22,11 @@ use hickory_proto::{
 };
 
 use super::signing::{self, Signing};
-use crate::tsig::TsigKey;
+use crate::tsig::{FUDGE, TsigKey};
+
+/// The most NOTIFY MACs remembered; only authenticated NOTIFYs are remembered, so only the
+/// primary fills it.
+const REPLAY_MEMORY: usize = 1024;
 
 /// What a NOTIFY asks of the node.
 pub trait Notifiable: Send + Sync + 'static {
@@ -29,7 +42,46 @@ pub struct NotifyPolicy {
     pub primaries: Vec<IpAddr>,
     pub keys: Vec<TsigKey>,
     pub target: Arc<dyn Notifiable>,
+    /// MACs of NOTIFYs accepted lately.
+    replays: Arc<ReplayMemory>,
 }
+
+impl NotifyPolicy {
+    /// NOTIFY from `primaries` signed with one of `keys` wakes `target`.
+    pub fn new(primaries: Vec<IpAddr>, keys: Vec<TsigKey>, target: Arc<dyn Notifiable>) -> Self {
+        Self {
+            primaries,
+            keys,
+            target,
+            replays: Arc::default(),
+        }
+    }
+}
+
+/// The MACs of recently accepted NOTIFYs, each kept until its TSIG time can no longer
+/// pass the fudge check (at most twice the fudge from now).
+#[derive(Default)]
+pub(super) struct ReplayMemory {
+    seen: Mutex<VecDeque<(Vec<u8>, u64)>>,
+}
+
+impl ReplayMemory {
+    /// Remembers `mac` at `now`; false if it was already remembered (a replay).
+    fn first_time(&self, mac: &[u8], now: u64) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.retain(|(_, until)| *until >= now);
+        if seen.iter().any(|(m, _)| m == mac) {
+            return false;
+        }
+        if seen.len() == REPLAY_MEMORY {
+            seen.pop_front();
+        }
+        seen.push_back((mac.to_vec(), now + 2 * u64::from(FUDGE)));
+        true
+    }
+}
+
+static REFUSED: super::ratelog::RateLog = super::ratelog::RateLog::new();
 
 /// The answer to a NOTIFY `raw` from `peer`.
 pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -> Option<Vec<u8>> {
@@ -39,23 +91,39 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
     let Some(policy) = policy else {
         return Some(answer(&request, ResponseCode::Refused, None));
     };
+    // Anyone can send one: the refusals are logged at most once per interval.
     let Some(zone) = zone.filter(|z| policy.target.replicates(z)) else {
-        tracing::info!(%peer, "NOTIFY refused: not a zone this node replicates");
+        if let Some(left_out) = REFUSED.allow() {
+            tracing::info!(%peer, left_out, "NOTIFY refused: not a zone this node replicates");
+        }
         return Some(answer(&request, ResponseCode::Refused, None));
     };
     if !policy.primaries.contains(&peer) {
-        tracing::warn!(%peer, %zone, "NOTIFY refused: not from the primary");
+        if let Some(left_out) = REFUSED.allow() {
+            tracing::warn!(%peer, %zone, left_out, "NOTIFY refused: not from the primary");
+        }
         return Some(answer(&request, ResponseCode::Refused, None));
     }
     let signing = match signing::authenticate(raw, &request, &policy.keys) {
         Ok(signing) => signing,
         Err(rejection) => {
-            tracing::warn!(%peer, %zone, reason = rejection.reason, "NOTIFY refused");
-            return Some(answer(&request, ResponseCode::NotAuth, None));
+            if let Some(left_out) = REFUSED.allow() {
+                tracing::warn!(%peer, %zone, reason = rejection.reason, left_out, "NOTIFY refused");
+            }
+            let mut refused = answer(&request, ResponseCode::NotAuth, None);
+            rejection.sign(&mut refused);
+            return Some(refused);
         }
     };
-    tracing::info!(%peer, %zone, id, "NOTIFY accepted");
-    policy.target.notified(&zone);
+    if policy
+        .replays
+        .first_time(&signing.request_mac, signing.time)
+    {
+        tracing::info!(%peer, %zone, id, "NOTIFY accepted");
+        policy.target.notified(&zone);
+    } else {
+        tracing::warn!(%peer, %zone, id, "NOTIFY replayed; acknowledged and ignored");
+    }
     Some(answer(&request, ResponseCode::NoError, Some(signing)))
 }
 
@@ -72,4 +140,31 @@ fn answer(request: &Message, rcode: ResponseCode, signing: Option<Signing>) -> V
         signing::sign_single(&mut bytes, signing);
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_are_told_apart_until_the_window_passes() {
+        let memory = ReplayMemory::default();
+        assert!(memory.first_time(b"mac-1", 1000));
+        assert!(!memory.first_time(b"mac-1", 1001), "a replay");
+        assert!(memory.first_time(b"mac-2", 1001));
+        let later = 1000 + 2 * u64::from(FUDGE) + 1;
+        assert!(
+            memory.first_time(b"mac-1", later),
+            "forgotten once no TSIG check could pass"
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let memory = ReplayMemory::default();
+        for i in 0..(REPLAY_MEMORY as u32 + 10) {
+            assert!(memory.first_time(&i.to_be_bytes(), 1000));
+        }
+        assert_eq!(memory.seen.lock().unwrap().len(), REPLAY_MEMORY);
+    }
 }

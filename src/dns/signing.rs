@@ -16,6 +16,8 @@ use crate::{tsig::TsigKey, unix_now};
 /// What a verified request lets the response be signed with.
 pub(super) struct Signing {
     pub(super) signer: TSigner,
+    /// the request's own MAC, which also tells one signed request from another
+    /// (replay memory)
     pub(super) request_mac: Vec<u8>,
     pub(super) time: u64,
     pub(super) original_id: u16,
@@ -29,13 +31,19 @@ pub(super) struct Rejection {
 }
 
 impl Rejection {
+    /// Appends the TSIG this rejection calls for (BADKEY, BADSIG unsigned; BADTIME signed)
+    /// to an encoded error answer.
+    pub(super) fn sign(self, answer: &mut Vec<u8>) {
+        if let Some(context) = self.context
+            && let Ok(tsig) = context.sign(answer)
+        {
+            append_tsig(answer, &tsig);
+        }
+    }
+
     pub(super) fn response(self, id: u16, query: Query) -> Vec<u8> {
         let mut bytes = error_message(id, Some(query), self.rcode);
-        if let Some(context) = self.context
-            && let Ok(tsig) = context.sign(&bytes)
-        {
-            append_tsig(&mut bytes, &tsig);
-        }
+        self.sign(&mut bytes);
         bytes
     }
 }
@@ -55,9 +63,14 @@ pub(super) fn authenticate(
             context: None,
         });
     };
-    let Some(key) = keys.iter().find(|k| k.name == tsig.name) else {
+    // RFC 8945 5.2.1: a key this server does not have under that name *and* algorithm is
+    // BADKEY, never BADSIG.
+    let Some(key) = keys
+        .iter()
+        .find(|k| k.name == tsig.name && k.algorithm.hickory() == tsig.data.algorithm)
+    else {
         return Err(Rejection {
-            reason: "unknown TSIG key",
+            reason: "unknown TSIG key or algorithm",
             rcode: ResponseCode::NotAuth,
             context: Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
         });
@@ -123,4 +136,59 @@ pub(super) fn error_message(id: u16, query: Option<Query>, rcode: ResponseCode) 
     }
     // Local invariant: a header and one question always encode.
     message.to_vec().expect("error answer encodes")
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::{
+        op::{Message, MessageType, OpCode},
+        rr::{Name, RecordType, rdata::tsig::TsigError},
+    };
+
+    use super::*;
+    use crate::tsig::Algorithm;
+
+    fn signed_with(key: &TsigKey) -> (Vec<u8>, Message) {
+        let mut message = Message::new(9, MessageType::Query, OpCode::Notify);
+        message.add_query(Query::query(
+            Name::from_ascii("z.test.").unwrap(),
+            RecordType::SOA,
+        ));
+        message.finalize(&key.signer(), unix_now()).unwrap();
+        let bytes = message.to_vec().unwrap();
+        (bytes.clone(), Message::from_vec(&bytes).unwrap())
+    }
+
+    fn tsig_error(answer: &[u8]) -> Option<TsigError> {
+        Message::from_vec(answer)
+            .unwrap()
+            .signature()
+            .and_then(|t| t.data.error)
+    }
+
+    #[test]
+    fn a_key_name_or_algorithm_mismatch_is_badkey_and_a_wrong_secret_badsig() {
+        let name = Name::from_ascii("transfer.").unwrap();
+        let ours = TsigKey::generate(name.clone(), Algorithm::HmacSha256);
+        let other_algorithm = TsigKey {
+            algorithm: Algorithm::HmacSha512,
+            ..ours.clone()
+        };
+        let other_secret = TsigKey::generate(name, Algorithm::HmacSha256);
+        let query = Query::query(Name::from_ascii("z.test.").unwrap(), RecordType::SOA);
+        for (key, want) in [
+            (&other_algorithm, TsigError::BadKey),
+            (&other_secret, TsigError::BadSig),
+        ] {
+            let (raw, message) = signed_with(key);
+            let Err(rejection) = authenticate(&raw, &message, std::slice::from_ref(&ours)) else {
+                panic!("{key:?} must be refused");
+            };
+            assert_eq!(rejection.rcode, ResponseCode::NotAuth);
+            let answer = rejection.response(9, query.clone());
+            assert_eq!(tsig_error(&answer), Some(want), "{key:?}");
+        }
+        let (raw, message) = signed_with(&ours);
+        assert!(authenticate(&raw, &message, &[ours]).is_ok());
+    }
 }

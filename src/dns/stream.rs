@@ -1,26 +1,40 @@
-//! TCP and DNS over TLS listeners: two-byte length framing (RFC 1035 4.2.2, RFC 7858).
+//! TCP and DNS over TLS listeners: two-byte length framing (RFC 1035 4.2.2, RFC 7858), and
+//! the accept loop DoH shares.
 //!
-//! Queries on one connection are answered in order; a client may pipeline them. A query
-//! with a prepared answer is answered from buffers the connection reuses. Idle connections
-//! close after [`super::IDLE_TIMEOUT`]; on shutdown, connections finish the query in hand
-//! and close.
+//! Every accepted connection takes a place in the shared [`Pool`] first (per-source cap,
+//! the longest-idle connection closed when full). Queries on one connection are answered
+//! in order; a client may pipeline them. A query with a prepared answer is answered from
+//! buffers the connection reuses. A connection waits for its next query up to the pool's
+//! idle time, gets the message time for the rest of a query once it started, the write
+//! time for each answer, and closes after its query cap or lifetime. Responses (QR=1) are
+//! never answered. On shutdown, connections finish the query in hand and close. When the
+//! process runs out of file descriptors, accepting pauses briefly instead of spinning.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use rustls::ServerConfig;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
-    time::timeout,
+    time::{Instant, timeout},
 };
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::{Handler, IDLE_TIMEOUT, Transport};
+use super::{
+    Handler, Transport,
+    framing::{Frames, Stop},
+    pool::{Pool, Refusal, Slot},
+    ratelog::RateLog,
+    signing, wire,
+};
+use crate::{config::Limits, tsig::TsigKey};
 
-/// A TLS handshake that takes longer than this is abandoned.
-pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long accepting pauses when the process is out of file descriptors.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+static TOO_MANY: RateLog = RateLog::new();
+static NO_DESCRIPTORS: RateLog = RateLog::new();
 
 #[derive(Clone)]
 pub(super) enum Kind {
@@ -30,135 +44,237 @@ pub(super) enum Kind {
     Https(Arc<ServerConfig>),
 }
 
-pub(super) struct Server {
-    kind: Kind,
-    handler: Arc<Handler>,
-    limit: Arc<Semaphore>,
-    tracker: TaskTracker,
+/// What every connection of every stream listener shares.
+pub(super) struct Shared {
+    pub(super) handler: Arc<Handler>,
+    pub(super) pool: Arc<Pool>,
+    pub(super) limits: Limits,
+    /// Keys whose valid signature makes a connection trusted (never closed for others).
+    pub(super) keys: Vec<TsigKey>,
+    pub(super) shutdown: CancellationToken,
+    pub(super) tracker: TaskTracker,
 }
 
-impl Server {
-    pub(super) fn new(
-        kind: Kind,
-        handler: Arc<Handler>,
-        limit: Arc<Semaphore>,
-        tracker: TaskTracker,
-    ) -> Self {
-        Self {
-            kind,
-            handler,
-            limit,
-            tracker,
-        }
-    }
+/// One accepted connection and what it may use.
+pub(super) struct Conn {
+    pub(super) peer: SocketAddr,
+    pub(super) slot: Slot,
+    pub(super) shared: Arc<Shared>,
+    /// When the connection must close (`connection-lifetime-secs`).
+    pub(super) closes_at: Instant,
+}
 
-    pub(super) async fn run(self, listener: TcpListener, shutdown: CancellationToken) {
-        loop {
-            let accepted = tokio::select! {
-                () = shutdown.cancelled() => return,
-                a = listener.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accept failed");
-                    continue;
+impl Conn {
+    /// Whether the connection has served its share: its query cap or its lifetime.
+    pub(super) fn spent(&self, answered: u32) -> bool {
+        answered >= self.shared.limits.queries_per_connection || Instant::now() >= self.closes_at
+    }
+}
+
+/// Accepts on `listener` until shutdown, each connection served as `kind` says.
+pub(super) async fn run(kind: Kind, listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if out_of_descriptors(&e) => {
+                if let Some(left_out) = NO_DESCRIPTORS.allow() {
+                    tracing::warn!(error = %e, left_out, "accept failed; pausing {ACCEPT_PAUSE:?}");
                 }
-            };
-            let Ok(permit) = self.limit.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "too many connections; closing a new one");
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "accept failed");
                 continue;
-            };
-            let (kind, handler, shutdown) =
-                (self.kind.clone(), self.handler.clone(), shutdown.clone());
-            let tracker = self.tracker.clone();
-            self.tracker.spawn(async move {
-                connection(kind, stream, peer, handler, shutdown, tracker).await;
-                drop(permit);
-            });
-        }
+            }
+        };
+        let slot = match shared.pool.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                if let Some(left_out) = TOO_MANY.allow() {
+                    let why = match refusal {
+                        Refusal::PerSource => "too many connections from this source",
+                        Refusal::Full => "every connection is busy",
+                    };
+                    tracing::warn!(%peer, left_out, "{why}; closing a new connection");
+                }
+                continue;
+            }
+        };
+        let conn = Conn {
+            peer,
+            slot,
+            closes_at: Instant::now() + shared.limits.connection_lifetime,
+            shared: shared.clone(),
+        };
+        shared.tracker.spawn(connection(kind.clone(), stream, conn));
     }
 }
 
-async fn connection(
-    kind: Kind,
-    stream: TcpStream,
-    peer: SocketAddr,
-    handler: Arc<Handler>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
+/// EMFILE, ENFILE (and buffer shortages): retrying at once would only spin.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(23 | 24 | 105 | 12))
+}
+
+async fn connection(kind: Kind, stream: TcpStream, conn: Conn) {
     let _ = stream.set_nodelay(true);
     match kind {
-        Kind::Https(config) => {
-            super::doh::connection(config, stream, peer, handler, shutdown, tracker).await
-        }
-        Kind::Tcp => serve_stream(stream, peer, Transport::Tcp, &handler, &shutdown).await,
+        Kind::Https(config) => super::doh::connection(config, stream, conn).await,
+        Kind::Tcp => serve_stream(stream, Transport::Tcp, conn).await,
         Kind::Tls(config) => {
             let accept = TlsAcceptor::from(config).accept(stream);
-            match timeout(HANDSHAKE_TIMEOUT, accept).await {
-                Ok(Ok(tls)) => serve_stream(tls, peer, Transport::Tls, &handler, &shutdown).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            if let Some(tls) = handshake(&conn, accept, "TLS").await {
+                serve_stream(tls, Transport::Tls, conn).await;
             }
         }
     }
 }
 
-/// Reads framed queries and writes framed answers until the peer leaves, idles out, or
-/// the node shuts down.
+/// Runs a handshake within the handshake time, unless the pool wants the room or the node
+/// shuts down first.
+pub(super) async fn handshake<T, E: std::fmt::Display>(
+    conn: &Conn,
+    work: impl Future<Output = Result<T, E>>,
+    what: &str,
+) -> Option<T> {
+    let limit = conn.shared.limits.handshake_timeout;
+    let peer = conn.peer;
+    tokio::select! {
+        () = conn.slot.evicted() => None,
+        () = conn.shared.shutdown.cancelled() => None,
+        r = timeout(limit, work) => match r {
+            Ok(Ok(done)) => Some(done),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "{what} handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "{what} handshake timed out");
+                None
+            }
+        },
+    }
+}
+
+/// Reads framed queries and writes framed answers until the peer leaves, idles out, is
+/// closed for room, has served its share, or the node shuts down.
 pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    peer: SocketAddr,
     transport: Transport,
-    handler: &Handler,
-    shutdown: &CancellationToken,
+    conn: Conn,
 ) {
-    let (mut query, mut prepared, mut framed) = (Vec::new(), Vec::new(), Vec::new());
-    'serve: loop {
-        let length = tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = timeout(IDLE_TIMEOUT, stream.read_u16()) => r,
+    let shared = conn.shared.clone();
+    let (mut frames, mut buffers) = (Frames::default(), Buffers::default());
+    let mut answered = 0u32;
+    loop {
+        let message_time = shared.limits.message_timeout;
+        let query = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = conn.slot.evicted() => break,
+            r = frames.next(&mut stream, conn.slot.idle_timeout(), message_time) => r,
         };
-        let Ok(Ok(length)) = length else { break };
-        query.resize(usize::from(length), 0);
-        if !matches!(
-            timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await,
-            Ok(Ok(_))
-        ) {
-            break;
-        }
-        if handler.answer_prepared(&query, transport, &mut prepared) {
-            if write_framed(&mut stream, &prepared, &mut framed)
-                .await
-                .is_err()
-            {
+        let query = match query {
+            Ok(query) => query,
+            Err(Stop::Slow) => {
+                tracing::debug!(peer = %conn.peer, "a query did not arrive in time; closing");
+                break;
+            }
+            Err(Stop::Io(e)) => {
+                tracing::debug!(peer = %conn.peer, error = %e, "stream read failed");
+                break;
+            }
+            Err(Stop::Closed | Stop::Idle) => break,
+        };
+        answered = answered.saturating_add(1);
+        // Never answer a response; the rest of the connection goes on.
+        if wire::is_response(query) {
+            if conn.spent(answered) {
                 break;
             }
             continue;
         }
-        for response in handler.answer_stream(&query, peer, transport).await {
-            if write_framed(&mut stream, &response, &mut framed)
-                .await
-                .is_err()
-            {
-                break 'serve;
-            }
+        if !conn.slot.is_trusted() && signed_by_partner(query, &shared.keys) {
+            conn.slot.trust();
         }
+        // A client that does not read its answers may be closed for room meanwhile.
+        let written = tokio::select! {
+            () = conn.slot.evicted() => break,
+            r = respond(&mut stream, query, transport, &conn, &mut buffers) => r,
+        };
+        if written.is_err() || conn.spent(answered) {
+            break;
+        }
+        conn.slot.progressed();
     }
-    let _ = stream.shutdown().await;
+    let _ = timeout(shared.limits.write_timeout, stream.shutdown()).await;
 }
 
-/// One write for length and message (built in `framed`), so they leave in one segment.
+/// Reused from query to query on a connection.
+#[derive(Default)]
+struct Buffers {
+    prepared: Vec<u8>,
+    framed: Vec<u8>,
+}
+
+/// Answers `query`: its prepared answer, else every message the handler makes for it.
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    query: &[u8],
+    transport: Transport,
+    conn: &Conn,
+    buffers: &mut Buffers,
+) -> std::io::Result<()> {
+    let shared = &conn.shared;
+    let Buffers { prepared, framed } = buffers;
+    if shared.handler.answer_prepared(query, transport, prepared) {
+        return write_framed(stream, prepared, framed, &shared.limits).await;
+    }
+    // Working on the answer: not closed for room meanwhile.
+    let busy = conn.slot.busy();
+    let answers = shared
+        .handler
+        .answer_stream(query, conn.peer, transport)
+        .await;
+    drop(busy);
+    for response in answers {
+        write_framed(stream, &response, framed, &shared.limits).await?;
+    }
+    Ok(())
+}
+
+/// A transfer or SOA query signed with one of this node's keys: a transfer partner's.
+fn signed_by_partner(query: &[u8], keys: &[TsigKey]) -> bool {
+    const SIGNED_TYPES: [u16; 3] = [6, 251, 252];
+    if keys.is_empty() || !wire::question_type(query).is_some_and(|t| SIGNED_TYPES.contains(&t)) {
+        return false;
+    }
+    hickory_proto::op::Message::from_vec(query)
+        .is_ok_and(|message| signing::authenticate(query, &message, keys).is_ok())
+}
+
+/// One write for length and message (built in `framed`), so they leave in one segment,
+/// within the write time.
 async fn write_framed<S: AsyncWrite + Unpin>(
     stream: &mut S,
     message: &[u8],
     framed: &mut Vec<u8>,
+    limits: &Limits,
 ) -> std::io::Result<()> {
     let length = u16::try_from(message.len()).map_err(|_| std::io::ErrorKind::InvalidData)?;
     framed.clear();
     framed.extend_from_slice(&length.to_be_bytes());
     framed.extend_from_slice(message);
-    stream.write_all(framed).await?;
-    stream.flush().await
+    let write = async {
+        stream.write_all(framed).await?;
+        stream.flush().await
+    };
+    timeout(limits.write_timeout, write)
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)?
 }

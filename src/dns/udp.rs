@@ -3,23 +3,49 @@
 //! to [`BATCH`] at once; prepared answers go out together in one `sendmmsg` call. At
 //! saturation the system calls and wake-ups, not the answers, are most of the cost, so the
 //! sockets stay out of tokio's event loop. A query without a prepared answer becomes a
-//! task on the runtime, so a slow one (forwarded, say) never holds up the socket.
+//! task on the runtime, so a slow one (forwarded, say) never holds up the socket; at most
+//! `[limits] udp-slow-queries` of them at once, and past that they are dropped and counted
+//! (the client asks again). Responses (QR=1) are dropped unread. With `[rrl]`, every
+//! answer asks `super::rrl` first.
 
 use std::{
     io::{self, IoSlice, IoSliceMut},
     net::{SocketAddr, UdpSocket},
     os::fd::AsRawFd,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, sendto,
 };
-use tokio::runtime::Handle;
+use tokio::{
+    runtime::Handle,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 use tokio_util::sync::CancellationToken;
 
-use super::{Handler, Transport};
+use super::{
+    Handler, Transport,
+    ratelog::RateLog,
+    rrl::{Rrl, Verdict},
+    wire,
+};
+
+/// What every UDP socket's thread shares.
+pub(super) struct Shared {
+    pub(super) handler: Arc<Handler>,
+    /// Permits for queries answered in tasks (`udp-slow-queries`).
+    pub(super) slow: Arc<Semaphore>,
+    pub(super) rrl: Option<Rrl>,
+    /// Queries dropped because every permit was taken.
+    pub(super) dropped: AtomicU64,
+}
+
+static SLOW_FULL: RateLog = RateLog::new();
 
 /// Largest datagram read; larger EDNS queries do not exist in practice.
 const MAX_QUERY: usize = 4096;
@@ -34,7 +60,7 @@ pub(super) const WAKE_UP: Duration = Duration::from_millis(100);
 /// `shutdown` is cancelled; slower answers run on `runtime`.
 pub(super) fn serve(
     socket: UdpSocket,
-    handler: Arc<Handler>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
     runtime: Handle,
 ) {
@@ -42,7 +68,7 @@ pub(super) fn serve(
     let mut batch = Batch::new();
     while !shutdown.is_cancelled() {
         match batch.receive(&socket) {
-            Ok(()) => batch.answer(&socket, &handler, &runtime),
+            Ok(()) => batch.answer(&socket, &shared, &runtime),
             // The read timeout: nothing came.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             // ICMP errors from earlier sends surface here; they are not fatal.
@@ -94,16 +120,36 @@ impl Batch {
     }
 
     /// Answers what [`Batch::receive`] read: prepared answers together, the rest in tasks.
-    fn answer(&mut self, socket: &Arc<UdpSocket>, handler: &Arc<Handler>, runtime: &Handle) {
+    fn answer(&mut self, socket: &Arc<UdpSocket>, shared: &Arc<Shared>, runtime: &Handle) {
         self.destinations.clear();
         for (index, &(len, src)) in self.received.iter().enumerate() {
             let Some(src) = src else { continue };
             let query = &self.queries[index][..len.min(MAX_QUERY)];
+            if wire::is_response(query) {
+                continue;
+            }
             let slot = self.destinations.len();
-            if handler.answer_prepared(query, Transport::Udp, &mut self.answers[slot]) {
-                self.destinations.push(Some(SockaddrStorage::from(src)));
+            let answer = &mut self.answers[slot];
+            if shared
+                .handler
+                .answer_prepared(query, Transport::Udp, answer)
+            {
+                if limit(shared, src, answer) {
+                    self.destinations.push(Some(SockaddrStorage::from(src)));
+                }
+            } else if let Ok(permit) = shared.slow.clone().try_acquire_owned() {
+                let task =
+                    answer_slowly(socket.clone(), shared.clone(), query.to_vec(), src, permit);
+                runtime.spawn(task);
             } else {
-                runtime.spawn(answer(socket.clone(), handler.clone(), query.to_vec(), src));
+                let total = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(left_out) = SLOW_FULL.allow() {
+                    tracing::warn!(
+                        total,
+                        left_out,
+                        "UDP queries waiting at limits.udp-slow-queries; dropping"
+                    );
+                }
             }
         }
         if self.destinations.is_empty() {
@@ -151,9 +197,36 @@ fn socket_addr(address: SockaddrStorage) -> Option<SocketAddr> {
         .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-async fn answer(socket: Arc<UdpSocket>, handler: Arc<Handler>, query: Vec<u8>, src: SocketAddr) {
-    if let Some(response) = handler.answer(&query, src, Transport::Udp).await {
+async fn answer_slowly(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    query: Vec<u8>,
+    src: SocketAddr,
+    _permit: OwnedSemaphorePermit,
+) {
+    if let Some(mut response) = shared.handler.answer(&query, src, Transport::Udp).await
+        && limit(&shared, src, &mut response)
+    {
         send(&socket, &response, src);
+    }
+}
+
+/// Whether `answer` may go to `client` under response rate limiting; a slipped one is cut
+/// to header and question with TC set, in place.
+fn limit(shared: &Shared, client: SocketAddr, answer: &mut Vec<u8>) -> bool {
+    let Some(rrl) = &shared.rrl else {
+        return true;
+    };
+    match rrl.check(client.ip()) {
+        Verdict::Send => true,
+        Verdict::Drop => false,
+        Verdict::Slip => match wire::truncated(answer) {
+            Some(cut) => {
+                *answer = cut;
+                true
+            }
+            None => false,
+        },
     }
 }
 

@@ -46,6 +46,11 @@ pub(crate) fn truncated(response: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether the message is a response (QR set): never to be answered.
+pub(crate) fn is_response(message: &[u8]) -> bool {
+    message.get(2).is_some_and(|flags| flags & 0x80 != 0)
+}
+
 /// The opcode (RFC 1035 4.1.1), if there is a header.
 pub(crate) fn opcode(message: &[u8]) -> Option<u8> {
     Some((message.get(2)? >> 3) & 0x0F)

@@ -3,7 +3,8 @@
 //!
 //! [`prepare`] checks everything `run` needs before a socket is opened (and is all that
 //! `check-config` does); [`run`] binds, installs the certificate, serves, and handles
-//! signals: SIGHUP re-reads zone files (and PEM files), SIGTERM/SIGINT shut down gracefully.
+//! signals: SIGHUP re-reads zone files (and PEM files, and the certificate zone's signing
+//! or trusted keys), SIGTERM/SIGINT shut down gracefully.
 
 mod banner;
 mod certificates;
@@ -24,7 +25,7 @@ use crate::{
     acme,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Forwarder, Handler, NotifyPolicy, TransferPolicy},
+    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
     localca::LocalCa,
     publication::Publisher,
     replication::{Reader, Replica},
@@ -128,7 +129,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         publisher,
         reader,
     } = prepared;
-    let bound = Bound::bind(&config.listen)?;
+    let bound = Bound::bind(&config.listen, budget(&config)?)?;
     // From here on the serials served are the ones a restart must go on from.
     zones.save_serials()?;
     let zones = Arc::new(zones);
@@ -159,12 +160,12 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(publisher) = publisher {
-        tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
-    }
+    let keys = KeyFiles::start(publisher, reader, (&certs, &zones), &shutdown, &tracker);
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
-        .with_prepared_answers(config.listen.prepared_answers);
+        .with_prepared_answers(config.listen.prepared_answers)
+        .with_udp_max_payload(config.limits.udp_max_payload);
     if let Some(worker) = &config.worker {
+        let reader = keys.reader.clone();
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
         handler = handler.with_notify(policy);
     }
@@ -172,11 +173,32 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
     signals
-        .handle(&zones, &config, &certs, &force_renewal)
+        .handle(&zones, &config, &certs, &force_renewal, &keys)
         .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
+}
+
+/// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG
+/// keys) are never starved by others.
+fn budget(config: &Config) -> anyhow::Result<Budget> {
+    let mut trust = Trust::default();
+    if let Some(transfer) = &config.transfer {
+        trust.addresses.extend(&transfer.allow);
+        trust
+            .keys
+            .extend(crate::tsig::load(&transfer.tsig_key_file)?);
+    }
+    if let Some(worker) = &config.worker {
+        trust.addresses.push(worker.primary.ip());
+        trust.keys.extend(crate::tsig::load(&worker.tsig_key_file)?);
+    }
+    Ok(Budget {
+        limits: config.limits.clone(),
+        rrl: config.rrl.clone(),
+        trust,
+    })
 }
 
 /// Sends NOTIFY to `[transfer] notify` on every zone change. It subscribes before anything
@@ -237,14 +259,13 @@ fn notify_source(config: &Config) -> std::net::IpAddr {
 fn start_replica(
     config: &Config,
     worker: &WorkerConfig,
-    reader: Option<Reader>,
+    reader: Option<Arc<Reader>>,
     zones: &Arc<Zones>,
     certs: &Arc<CertSlot>,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> anyhow::Result<NotifyPolicy> {
     let keys = crate::tsig::load(&worker.tsig_key_file)?;
-    let reader = reader.map(Arc::new);
     if let Some(reader) = &reader {
         reader.load_cache(certs);
         tracker.spawn(crate::replication::withdraw_expired(
@@ -268,11 +289,43 @@ fn start_replica(
     for zone in replica.zones() {
         tracker.spawn(replica.clone().run(zone, shutdown.clone()));
     }
-    Ok(NotifyPolicy {
-        primaries: vec![worker.primary.ip()],
-        keys,
-        target: replica,
-    })
+    Ok(NotifyPolicy::new(vec![worker.primary.ip()], keys, replica))
+}
+
+/// What re-reads its key files on SIGHUP: the master's signing keys, a worker's trusted
+/// signing keys.
+struct KeyFiles {
+    publisher: Option<Arc<Publisher>>,
+    reader: Option<Arc<Reader>>,
+}
+
+impl KeyFiles {
+    /// Starts the publisher, if any (it publishes at once, then on every change).
+    fn start(
+        publisher: Option<Publisher>,
+        reader: Option<Reader>,
+        (certs, zones): (&Arc<CertSlot>, &Arc<Zones>),
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Self {
+        let publisher = publisher.map(Arc::new);
+        if let Some(publisher) = &publisher {
+            tracker.spawn(publisher.start(certs.clone(), zones.clone(), shutdown.clone()));
+        }
+        Self {
+            publisher,
+            reader: reader.map(Arc::new),
+        }
+    }
+
+    fn reload(&self) {
+        if let Some(publisher) = &self.publisher {
+            publisher.reload_keys();
+        }
+        if let Some(reader) = &self.reader {
+            reader.reload_keys();
+        }
+    }
 }
 
 /// The signals a running node answers. Registered before anything starts: a SIGTERM that
@@ -302,12 +355,17 @@ impl Signals {
         config: &Config,
         certs: &CertSlot,
         force_renewal: &Notify,
+        keys: &KeyFiles,
     ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
                 _ = self.int.recv() => return,
-                _ = self.hup.recv() => reload(zones, config, certs),
+                _ = self.hup.recv() => {
+                    // Keys first: a certificate re-read below is published with them.
+                    keys.reload();
+                    reload(zones, config, certs);
+                }
                 _ = self.usr1.recv() => renew_now(config, force_renewal),
             }
         }

@@ -5,11 +5,14 @@
 //! [`Zones::serial`], and never changes the master's zones.
 
 mod cache;
+mod held;
 mod notify;
+mod reader;
 mod soa;
 mod worker;
 
-pub use worker::{Reader, Replica, WorkerError, withdraw_expired};
+pub use reader::{Reader, WorkerError};
+pub use worker::{Replica, withdraw_expired};
 
 use std::{
     net::{IpAddr, SocketAddr},

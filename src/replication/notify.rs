@@ -2,7 +2,9 @@
 //!
 //! Over UDP with retries and growing waits, then one attempt over TCP, until the secondary
 //! acknowledges or the attempts run out; a secondary that never acknowledges is logged (it
-//! catches up on its SOA refresh timer). Every target is notified in parallel.
+//! catches up on its SOA refresh timer). Every target is notified in parallel. A signed
+//! NOTIFY counts as acknowledged only by an answer whose TSIG verifies under the same key;
+//! an unsigned or forged "acknowledgement" is ignored and the retries go on.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -11,7 +13,7 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{DNSClass, Name, RecordType},
+    rr::{DNSClass, Name, RecordType, TSigner},
 };
 use tokio::time::timeout;
 
@@ -38,16 +40,16 @@ pub(super) async fn notify(
     key: Option<&TsigKey>,
 ) -> bool {
     let id = exchange::random_id();
-    let Some(message) = message(id, zone, key) else {
+    let Some(sent) = message(id, zone, key) else {
         return false;
     };
     for wait in UDP_WAITS {
-        if let Ok(Ok(true)) = timeout(wait, over_udp(target, source, &message, id)).await {
+        if let Ok(Ok(true)) = timeout(wait, over_udp(target, source, &sent)).await {
             tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged");
             return true;
         }
     }
-    if let Ok(Ok(true)) = timeout(TCP_WAIT, over_tcp(target, source, &message, id)).await {
+    if let Ok(Ok(true)) = timeout(TCP_WAIT, over_tcp(target, source, &sent)).await {
         tracing::debug!(%target, %zone, serial, "NOTIFY acknowledged over TCP");
         return true;
     }
@@ -55,52 +57,123 @@ pub(super) async fn notify(
     false
 }
 
-fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Vec<u8>> {
+/// A NOTIFY as sent: its bytes, its id, and what its acknowledgement must be signed with.
+struct Sent {
+    bytes: Vec<u8>,
+    id: u16,
+    /// the key and the NOTIFY's MAC, when signed
+    signed: Option<(TSigner, Vec<u8>)>,
+}
+
+fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Sent> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
     message.metadata.authoritative = true;
     let mut query = Query::query(zone.clone(), RecordType::SOA);
     query.set_query_class(DNSClass::IN);
     message.add_query(query);
+    let mut signed = None;
     if let Some(key) = key {
-        let (tsig, _) = key
-            .signer()
-            .sign_message(&message, crate::unix_now())
-            .ok()?;
+        let signer = key.signer();
+        let (tsig, _) = signer.sign_message(&message, crate::unix_now()).ok()?;
+        signed = Some((signer, tsig.data.mac.clone()));
         message.set_signature(tsig);
     }
-    message.to_vec().ok()
+    Some(Sent {
+        bytes: message.to_vec().ok()?,
+        id,
+        signed,
+    })
 }
 
-async fn over_udp(
-    target: SocketAddr,
-    source: IpAddr,
-    message: &[u8],
-    id: u16,
-) -> std::io::Result<bool> {
-    let answer = exchange::udp(target, Some(source), message, id).await?;
-    Ok(acknowledged(&answer, id).unwrap_or(false))
+async fn over_udp(target: SocketAddr, source: IpAddr, sent: &Sent) -> std::io::Result<bool> {
+    let answer = exchange::udp(target, Some(source), &sent.bytes, sent.id).await?;
+    Ok(acknowledged(&answer, sent).unwrap_or(false))
 }
 
-async fn over_tcp(
-    target: SocketAddr,
-    source: IpAddr,
-    message: &[u8],
-    id: u16,
-) -> std::io::Result<bool> {
-    let answer = exchange::tcp(target, Some(source), message).await?;
-    Ok(acknowledged(&answer, id).unwrap_or(false))
+async fn over_tcp(target: SocketAddr, source: IpAddr, sent: &Sent) -> std::io::Result<bool> {
+    let answer = exchange::tcp(target, Some(source), &sent.bytes).await?;
+    Ok(acknowledged(&answer, sent).unwrap_or(false))
 }
 
-/// `Some(true)` for a NOERROR answer to our NOTIFY, `Some(false)` for a refusal, `None`
-/// for anything that is not an answer to it.
-fn acknowledged(response: &[u8], id: u16) -> Option<bool> {
+/// `Some(true)` for a NOERROR answer to our NOTIFY (signed under our key when we signed),
+/// `Some(false)` for a refusal, `None` for anything that is not an authenticated answer
+/// to it.
+fn acknowledged(response: &[u8], sent: &Sent) -> Option<bool> {
     let message = Message::from_vec(response).ok()?;
     let m = &message.metadata;
-    if m.id != id || m.message_type != MessageType::Response || m.op_code != OpCode::Notify {
+    if m.id != sent.id || m.message_type != MessageType::Response || m.op_code != OpCode::Notify {
+        return None;
+    }
+    if let Some((signer, mac)) = &sent.signed
+        && let Err(reason) = ack_signed(response, signer, mac)
+    {
+        tracing::warn!(rcode = %m.response_code, reason, "NOTIFY answer ignored: not signed with our key");
         return None;
     }
     if m.response_code != ResponseCode::NoError {
         tracing::warn!(rcode = %m.response_code, "NOTIFY refused");
     }
     Some(m.response_code == ResponseCode::NoError)
+}
+
+/// The answer's TSIG verifies under `signer`, chained to our NOTIFY's `mac`, within the
+/// fudge of now.
+fn ack_signed(response: &[u8], signer: &TSigner, mac: &[u8]) -> Result<(), String> {
+    let (_, _, window) = signer
+        .verify_message_byte(response, Some(mac), true)
+        .map_err(|e| e.to_string())?;
+    if !window.contains(&crate::unix_now()) {
+        return Err("TSIG time outside the fudge window".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::{rr::TSigResponseContext, serialize::binary::BinEncodable as _};
+
+    use super::*;
+    use crate::tsig::Algorithm;
+
+    fn ack(sent: &Sent, sign_with: Option<&TsigKey>) -> Vec<u8> {
+        let mut reply = Message::response(sent.id, OpCode::Notify);
+        reply.metadata.authoritative = true;
+        let mut bytes = reply.to_vec().unwrap();
+        if let (Some(key), Some((_, mac))) = (sign_with, &sent.signed) {
+            let context = TSigResponseContext::new(
+                sent.id,
+                crate::unix_now(),
+                key.signer(),
+                mac.clone(),
+                None,
+            );
+            let tsig = context.sign(&bytes).unwrap().to_bytes().unwrap();
+            bytes[11] += 1; // one more additional record
+            bytes.extend_from_slice(&tsig);
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_signed_notify_is_acknowledged_only_by_a_signed_answer() {
+        let key = TsigKey::generate(
+            Name::from_ascii("transfer.").unwrap(),
+            Algorithm::HmacSha256,
+        );
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let sent = message(77, &zone, Some(&key)).unwrap();
+        assert_eq!(acknowledged(&ack(&sent, Some(&key)), &sent), Some(true));
+        assert_eq!(acknowledged(&ack(&sent, None), &sent), None, "unsigned");
+        let stranger = TsigKey::generate(
+            Name::from_ascii("transfer.").unwrap(),
+            Algorithm::HmacSha256,
+        );
+        assert_eq!(
+            acknowledged(&ack(&sent, Some(&stranger)), &sent),
+            None,
+            "another secret"
+        );
+        let unsigned = message(78, &zone, None).unwrap();
+        assert_eq!(acknowledged(&ack(&unsigned, None), &unsigned), Some(true));
+    }
 }

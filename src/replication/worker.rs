@@ -2,188 +2,64 @@
 //! SOA serial at start, on NOTIFY and on the SOA refresh timer (retry timer after a failure),
 //! and transfers what changed.
 //!
-//! Ordinary zones are served as transferred, swapped whole. The certificate zone is read by
-//! the bundle rules (`bundle::read`: pinned signing key, no rollback, chain, names, the key
-//! unsealed for this worker); an accepted bundle is installed into the TLS listeners, cached
-//! on disk (0600) and served; a refused one is logged and counted, and the current
-//! certificate stays. Nothing here ever removes a certificate: the zone's SOA expire does not
-//! apply to it. Not implemented: IXFR (transfers are whole), expiry of ordinary zones.
+//! Every check is a TSIG-signed SOA query whose answer must verify (`soa`), NOTIFY
+//! included: a NOTIFY only makes the check happen now, and a transfer follows only when the
+//! signed serial is newer. Transfers of one zone start at least [`MIN_TRANSFER_INTERVAL`]
+//! apart. Answers that cannot be authenticated are logged and counted, and the zone is
+//! checked again on the retry timer; nothing falls back to unsigned queries.
+//!
+//! Ordinary zones are served as transferred, swapped whole. The certificate zone goes to the
+//! `reader` (bundle rules, install, cache, held state). Nothing here ever removes a
+//! certificate: the zone's SOA expire does not apply to it. Not implemented: IXFR
+//! (transfers are whole).
 
 use std::{
     collections::HashMap,
     net::SocketAddr,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime},
 };
 
 use hickory_proto::rr::{Name, RData, Record, TSigner};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{cache, soa};
+use super::{cache, reader::Reader, soa};
 use crate::{
-    bundle::{self, BundleError, ReaderPolicy, VerifiedBundle, VerifyingKey, WorkerSecretKey},
-    config::CertificateReader,
     dns::Notifiable,
-    state,
-    tls::{CertSlot, Served},
-    xfr,
+    tls::CertSlot,
+    xfr::{self, XfrError},
     zones::Zones,
 };
 
 /// Retry delay until the zone's own SOA is known.
 const DEFAULT_RETRY: Duration = Duration::from_secs(5);
+/// The shortest time between the starts of two transfers of one zone, whatever NOTIFYs
+/// and serials say.
+pub(super) const MIN_TRANSFER_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Why one refresh failed.
 #[derive(Debug, thiserror::Error)]
-pub enum WorkerError {
-    #[error("failed to read {what} {path}: {reason}")]
-    Key {
-        what: &'static str,
-        path: String,
-        reason: String,
-    },
+enum RefreshError {
+    #[error(transparent)]
+    Soa(#[from] soa::SoaError),
+    #[error(transparent)]
+    Xfr(#[from] XfrError),
+    #[error("failed to serve the transferred zone: {0}")]
+    Zone(String),
 }
 
-/// What the worker needs to accept a certificate zone.
-pub struct Reader {
-    origin: Name,
-    pinned: VerifyingKey,
-    sealing: WorkerSecretKey,
-    roots: Vec<Vec<u8>>,
-    names: Vec<String>,
-    cache: PathBuf,
-    /// The version of the bundle in service.
-    held: Mutex<Option<u64>>,
-    refused: AtomicU64,
-}
-
-impl Reader {
-    /// Reads the pinned public key, the sealing key and the roots; `check-config` runs it.
-    pub fn new(
-        config: &CertificateReader,
-        names: &[String],
-        state_dir: &Path,
-    ) -> Result<Self, WorkerError> {
-        let pem = read(&config.signing_public_key, "the signing public key")?;
-        let pinned = bundle::verifying_key_from_pem(&pem)
-            .map_err(|e| key_error("the signing public key", &config.signing_public_key, e))?;
-        let pem = read(&config.sealing_key, "the sealing key")?;
-        let sealing = WorkerSecretKey::from_pem(&pem)
-            .map_err(|e| key_error("the sealing key", &config.sealing_key, e))?;
-        let roots = config
-            .roots
-            .iter()
-            .map(|p| read_roots(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
-            origin: config.origin.clone(),
-            pinned,
-            sealing,
-            roots: roots.concat(),
-            names: names.to_vec(),
-            cache: state_dir
-                .join("cache")
-                .join(format!("{}zone", config.origin)),
-            held: Mutex::new(None),
-            refused: AtomicU64::new(0),
-        })
-    }
-
-    /// Serves the cached bundle, if it is still good: TLS is up before the primary answers.
-    pub fn load_cache(&self, certs: &CertSlot) {
-        let Ok(Some(text)) = state::read_optional(&self.cache) else {
-            return;
-        };
-        let text = String::from_utf8_lossy(&text);
-        let records = match hickory_proto::serialize::txt::Parser::new(
-            text,
-            None,
-            Some(self.origin.clone()),
-        )
-        .parse()
-        {
-            Ok((_, sets)) => sets
-                .into_values()
-                .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                tracing::warn!(path = %self.cache.display(), error = %e, "certificate cache unreadable; waiting for the primary");
-                return;
-            }
-        };
-        match self.read(&records, None) {
-            Ok(verified) => self.install(verified, certs, "cache"),
-            Err(e) => {
-                tracing::warn!(path = %self.cache.display(), error = %e, "cached bundle not usable; waiting for the primary")
-            }
-        }
-    }
-
-    /// Checks fetched records; installs, caches and returns true for a new bundle.
-    fn accept(&self, records: &[Record], certs: &CertSlot, how: &str) -> bool {
-        let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
-        match self.read(records, held) {
-            Ok(verified) => {
-                // Serve first: the cache (an fsync) is for the next start, not this one.
-                self.install(verified, certs, how);
-                if let Err(e) = write_cache(&self.cache, &bundle::zone_text(records)) {
-                    tracing::warn!(error = %e, "failed to cache the bundle");
-                }
-                true
-            }
-            Err(BundleError::SameVersion { .. }) => false,
-            Err(e) => {
-                let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-                let keeping = crate::tls::keeping(certs);
-                tracing::error!(error = %e, refused, "bundle refused; {keeping}");
-                false
-            }
-        }
-    }
-
-    fn read(&self, records: &[Record], held: Option<u64>) -> Result<VerifiedBundle, BundleError> {
-        let policy = ReaderPolicy {
-            pinned: self.pinned,
-            held_version: held,
-            required_names: self.names.clone(),
-            now: crate::unix_now(),
-            worker: Some(self.sealing.clone()),
-            roots: self.roots.clone(),
-        };
-        bundle::read(records, &self.origin, &policy)
-    }
-
-    fn install(&self, verified: VerifiedBundle, certs: &CertSlot, how: &str) {
-        let Some(key) = verified.private_key else {
-            return;
-        };
-        let served = Served {
-            chain: verified
-                .chain
-                .into_iter()
-                .map(CertificateDer::from)
-                .collect(),
-            key: Arc::new(PrivateKeyDer::Pkcs8(key)),
-        };
-        match certs.install(&served) {
-            Ok(summary) => {
-                *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(verified.version);
-                tracing::info!(
-                    version = verified.version,
-                    from = %how,
-                    sha256 = %summary.fingerprint,
-                    not_after = %crate::localca::humantime(summary.not_after),
-                    "certificate installed from the certificate zone"
-                );
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "bundle certificate unusable; keeping the current one")
-            }
+impl RefreshError {
+    /// An answer came from the primary's address that could not be authenticated.
+    fn unauthenticated(&self) -> bool {
+        match self {
+            Self::Soa(e) => e.unauthenticated(),
+            Self::Xfr(e) => e.unauthenticated(),
+            Self::Zone(_) => false,
         }
     }
 }
@@ -226,6 +102,7 @@ pub struct Replica {
     primary: SocketAddr,
     /// Our own address: transfers and SOA checks leave from it, as allow-lists expect.
     source: Option<std::net::IpAddr>,
+    /// Signs every SOA check, transfer and query; answers must be signed with it.
     signer: Option<TSigner>,
     zones: Arc<Zones>,
     certs: Arc<CertSlot>,
@@ -234,6 +111,18 @@ pub struct Replica {
     /// `<state-dir>/cache/`: the ordinary zones' copies (see [`super::cache`]); none kept
     /// without it.
     cache_dir: Option<PathBuf>,
+    /// Answers from the primary's address refused because they could not be authenticated.
+    unauthenticated: AtomicU64,
+}
+
+/// Where one zone stands.
+struct ZoneState {
+    /// The serial served, if any.
+    held: Option<u32>,
+    timers: Option<soa::Timers>,
+    /// When the primary last confirmed our copy (or when the cached copy was written).
+    confirmed: Instant,
+    last_transfer: Option<Instant>,
 }
 
 impl Replica {
@@ -261,6 +150,7 @@ impl Replica {
             reader,
             wakes,
             cache_dir: None,
+            unauthenticated: AtomicU64::new(0),
         }
     }
 
@@ -280,14 +170,16 @@ impl Replica {
     /// Keeps `zone` in step with the primary until `shutdown`.
     pub async fn run(self: Arc<Self>, zone: Name, shutdown: CancellationToken) {
         let wake = self.wakes[&zone].clone();
-        let mut held: Option<u32> = None;
-        let mut timers: Option<soa::Timers> = None;
-        // When the primary last confirmed our copy (or when the cached copy was written).
-        let mut confirmed = Instant::now();
+        let mut state = ZoneState {
+            held: None,
+            timers: None,
+            confirmed: Instant::now(),
+            last_transfer: None,
+        };
         if let Some((cached, age)) = self.load_cached(&zone) {
-            held = Some(cached.serial);
-            timers = Some(cached);
-            confirmed = Instant::now().checked_sub(age).unwrap_or(confirmed);
+            state.held = Some(cached.serial);
+            state.timers = Some(cached);
+            state.confirmed = Instant::now().checked_sub(age).unwrap_or(state.confirmed);
         }
         let mut wait = Duration::ZERO;
         loop {
@@ -296,90 +188,111 @@ impl Replica {
                 () = wake.notified() => true,
                 () = tokio::time::sleep(wait) => false,
             };
-            wait = match self.refresh(&zone, &mut held, notified).await {
+            wait = match self.refresh(&zone, &mut state, &shutdown).await {
                 Ok(now) => {
-                    timers = Some(now);
-                    confirmed = Instant::now();
+                    state.timers = Some(now);
+                    state.confirmed = Instant::now();
+                    tracing::debug!(%zone, serial = now.serial, notified, next_check_in = ?now.refresh, "zone checked");
                     now.refresh
                 }
-                Err(e) => {
-                    let retry = timers.map_or(DEFAULT_RETRY, |t| t.retry);
-                    tracing::warn!(%zone, primary = %self.primary, error = %e, retry_in = ?retry, "refresh failed");
-                    if let Some(t) = timers
-                        && held.is_some()
-                        && confirmed.elapsed() >= t.expire
-                        && self.expire(&zone, t.expire)
-                    {
-                        // Transfer whole when the primary is back, whatever its serial.
-                        held = None;
-                    }
-                    retry
-                }
+                Err(e) => self.failed(&zone, &mut state, &e),
             };
         }
     }
 
-    /// Compares serials and transfers when the primary's is newer. After a NOTIFY, which
-    /// only an authenticated primary can send and only on a change, the SOA round trip is
-    /// skipped and the zone transferred at once.
+    /// Logs and counts a failed refresh, withdraws an ordinary zone past its expire, and
+    /// says when to try again.
+    fn failed(&self, zone: &Name, state: &mut ZoneState, e: &RefreshError) -> Duration {
+        let retry = state.timers.map_or(DEFAULT_RETRY, |t| t.retry);
+        if e.unauthenticated() {
+            let count = self.unauthenticated.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(%zone, primary = %self.primary, error = %e, unauthenticated = count, retry_in = ?retry, "answer from the primary refused: it is not authenticated");
+        } else {
+            tracing::warn!(%zone, primary = %self.primary, error = %e, retry_in = ?retry, "refresh failed");
+        }
+        if let Some(t) = state.timers
+            && state.held.is_some()
+            && state.confirmed.elapsed() >= t.expire
+            && self.expire(zone, t.expire)
+        {
+            // Transfer whole when the primary is back, whatever its serial.
+            state.held = None;
+        }
+        retry
+    }
+
+    /// Checks the primary's signed serial and transfers when it is newer than ours.
     async fn refresh(
         &self,
         zone: &Name,
-        held: &mut Option<u32>,
-        notified: bool,
-    ) -> Result<soa::Timers, String> {
-        let current = if notified {
-            None
-        } else {
-            Some(soa::query(self.primary, self.source, zone).await?)
-        };
-        if let (Some(current), Some(held)) = (current, *held)
+        state: &mut ZoneState,
+        shutdown: &CancellationToken,
+    ) -> Result<soa::Timers, RefreshError> {
+        let current = soa::query(self.primary, self.source, zone, self.signer.as_ref()).await?;
+        if let Some(held) = state.held
             && !soa::newer(current.serial, held)
         {
             return Ok(current);
         }
+        if let Some(last) = state.last_transfer {
+            let pause = MIN_TRANSFER_INTERVAL.saturating_sub(last.elapsed());
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(current),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        state.last_transfer = Some(Instant::now());
+        let (fetched, accepted) = self.fetch(zone).await?;
+        let timers = soa_timers(&fetched.records, zone).unwrap_or(current);
+        if accepted && fetched.method == xfr::Method::Axfr {
+            self.serve(zone, fetched.records, timers.serial)?;
+        }
+        // A refused certificate zone is not fetched again until its serial moves.
+        state.held = Some(timers.serial);
+        Ok(timers)
+    }
+
+    /// The certificate zone by AXFR (or signed queries after a signed refusal), handed to
+    /// the reader; an ordinary zone by AXFR. Also says whether the records may be served
+    /// (false for a refused bundle).
+    async fn fetch(&self, zone: &Name) -> Result<(xfr::Fetched, bool), XfrError> {
         let options = xfr::Options {
             source: self.source,
             ..xfr::Options::default()
         };
-        let fetched = match &self.reader {
+        let signer = self.signer.as_ref();
+        match &self.reader {
             Some(reader) if reader.origin == *zone => {
-                let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
-                fetched
+                let fetched = xfr::fetch(self.primary, zone, signer, &options).await?;
+                let accepted =
+                    reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
+                Ok((fetched, accepted))
             }
-            _ => xfr::transfer(self.primary, zone, self.signer.as_ref(), &options)
-                .await
-                .map_err(|e| e.to_string())?,
-        };
-        let timers = match soa_timers(&fetched.records).or(current) {
-            Some(timers) => timers,
-            // Read by queries after a NOTIFY: no SOA came with the records yet.
-            None => soa::query(self.primary, self.source, zone).await?,
-        };
-        if fetched.method == xfr::Method::Axfr {
-            // Encoded before the records move into the zone; written (an fsync) only once
-            // they are served: the copy is for the next start.
-            let copy = match self.cache_path(zone) {
-                Some(path) if !self.is_certificate_zone(zone) => {
-                    Some((path, cache::encode(&fetched.records)))
-                }
-                _ => None,
-            };
-            self.zones
-                .replace_generated(zone, fetched.records)
-                .map_err(|e| e.to_string())?;
-            tracing::info!(%zone, serial = timers.serial, "zone transferred");
-            if let Some((path, encoded)) = copy
-                && let Err(e) = encoded.and_then(|bytes| cache::write(&path, &bytes))
-            {
-                tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
-            }
+            _ => Ok((
+                xfr::transfer(self.primary, zone, signer, &options).await?,
+                true,
+            )),
         }
-        *held = Some(timers.serial);
-        Ok(timers)
+    }
+
+    /// Swaps a transferred zone in, then keeps its copy on disk (ordinary zones).
+    fn serve(&self, zone: &Name, records: Vec<Record>, serial: u32) -> Result<(), RefreshError> {
+        // Encoded before the records move into the zone; written (an fsync) only once
+        // they are served: the copy is for the next start.
+        let copy = match self.cache_path(zone) {
+            Some(path) if !self.is_certificate_zone(zone) => Some((path, cache::encode(&records))),
+            _ => None,
+        };
+        self.zones
+            .replace_generated(zone, records)
+            .map_err(|e| RefreshError::Zone(e.to_string()))?;
+        tracing::info!(%zone, serial, "zone transferred");
+        if let Some((path, encoded)) = copy
+            && let Err(e) = encoded.and_then(|bytes| cache::write(&path, &bytes))
+        {
+            tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
+        }
+        Ok(())
     }
 }
 
@@ -407,7 +320,7 @@ impl Replica {
                 return None;
             }
         };
-        let Some(timers) = soa_timers(&records) else {
+        let Some(timers) = soa_timers(&records, zone) else {
             tracing::warn!(%zone, path = %path.display(), "zone copy has no SOA; waiting for the primary");
             return None;
         };
@@ -456,36 +369,9 @@ impl Notifiable for Replica {
     }
 }
 
-fn soa_timers(records: &[Record]) -> Option<soa::Timers> {
+fn soa_timers(records: &[Record], zone: &Name) -> Option<soa::Timers> {
     records.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(soa::Timers::from(soa)),
+        RData::SOA(soa) => Some(soa::Timers::clamped(soa, zone)),
         _ => None,
     })
-}
-
-fn write_cache(path: &Path, text: &str) -> Result<(), state::StateError> {
-    state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
-    state::write_atomic(path, text.as_bytes(), state::SECRET)
-}
-
-fn read(path: &Path, what: &'static str) -> Result<String, WorkerError> {
-    std::fs::read_to_string(path).map_err(|e| key_error(what, path, e))
-}
-
-fn read_roots(path: &Path) -> Result<Vec<Vec<u8>>, WorkerError> {
-    use rustls_pki_types::pem::PemObject;
-    CertificateDer::pem_file_iter(path)
-        .and_then(|i| {
-            i.map(|c| c.map(|c| c.to_vec()))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| key_error("the roots", path, e))
-}
-
-fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> WorkerError {
-    WorkerError::Key {
-        what,
-        path: path.display().to_string(),
-        reason: reason.to_string(),
-    }
 }

@@ -2,6 +2,12 @@
 //! is signed and every response message must carry a TSIG that verifies in
 //! the chain hickory's `TSigVerifier` tracks.
 //!
+//! With a key there is no downgrade: the TSIG is checked before the rcode, so
+//! only a signed REFUSED, NOTAUTH or NOTIMP is a refusal ([`XfrError::Refused`],
+//! which lets the caller read by signed queries); an unsigned one, or a
+//! connection closed before any answer, is a failure. Without a key, any of
+//! them is a refusal, as before.
+//!
 //! Owns the transfer's message loop; it must not interpret the records
 //! beyond the SOA that opens and closes the transfer.
 
@@ -40,13 +46,13 @@ pub async fn transfer(
     while !transfer.done {
         let first = transfer.records.is_empty();
         let Some(bytes) = conn.recv().await? else {
-            return Err(closed(&conn, zone, first));
+            return Err(closed(&conn, zone, first, verifier.is_some()));
         };
         let message = conn.decode(&bytes, id)?;
-        check_rcode(&conn, zone, &message, first)?;
         if let Some(verifier) = verifier.as_mut() {
-            check_tsig(&conn, verifier, &bytes)?;
+            check_tsig(&conn, verifier, &bytes, &message)?;
         }
+        check_rcode(&conn, zone, &message, first)?;
         transfer.add(&conn, message.answers)?;
     }
     Ok(Fetched {
@@ -73,12 +79,17 @@ fn sign(
         })
 }
 
-/// A closed connection before any answer is the way some servers refuse.
-fn closed(conn: &Conn, zone: &Name, first: bool) -> XfrError {
-    if first {
-        return refused(conn, zone, "connection closed without an answer".into());
+/// A closed connection before any answer is the way some servers refuse; with a key it
+/// is not authenticated, so it is only a failure.
+fn closed(conn: &Conn, zone: &Name, first: bool, signed: bool) -> XfrError {
+    match (first, signed) {
+        (true, false) => refused(conn, zone, "connection closed without an answer".into()),
+        (true, true) => XfrError::Tsig {
+            server: conn.server,
+            reason: "the connection closed without a signed answer".into(),
+        },
+        (false, _) => conn.bad("connection closed in the middle of the transfer"),
     }
-    conn.bad("connection closed in the middle of the transfer")
 }
 
 fn refused(conn: &Conn, zone: &Name, reason: String) -> XfrError {
@@ -107,14 +118,23 @@ fn check_rcode(conn: &Conn, zone: &Name, message: &Message, first: bool) -> Resu
     }
 }
 
-fn check_tsig(conn: &Conn, verifier: &mut TSigVerifier, bytes: &[u8]) -> Result<(), XfrError> {
-    verifier
+fn check_tsig(
+    conn: &Conn,
+    verifier: &mut TSigVerifier,
+    bytes: &[u8],
+    message: &Message,
+) -> Result<(), XfrError> {
+    let verified = verifier
         .verify(bytes)
         .map(|_| ())
-        .map_err(|e| XfrError::Tsig {
+        .map_err(|e| e.to_string());
+    match super::tsig_failure(message, verified) {
+        None => Ok(()),
+        Some(reason) => Err(XfrError::Tsig {
             server: conn.server,
-            reason: e.to_string(),
-        })
+            reason,
+        }),
+    }
 }
 
 impl Transfer {

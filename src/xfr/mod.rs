@@ -1,7 +1,9 @@
 //! The client side of getting a certificate zone from a server: AXFR over
 //! TCP (TSIG-signed when a key is given, every response message checked),
 //! and, when the server refuses transfers, the bundle's records one plain
-//! query at a time (docs/PROTOCOL.md, "Reading by queries").
+//! query at a time (docs/PROTOCOL.md, "Reading by queries"). With a key, only
+//! a TSIG-signed refusal leads to the queries, and they are signed and their
+//! answers checked too: nothing unauthenticated decides how the zone is read.
 //!
 //! Owns the network exchange only: it returns records, a typed error and no
 //! output. It must not judge the bundle (that is `bundle::read`/`inspect`),
@@ -94,8 +96,9 @@ pub enum XfrError {
         what: &'static str,
         waited: Duration,
     },
-    /// The server will not transfer the zone (REFUSED, NOTAUTH, NOTIMP, or
-    /// it closed the connection); reading by queries may still work.
+    /// The server will not transfer the zone (REFUSED, NOTAUTH, NOTIMP, or,
+    /// without a key, it closed the connection); with a key, only a refusal
+    /// whose TSIG verified. Reading by queries may still work.
     #[error("server {server} refused the transfer of {zone}: {reason}")]
     Refused {
         server: SocketAddr,
@@ -124,8 +127,50 @@ pub enum XfrError {
     },
 }
 
+/// What a TSIG-checked answer failed on, for messages: "the REFUSED answer is not
+/// TSIG-signed", "the NOTAUTH answer carries TSIG error BADKEY", ...
+pub(crate) fn tsig_failure(
+    message: &hickory_proto::op::Message,
+    verified: Result<(), String>,
+) -> Option<String> {
+    let rcode = rcode_name(message.metadata.response_code);
+    let Some(tsig) = message.signature() else {
+        return Some(format!("the {rcode} answer is not TSIG-signed"));
+    };
+    let reason = verified.err()?;
+    Some(match tsig.data.error {
+        Some(error) => format!(
+            "the {rcode} answer carries TSIG error {}",
+            format!("{error:?}").to_uppercase()
+        ),
+        None => format!("the {rcode} answer's TSIG does not verify: {reason}"),
+    })
+}
+
+/// The rcode as zone files and dig spell it.
+pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
+    match rcode {
+        ResponseCode::NoError => "NOERROR".into(),
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        other => other.to_string(),
+    }
+}
+
+impl XfrError {
+    /// An answer came but could not be authenticated (no TSIG, or one that fails).
+    pub fn unauthenticated(&self) -> bool {
+        matches!(self, Self::Tsig { .. })
+    }
+}
+
 /// AXFR of `zone` from `server` (signed with `tsig` when given); when the
-/// server refuses it, the bundle's records by queries instead.
+/// server refuses it (with a key: a signed refusal), the bundle's records by
+/// queries instead, signed with the same key.
 pub async fn fetch(
     server: SocketAddr,
     zone: &Name,
@@ -133,7 +178,7 @@ pub async fn fetch(
     options: &Options,
 ) -> Result<Fetched, XfrError> {
     match transfer(server, zone, tsig, options).await {
-        Err(XfrError::Refused { .. }) => query_bundle(server, zone, options).await,
+        Err(XfrError::Refused { .. }) => query_bundle(server, zone, tsig, options).await,
         other => other,
     }
 }

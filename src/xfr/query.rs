@@ -1,6 +1,7 @@
 //! Reading the bundle by plain queries over TCP, for servers that refuse
 //! transfers: the SOA (for its serial), the manifest, then every record the
-//! manifest names (docs/PROTOCOL.md, "Reading by queries").
+//! manifest names (docs/PROTOCOL.md, "Reading by queries"). With a key every
+//! query is TSIG-signed and every answer must carry a TSIG that verifies.
 //!
 //! Owns the order of the queries; it must not check the bundle: missing
 //! records are simply not returned, and `bundle::inspect` names them.
@@ -8,20 +9,25 @@
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
 
 use super::stream::Conn;
 use super::{Fetched, Method, Options, XfrError};
 use crate::bundle;
 
 /// The bundle's records under `zone` from `server`, one query each, on one
-/// connection.
+/// connection, each signed with `tsig` when given.
 pub async fn bundle(
     server: SocketAddr,
     zone: &Name,
+    tsig: Option<&TSigner>,
     options: &Options,
 ) -> Result<Fetched, XfrError> {
     let mut conn = Conn::open(server, options).await?;
+    let mut conn = Asker {
+        conn: &mut conn,
+        tsig,
+    };
     let serial = ask(&mut conn, zone, RecordType::SOA)
         .await?
         .iter()
@@ -46,11 +52,33 @@ pub async fn bundle(
     })
 }
 
+/// The connection and the key its queries are signed with.
+struct Asker<'a> {
+    conn: &'a mut Conn,
+    tsig: Option<&'a TSigner>,
+}
+
 /// The answers of type `kind` at `name`; none for NXDOMAIN.
-async fn ask(conn: &mut Conn, name: &Name, kind: RecordType) -> Result<Vec<Record>, XfrError> {
+async fn ask(
+    asker: &mut Asker<'_>,
+    name: &Name,
+    kind: RecordType,
+) -> Result<Vec<Record>, XfrError> {
+    let conn = &mut *asker.conn;
     let mut request = Message::query();
     request.add_query(Query::query(name.clone(), kind));
     request.metadata.id = super::stream::random_id();
+    let mut verifier = match asker.tsig {
+        Some(signer) => {
+            request
+                .finalize(signer, crate::unix_now())
+                .map_err(|e| XfrError::Tsig {
+                    server: conn.server,
+                    reason: format!("cannot sign the query: {e}"),
+                })?
+        }
+        None => None,
+    };
     let id = conn.send_message(&mut request).await?;
     let Some(bytes) = conn.recv().await? else {
         return Err(conn.bad(format!(
@@ -58,6 +86,18 @@ async fn ask(conn: &mut Conn, name: &Name, kind: RecordType) -> Result<Vec<Recor
         )));
     };
     let message = conn.decode(&bytes, id)?;
+    if let Some(verifier) = verifier.as_mut() {
+        let verified = verifier
+            .verify(&bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        if let Some(reason) = super::tsig_failure(&message, verified) {
+            return Err(XfrError::Tsig {
+                server: conn.server,
+                reason: format!("{name} {kind}: {reason}"),
+            });
+        }
+    }
     match message.metadata.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => Ok(message
             .answers

@@ -99,3 +99,55 @@ async fn a_transfer_must_start_with_the_soa() {
     let err = transfer(addr, &zone(), None, &options()).await.unwrap_err();
     assert!(matches!(err, XfrError::BadResponse { .. }), "{err}");
 }
+
+/// Accepts one connection, reads the request and closes without a word.
+async fn closing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.5.20:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len).await.unwrap();
+        let mut request = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut request).await.unwrap();
+        tcp.shutdown().await.unwrap();
+    });
+    addr
+}
+
+fn key() -> TsigKey {
+    TsigKey::generate(Name::from_ascii("k.").unwrap(), Algorithm::HmacSha256)
+}
+
+#[tokio::test]
+async fn with_a_key_an_unsigned_refusal_is_a_tsig_failure_not_a_refusal() {
+    for rcode in [
+        ResponseCode::Refused,
+        ResponseCode::NotAuth,
+        ResponseCode::NotImp,
+    ] {
+        let addr = server(rcode, Some(vec![])).await;
+        let err = fetch(addr, &zone(), Some(&key().signer()), &options())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, XfrError::Tsig { .. }), "{rcode}: {err}");
+        assert!(err.unauthenticated());
+        assert!(err.to_string().contains("is not TSIG-signed"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_closed_connection_is_a_refusal_only_without_a_key() {
+    let addr = closing_server().await;
+    let err = transfer(addr, &zone(), None, &options()).await.unwrap_err();
+    assert!(matches!(err, XfrError::Refused { .. }), "{err}");
+    let addr = closing_server().await;
+    let err = fetch(addr, &zone(), Some(&key().signer()), &options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, XfrError::Tsig { .. }), "{err}");
+    assert!(
+        err.to_string().contains("closed without a signed answer"),
+        "{err}"
+    );
+}

@@ -135,7 +135,7 @@ def latency(path):
 # --- report ---------------------------------------------------------------------------------
 
 SERVERS = ["certzone", "knot", "nsd", "bind", "hickory", "dnsdist"]
-TRANSPORTS = ["udp", "tcp", "dot", "doh"]
+TRANSPORTS = ["udp", "tcp", "dot", "doh", "doh-get", "doh-post"]
 # Higher is better for these; for the rest (latency, AXFR time) lower is.
 HIGHER = {"qps", "q_per_cpu"}
 
@@ -249,7 +249,8 @@ def ratio(ours, theirs, higher_is_better=True):
 
 
 NAMES = {"bind": "BIND", "hickory": "hickory-dns"}
-LABELS = {"udp": "UDP", "tcp": "TCP", "dot": "DoT", "doh": "DoH"}
+LABELS = {"udp": "UDP", "tcp": "TCP", "dot": "DoT", "doh": "DoH",
+          "doh-get": "DoH GET\n(dnsperf)", "doh-post": "DoH POST\n(dnsperf)"}
 
 
 def goals(throughput, summary):
@@ -282,6 +283,23 @@ def goals(throughput, summary):
                 None if r is None else r <= 1.0))
     add("4. latency p99 at the fixed rate, BIND p99 / certzone p99 (>= 1.0x)",
         ratio(m("certzone", "p99_ms"), m("bind", "p99_ms"), higher_is_better=False))
+    return out
+
+
+def doh_goals(throughput):
+    """Issue 12: dnsperf's DoH mode answers every query at a rate within 2x of h2load's."""
+    t = lambda s, tr, k: (throughput.get((s, tr)) or {}).get(k)  # noqa: E731
+    out = []
+    for tr in ["doh-get", "doh-post"]:
+        method = tr.split("-")[1].upper()
+        r = ratio(t("certzone", tr, "qps"), t("certzone", "doh", "qps"))
+        out.append((f"9. dnsperf -m doh {method} q/s / h2load q/s (>= 0.5x)", r,
+                    None if r is None else r >= 0.5))
+        lost = t("certzone", tr, "lost_pct")
+        out.append((f"9. dnsperf -m doh {method}: queries lost (0 %)", lost,
+                    None if lost is None else lost == 0))
+        out.append((f"   beside BIND: certzone / BIND dnsperf {method} q/s", ratio(
+            t("certzone", tr, "qps"), t("bind", tr, "qps")), None))
     return out
 
 
@@ -354,6 +372,13 @@ def report(results, outdir, png):
         for text, r, met in goals(throughput, summary):
             state = "not measured" if met is None else ("met" if met else "NOT met")
             lines.append(f"  {text:<68} {fmt_ratio(r):>7}  {state}")
+        lines.append("")
+        lines.append("Issue 12 targets (from this run):")
+        for text, r, met in doh_goals(throughput):
+            state = "" if met is None and text.startswith(" ") else (
+                "not measured" if met is None else ("met" if met else "NOT met"))
+            value = f"{r:.2f}%" if "lost" in text and r is not None else fmt_ratio(r)
+            lines.append(f"  {text:<68} {value:>7}  {state}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
 
@@ -374,7 +399,8 @@ def report(results, outdir, png):
         "meta": meta.splitlines(),
         "throughput": {f"{s}/{tr}": cell for (s, tr), cell in sorted(throughput.items())},
         "per_server": summary,
-        "goals": [{"goal": g, "ratio": r, "met": met} for g, r, met in goals(throughput, summary)],
+        "goals": [{"goal": g, "ratio": r, "met": met}
+                  for g, r, met in goals(throughput, summary) + doh_goals(throughput)],
         "raw": rows,
     }, indent=1) + "\n")
     plot(throughput, servers, meta, png)
@@ -398,7 +424,7 @@ def plot(throughput, servers, meta, png):
         print("bench: no matplotlib (apt-get install python3-matplotlib): plot skipped",
               file=sys.stderr)
         return
-    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
+    fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
     width = 0.84 / len(servers)
     top = max([(c.get("q_per_cpu") or 0) for c in throughput.values()] + [1])
     for i, s in enumerate(servers):
@@ -416,7 +442,8 @@ def plot(throughput, servers, meta, png):
     ax.set_ylim(0, top / 1000 * 1.12)
     ax.legend(fontsize=8, ncols=len(servers), loc="upper right")
     ax.grid(axis="y", alpha=0.3)
-    note = "UDP/TCP/DoT: dnsperf with the query mix; DoH: h2load, POST of one query."
+    note = ("UDP/TCP/DoT and DoH GET/POST (dnsperf): dnsperf with the query mix; DoH: h2load, "
+            "POST of one query.")
     if "dnsdist" in servers:
         note += " dnsdist: DoH front end to Knot, the CPU of both."
     fig.text(0.01, 0.01, note, fontsize=7, color="#555555")

@@ -8,7 +8,8 @@
 # Every server gets the same ~1,000-record zone (A, AAAA, TXT, MX, CNAME) on its own address
 # 127.0.9.x (DNS 5300, DoT 8530, DoH 4430 where it has them) and the same certificate. For
 # each server and transport: queries/s at saturation (dnsperf for UDP, TCP and DoT; h2load
-# POSTing one wire query for DoH), queries per server CPU-second (utime+stime of the server's
+# POSTing one wire query for DoH, and dnsperf's own DoH mode with the query mix, GET and POST,
+# as `doh-get` and `doh-post`), queries per server CPU-second (utime+stime of the server's
 # processes from /proc), latency p50/p99 at a fixed UDP rate (dnsperf -Q, per-query times
 # from -v), peak RSS (VmHWM). Then a 100,000-record zone: AXFR time (dig, TSIG) and peak RSS.
 # Runs alternate servers: every server once, then every server again.
@@ -16,6 +17,7 @@
 # Knobs: RUNS (2), DURATION (seconds per measurement, 10), SERVERS (subset of "certzone knot
 # nsd bind hickory dnsdist"), LAT_RATE (queries/s for the latency run, 5000), CLIENTS and
 # OUTSTANDING (dnsperf -c/-q, 4/500), THREADS (dnsperf -T, 1), H2_CLIENTS and H2_STREAMS (h2load -c/-m, 4/32),
+# DOH_CLIENTS and DOH_OUTSTANDING (dnsperf -m doh -c/-q, 10/200),
 # AXFR_REPEAT (transfers of the 100k zone per run and server, alternating servers, 5),
 # WAIT_QUIET (seconds to wait for a 1-minute load average under 0.5 first, 0), KEEP=1 (keep
 # the work directory), CERTZONE (binary; default: cargo build --release), HICKORY (binary;
@@ -41,10 +43,12 @@ THREADS=${THREADS:-1}
 OUTSTANDING=${OUTSTANDING:-500}
 H2_CLIENTS=${H2_CLIENTS:-4}
 H2_STREAMS=${H2_STREAMS:-32}
+DOH_CLIENTS=${DOH_CLIENTS:-10}
+DOH_OUTSTANDING=${DOH_OUTSTANDING:-200}
 WAIT_QUIET=${WAIT_QUIET:-0}
 PLOT=${PLOT:-$root/docs/serve-bench.png}
 HICKORY_VERSION=${HICKORY_VERSION:-0.26.3}
-for knob in RUNS DURATION LAT_RATE CLIENTS THREADS OUTSTANDING H2_CLIENTS H2_STREAMS; do
+for knob in RUNS DURATION LAT_RATE CLIENTS THREADS OUTSTANDING H2_CLIENTS H2_STREAMS DOH_CLIENTS DOH_OUTSTANDING; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "$knob must be a positive integer, not '${!knob}'"
 done
 [[ $WAIT_QUIET =~ ^[0-9]+$ ]] || die "WAIT_QUIET must be a number of seconds, not '$WAIT_QUIET'"
@@ -121,7 +125,7 @@ if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
   fi
   if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
   export CERTZONE HICKORY CERTZONE_BENCH_IN_NETNS=1 RUNS DURATION SERVERS LAT_RATE CLIENTS THREADS \
-    OUTSTANDING H2_CLIENTS H2_STREAMS PLOT KEEP
+    OUTSTANDING H2_CLIENTS H2_STREAMS DOH_CLIENTS DOH_OUTSTANDING PLOT KEEP
   exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
 fi
 ip link set lo up || die "cannot bring lo up in the network namespace"
@@ -413,6 +417,13 @@ generate() {
       --data "$work/doh-query.bin" -H 'content-type: application/dns-message' \
       -H 'accept: application/dns-message' -H ":authority: $CERT_NAME" \
       "https://$ip:$DOH_PORT/dns-query" >"$3" 2>&1
+  elif [ "$tr" = doh-get ] || [ "$tr" = doh-post ]; then
+    # dnsperf's DoH mode (nghttp2 under OpenSSL), the query mix, GET or POST.
+    local method=GET
+    [ "$tr" = doh-post ] && method=POST
+    timeout $((DURATION + 30)) dnsperf -m doh -O "doh-method=$method" \
+      -O "doh-uri=https://$CERT_NAME:$DOH_PORT/dns-query" -s "$ip" -p "$DOH_PORT" \
+      -d "$work/queries.txt" -l "$DURATION" -c "$DOH_CLIENTS" -q "$DOH_OUTSTANDING" -t 2 >"$3" 2>&1
   else
     [ "$tr" = dot ] && port=$DOT_PORT
     timeout $((DURATION + 30)) dnsperf -m "$tr" -s "$ip" -p "$port" -d "$work/queries.txt" \
@@ -514,7 +525,7 @@ meta() {
   wants hickory && echo "hickory: $(version "$HICKORY" --version) (features https-ring)"
   wants dnsdist && echo "dnsdist: $(version dnsdist --version) (DoH front end to Knot over UDP)"
   echo "dnsperf $(dnsperf -h 2>&1 | sed -n 's/^Version //p'), $(version h2load --version)"
-  echo "$RUNS runs alternating servers, $DURATION s each; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING; h2load -c $H2_CLIENTS -m $H2_STREAMS (POST, one query); latency at $LAT_RATE q/s over UDP"
+  echo "$RUNS runs alternating servers, $DURATION s each; dnsperf -c $CLIENTS -T $THREADS -q $OUTSTANDING; h2load -c $H2_CLIENTS -m $H2_STREAMS (POST, one query); dnsperf -m doh -c $DOH_CLIENTS -q $DOH_OUTSTANDING (GET, POST); latency at $LAT_RATE q/s over UDP"
 }
 
 # --- the run ---------------------------------------------------------------------------------
@@ -529,9 +540,10 @@ done
 
 for ((run = 1; run <= RUNS; run++)); do
   echo "bench: run $run of $RUNS"
-  for tr in udp tcp dot doh; do
+  for tr in udp tcp dot doh doh-get doh-post; do
     for s in "${SERVER_LIST[@]}"; do
-      [[ " ${TRANSPORTS[$s]} " == *" $tr "* ]] && load "$run" "$s" "$tr"
+      # dnsperf's DoH modes wherever h2load's DoH runs.
+      [[ " ${TRANSPORTS[$s]} " == *" ${tr%-*} "* ]] && load "$run" "$s" "$tr"
     done
   done
   for s in "${SERVER_LIST[@]}"; do

@@ -1,6 +1,7 @@
 //! A second bundle verifier written from docs/PROTOCOL.md alone, with the
 //! primitives (p256, hkdf, aes-gcm) and no code of `certzone::bundle`: if
-//! it accepts the golden zone text, the document is precise enough.
+//! it accepts the golden zone texts (format 1, format 2, and format 2 signed
+//! by two keys), the document is precise enough.
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -44,37 +45,67 @@ fn be(bytes: &[u8]) -> u64 {
 
 /// What section 4 needs, gathered from the zone text.
 struct Bundle {
+    format: u8,
     version: u64,
     signed: Vec<u8>,
-    sig: Vec<u8>,
+    /// (signer id, signature); format 1: one, with no id
+    sigs: Vec<(Option<[u8; 8]>, Vec<u8>)>,
     keys: Vec<([u8; 8], Vec<u8>)>,
 }
 
-/// Checks the signature as the document describes and opens this worker's
-/// sealed key; returns the PKCS#8 DER. Panics on any failure.
+/// Checks the zone and cluster (format 2) and the pinned key's signature as
+/// the document describes, and opens this worker's sealed key; returns the
+/// PKCS#8 DER. Panics on any failure.
 pub(crate) fn verify_and_unseal(
     text: &str,
     zone: &str,
+    cluster: &str,
     pinned_pem: &str,
     worker_pem: &str,
 ) -> Vec<u8> {
-    let bundle = gather(&lines(text), zone);
+    let bundle = gather(&lines(text), zone, cluster);
     let pinned = VerifyingKey::from_public_key_pem(pinned_pem).expect("pinned key");
-    let sig = Signature::from_slice(&bundle.sig).expect("r || s");
+    let pinned_id = id_of(pinned.to_encoded_point(false).as_bytes());
+    let (_, sig) = bundle
+        .sigs
+        .iter()
+        .find(|(id, _)| id.is_none() || *id == Some(pinned_id))
+        .expect("a signature by the pinned key");
+    let sig = Signature::from_slice(sig).expect("r || s");
+    assert!(sig.normalize_s().is_none(), "low-S");
     pinned
         .verify(&bundle.signed, &sig)
         .expect("signature verifies");
     unseal(&bundle, worker_pem)
 }
 
-/// Section 3 (manifest) and section 4 (signed bytes).
-fn gather(records: &[Line], zone: &str) -> Bundle {
+fn id_of(point: &[u8]) -> [u8; 8] {
+    Sha256::digest(point)[..8].try_into().expect("8")
+}
+
+/// Sections 3 and 3a (manifest) and section 4 (signed bytes).
+fn gather(records: &[Line], zone: &str, cluster: &str) -> Bundle {
     let manifest_line = records
         .iter()
         .find(|l| l.owner == format!("manifest.{zone}") && l.kind == "TXT");
     let manifest = txt_payload(manifest_line.expect("manifest record"));
-    assert_eq!(manifest[0], 1, "format version");
-    let mut at = 17;
+    let format = manifest[0];
+    // format 1: version at 1, not-after at 9, names at 17.
+    // format 2: minimum format at 1, version at 2, published at 10, not-after at 18,
+    // zone at 26, then the cluster id, then the names.
+    let (version, mut at) = match format {
+        1 => (be(&manifest[1..9]), 17),
+        2 => {
+            assert!((1..=2).contains(&manifest[1]), "minimum format");
+            let zone_len = manifest[26] as usize;
+            assert_eq!(manifest[27..27 + zone_len], wire_name(zone), "signed zone");
+            let at = 27 + zone_len;
+            let cluster_len = manifest[at] as usize;
+            assert_eq!(&manifest[at + 1..at + 1 + cluster_len], cluster.as_bytes());
+            (be(&manifest[2..10]), at + 1 + cluster_len)
+        }
+        other => panic!("unknown format {other}"),
+    };
     for _ in 0..manifest[at] {
         at += 1 + manifest[at + 1] as usize;
     }
@@ -85,9 +116,25 @@ fn gather(records: &[Line], zone: &str) -> Bundle {
         .chunks(8)
         .map(|id| id.try_into().expect("8"))
         .collect();
-    let (body, sig) = manifest.split_at(manifest.len() - 64);
-    assert_eq!(body.len(), at + 3 + 8 * worker_count);
-    let mut signed = b"certzone bundle v1 sign\0".to_vec();
+    let mut body_end = at + 3 + 8 * worker_count;
+    let signers: Vec<Option<[u8; 8]>> = if format == 2 {
+        let count = manifest[body_end] as usize;
+        let ids = manifest[body_end + 1..body_end + 1 + 8 * count]
+            .chunks(8)
+            .map(|id| Some(id.try_into().expect("8")))
+            .collect();
+        body_end += 1 + 8 * count;
+        ids
+    } else {
+        vec![None]
+    };
+    let (body, sig_bytes) = manifest.split_at(body_end);
+    assert_eq!(
+        sig_bytes.len(),
+        64 * signers.len(),
+        "nothing after the signatures"
+    );
+    let mut signed = format!("certzone bundle v{format} sign\0").into_bytes();
     signed.extend_from_slice(body);
     for i in 0..chain_count {
         signed.extend(cert_entry(records, &format!("{i}.chain.{zone}")));
@@ -100,12 +147,29 @@ fn gather(records: &[Line], zone: &str) -> Bundle {
         signed.extend_from_slice(&(blob.len() as u16).to_be_bytes());
         signed.extend_from_slice(blob);
     }
+    let sigs = signers
+        .into_iter()
+        .zip(sig_bytes.chunks(64).map(<[u8]>::to_vec))
+        .collect();
     Bundle {
-        version: be(&manifest[1..9]),
+        format,
+        version,
         signed,
-        sig: sig.to_vec(),
+        sigs,
         keys,
     }
+}
+
+/// The zone's canonical wire form: each label as a length byte and the
+/// label lowercased, then a zero byte.
+fn wire_name(zone: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in zone.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend(label.to_ascii_lowercase().bytes());
+    }
+    out.push(0);
+    out
 }
 
 /// u32 length || DER of the CERT record at `owner`.
@@ -141,9 +205,7 @@ fn sealed_keys(records: &[Line], zone: &str) -> Vec<([u8; 8], Vec<u8>)> {
 fn unseal(bundle: &Bundle, worker_pem: &str) -> Vec<u8> {
     let me = p256::SecretKey::from_pkcs8_pem(worker_pem).expect("worker key");
     let my_point = me.public_key().to_encoded_point(false);
-    let my_id: [u8; 8] = Sha256::digest(my_point.as_bytes())[..8]
-        .try_into()
-        .expect("8");
+    let my_id = id_of(my_point.as_bytes());
     let blob = &bundle
         .keys
         .iter()
@@ -153,8 +215,8 @@ fn unseal(bundle: &Bundle, worker_pem: &str) -> Vec<u8> {
     let (eph, sealed) = blob.split_at(65);
     let eph_key = p256::PublicKey::from_sec1_bytes(eph).expect("point");
     let shared = p256::ecdh::diffie_hellman(me.to_nonzero_scalar(), eph_key.as_affine());
-    let mut info = b"certzone bundle v1 seal".to_vec();
-    info.push(1);
+    let mut info = format!("certzone bundle v{} seal", bundle.format).into_bytes();
+    info.push(bundle.format);
     info.extend_from_slice(&bundle.version.to_be_bytes());
     info.extend_from_slice(&my_id);
     let salt = [eph, my_point.as_bytes()].concat();

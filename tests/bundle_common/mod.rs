@@ -16,6 +16,8 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 pub(crate) use chain::{LEAF_SPAN, NOW, TestChain, make_chain};
 
 pub(crate) const NAMES: &[&str] = &["example.test", "*.example.test"];
+/// The fixtures' cluster id.
+pub(crate) const CLUSTER: &str = "test";
 
 pub(crate) fn zone() -> Name {
     Name::from_ascii("_certzone.example.test.").expect("valid zone name")
@@ -41,7 +43,11 @@ impl Fixture {
         let input = BundleInput {
             zone: zone(),
             ttl: 300,
+            format: 2,
+            minimum_format: 2,
             version: 10,
+            published: NOW - 100,
+            cluster_id: CLUSTER.into(),
             names: NAMES.iter().map(|n| n.to_string()).collect(),
             chain: made.chain.clone(),
             private_key: PrivatePkcs8KeyDer::from(made.leaf_key.clone()),
@@ -63,12 +69,11 @@ impl Fixture {
     /// The policy of worker `i` (or of a reader without a worker key).
     pub(crate) fn policy(&self, worker: Option<usize>) -> ReaderPolicy {
         ReaderPolicy {
-            pinned: *self.key.verifying_key(),
+            cluster_id: CLUSTER.into(),
             held_version: Some(9),
             required_names: vec!["www.example.test".into(), "example.test".into()],
-            now: NOW,
             worker: worker.map(|i| self.workers[i].clone()),
-            roots: vec![],
+            ..ReaderPolicy::new(vec![*self.key.verifying_key()], NOW)
         }
     }
 }

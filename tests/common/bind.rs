@@ -241,7 +241,7 @@ fn ensure_loopback_address(ip: &str) {
     let err = String::from_utf8_lossy(&added.stderr);
     // another test may have added it meanwhile
     assert!(
-        added.status.success() || err.contains("File exists"),
+        added.status.success() || err.contains("File exists") || err.contains("already assigned"),
         "named listens only on interface addresses; adding {ip}/32 to lo failed (root needed): {err}"
     );
 }

@@ -103,6 +103,23 @@ impl<S: Read + Write> StreamClient<S> {
         Ok(answer)
     }
 
+    /// Sends `message` as it is, framed, without waiting for anything.
+    pub fn send(&mut self, message: &[u8]) -> std::io::Result<()> {
+        let mut framed = (message.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(message);
+        self.stream.write_all(&framed)?;
+        self.stream.flush()
+    }
+
+    /// Reads one framed message.
+    pub fn receive(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut len = [0u8; 2];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        self.stream.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
     /// Sends `query` as it is and returns the answer's bytes.
     pub fn exchange(&mut self, query: &[u8]) -> std::io::Result<Vec<u8>> {
         let mut framed = (query.len() as u16).to_be_bytes().to_vec();
@@ -172,18 +189,42 @@ impl DohClient {
             if post {
                 stream.send_data(bytes::Bytes::from(q), true).unwrap();
             }
-            let response = response.await.unwrap();
-            let status = response.status().as_u16();
-            let mut body = response.into_body();
-            let mut bytes = Vec::new();
-            while let Some(chunk) = body.data().await {
-                let chunk = chunk.unwrap();
-                let _ = body.flow_control().release_capacity(chunk.len());
-                bytes.extend_from_slice(&chunk);
-            }
+            let (status, bytes) = read_response(response).await;
             (status, (!bytes.is_empty()).then(|| parse(&bytes)))
         })
     }
+}
+
+impl DohClient {
+    /// POSTs `body` as a DNS message as it is; returns the HTTP status and the body.
+    pub fn post(&mut self, body: &[u8]) -> (u16, Vec<u8>) {
+        let request = http::Request::post(format!("https://{}/dns-query", self.authority))
+            .header("content-type", "application/dns-message")
+            .body(())
+            .unwrap();
+        let send = self.send.clone();
+        let body = bytes::Bytes::copy_from_slice(body);
+        self.runtime.block_on(async move {
+            let mut send = send.ready().await.unwrap();
+            let (response, mut stream) = send.send_request(request, false).unwrap();
+            stream.send_data(body, true).unwrap();
+            read_response(response).await
+        })
+    }
+}
+
+/// An HTTP/2 response's status and whole body.
+async fn read_response(response: h2::client::ResponseFuture) -> (u16, Vec<u8>) {
+    let response = response.await.unwrap();
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    (status, bytes)
 }
 
 /// Times `n` calls of `f`; returns each duration.

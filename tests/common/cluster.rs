@@ -18,6 +18,41 @@ pub const DOT: u16 = 8540;
 pub const DOH: u16 = 4440;
 pub const NAME: &str = "ns1.example.test";
 
+/// A bundle a test serves in the master's place.
+#[derive(Clone, Debug)]
+pub struct BundleSpec {
+    pub format: u8,
+    pub version: u64,
+    pub published: u64,
+    pub cluster: String,
+    /// signed by this key instead of the cluster's
+    pub signer: Option<bundle::SigningKey>,
+    /// the zone's SOA serial
+    pub serial: u32,
+}
+
+impl BundleSpec {
+    /// A genuine format 2 bundle of `cluster` at `version`, published then, under `serial`.
+    pub fn genuine(cluster: &str, version: u64, serial: u32) -> Self {
+        Self {
+            format: 2,
+            version,
+            published: version,
+            cluster: cluster.into(),
+            signer: None,
+            serial,
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 pub struct Cluster {
     pub scratch: Scratch,
     pub master_ip: String,
@@ -106,6 +141,59 @@ impl Cluster {
 
     pub fn master_config(&self) -> PathBuf {
         self.scratch.path("master.toml")
+    }
+
+    /// Rewrites every node's config (master first, then the workers) with `edit`.
+    pub fn edit_configs(&self, edit: impl Fn(&str) -> String) {
+        let mut paths = vec![self.master_config()];
+        paths.extend((0..self.worker_ips.len()).map(|i| self.worker_config(i)));
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, edit(&text)).unwrap();
+        }
+    }
+
+    /// Gives master and workers the cluster id `id` (`[certificate-zone] cluster-id`).
+    pub fn set_cluster_id(&self, id: &str) {
+        self.edit_configs(|text| {
+            text.replace(
+                "[certificate-zone]\n",
+                &format!("[certificate-zone]\ncluster-id = \"{id}\"\n"),
+            )
+        });
+    }
+
+    /// Zone text (SOA with `bundle.serial`, NS, the records) of a certificate zone as a
+    /// primary would serve it: a fresh leaf for the cluster's name from the cluster's CA,
+    /// sealed for every worker, signed as `bundle` says.
+    pub fn certificate_zone_text(&self, bundle: &BundleSpec) -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![NAME.to_string()]).unwrap();
+        let cert = params.signed_by(&key, &self.ca.0, &self.ca.1).unwrap();
+        let input = bundle::BundleInput {
+            zone: Name::from_ascii("_certzone.example.test.").unwrap(),
+            ttl: 60,
+            format: bundle.format,
+            minimum_format: bundle.format,
+            version: bundle.version,
+            published: bundle.published,
+            cluster_id: bundle.cluster.clone(),
+            names: vec![NAME.to_string()],
+            chain: vec![cert.der().to_vec()],
+            private_key: rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+            workers: self
+                .workers
+                .iter()
+                .map(WorkerSecretKey::public_key)
+                .collect(),
+        };
+        let signer = bundle.signer.as_ref().unwrap_or(&self.signing);
+        let records = bundle::publish(&input, signer, &mut rand_core::OsRng).unwrap();
+        format!(
+            "$TTL 60\n@ IN SOA ns1.example.test. hm.example.test. {} 2 1 600 60\n@ IN NS ns1.example.test.\n{}",
+            bundle.serial,
+            bundle::zone_text(&records)
+        )
     }
 
     pub fn worker_config(&self, i: usize) -> PathBuf {

@@ -11,7 +11,10 @@ pub mod bind;
 pub mod client;
 pub mod cluster;
 pub mod knot;
+pub mod load;
 pub mod pebble;
+pub mod proc;
+pub mod responder;
 
 use std::{
     io::{BufRead, BufReader},
@@ -80,11 +83,31 @@ impl Node {
         )
     }
 
+    /// Starts `certzone run` under `wrapper` (say `prlimit --nofile=256:256 --`) and waits
+    /// for its ready banner.
+    pub fn start_wrapped(wrapper: &[&str], config: &Path) -> Self {
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(binary()).args([
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ]);
+        let mut node = Self::spawn_command(command, config, false);
+        node.wait_ready(Duration::from_secs(20));
+        node
+    }
+
     /// Starts `certzone ARGS...` (any command that runs until signalled); `config` is the
     /// file it was given, for messages.
     pub fn spawn_args(args: &[&std::ffi::OsStr], config: &Path) -> Self {
-        let mut child = Command::new(binary())
-            .args(args)
+        let mut command = Command::new(binary());
+        command.args(args);
+        let supervises = args.first().is_some_and(|a| *a == "cluster");
+        Self::spawn_command(command, config, supervises)
+    }
+
+    fn spawn_command(mut command: Command, config: &Path, supervises: bool) -> Self {
+        let mut child = command
             .env("CERTZONE_LOG", "info,certzone=debug")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -104,7 +127,7 @@ impl Node {
             stderr,
             lines,
             readers,
-            supervises: args.first().is_some_and(|a| *a == "cluster"),
+            supervises,
         }
     }
 
