@@ -22,6 +22,7 @@
 //! - [`xfr`]: fetching a certificate zone: AXFR with TSIG, or plain queries when refused.
 //! - [`state`]: atomic files, key files 0600.
 //! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
+//! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`; the counters every layer writes.
 //! - [`cli`]: commands and exit codes.
 //! - [`cluster`]: the cluster file; each node's config and keys derived from it; its `[docker]`
 //!   table, which `certzone cluster docker` runs as containers with the fault scenarios.
@@ -33,6 +34,7 @@ pub mod cluster;
 pub mod config;
 pub mod dns;
 pub mod localca;
+pub mod metrics;
 pub mod node;
 pub mod prepared;
 pub mod publication;
@@ -49,4 +51,10 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs()
+}
+
+/// Whether logs are JSON lines (`CERTZONE_LOG_FORMAT=json`): then nothing else is printed
+/// where they go.
+pub(crate) fn json_logs() -> bool {
+    std::env::var("CERTZONE_LOG_FORMAT").is_ok_and(|v| v == "json")
 }

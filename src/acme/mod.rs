@@ -161,6 +161,10 @@ impl<Z: ChallengeZone> Issuer<Z> {
                 Next::Recheck(at) => Some((at, false)),
                 Next::Renew(at) => {
                     tracing::info!(at = %humantime(at), "next certificate renewal");
+                    let unix = at
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    crate::metrics::STATS.record(|m| m.acme.next_renewal = Some(unix));
                     Some((at, true))
                 }
             };
@@ -194,6 +198,10 @@ impl<Z: ChallengeZone> Issuer<Z> {
             () = shutdown.cancelled() => return None,
             r = self.renew(current) => r,
         };
+        crate::metrics::STATS.record(|m| {
+            m.acme.orders += 1;
+            m.acme.failures += u64::from(result.is_err());
+        });
         match result {
             Ok(issued) => {
                 self.failures = 0;

@@ -9,6 +9,7 @@ mod keygen;
 mod probe;
 mod renew;
 mod run;
+mod status;
 mod verify;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -53,6 +54,15 @@ enum Command {
     },
     /// Fetch a certificate zone from a server and check its bundle.
     Verify(verify::VerifyArgs),
+    /// Ask every node of a cluster file (or the node of a node file) how it stands: serials,
+    /// lag, leaf, refusals. Exit 0 all well, 1 needs attention, 2 a node is unreachable.
+    Status {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// A whole cluster from one file: each node's config derived, every node run locally, or
     /// the cluster on a docker network with its fault scenarios.
     Cluster {
@@ -72,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Keygen { kind } => keygen::keygen(&kind),
         Command::Verify(args) => verify::verify(&args),
         Command::Cluster { command } => cluster::cluster(&command),
+        Command::Status { config, json } => status::status(&config, json),
     }
 }
 
@@ -83,12 +94,27 @@ fn init_logging() {
             tracing_subscriber::EnvFilter::new("info,rustls::msgs::handshake=error")
         });
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    let format = std::env::var("CERTZONE_LOG_FORMAT").unwrap_or_default();
+    if !matches!(format.as_str(), "" | "json" | "text") {
+        eprintln!(
+            "warning: CERTZONE_LOG_FORMAT={format:?} is not \"json\" or \"text\"; logging text"
+        );
+    }
+    match format.as_str() {
+        // One object per line for log shippers: `timestamp`, `level`, `message`, the
+        // event's own fields beside them, and `target`.
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
         // Colour codes only for people at a terminal, never in files or pipes.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        _ => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
 }
 
 /// Loads and checks a node's configuration, printing every problem on failure.

@@ -46,6 +46,8 @@ pub(super) struct Ports {
     pub(super) tls: u16,
     #[serde(default = "default_https")]
     pub(super) https: u16,
+    /// `[metrics] listen` on every node at this port; none without it.
+    pub(super) metrics: Option<u16>,
 }
 
 impl Default for Ports {
@@ -54,6 +56,7 @@ impl Default for Ports {
             dns: default_dns(),
             tls: default_tls(),
             https: default_https(),
+            metrics: None,
         }
     }
 }

@@ -80,6 +80,8 @@ pub struct Ports {
     pub dns: u16,
     pub tls: u16,
     pub https: u16,
+    /// `/metrics`, `/healthz`, `/readyz` on every node, when set.
+    pub metrics: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +154,11 @@ impl Cluster {
     pub fn https(&self, node: &NodeSpec) -> SocketAddr {
         SocketAddr::new(node.address, self.ports.https)
     }
+
+    /// The node's metrics listener, when `ports.metrics` is set.
+    pub fn metrics(&self, node: &NodeSpec) -> Option<SocketAddr> {
+        self.ports.metrics.map(|p| SocketAddr::new(node.address, p))
+    }
 }
 
 struct Checker<'a> {
@@ -180,7 +187,16 @@ impl Checker<'_> {
             dns: raw.ports.dns,
             tls: raw.ports.tls,
             https: raw.ports.https,
+            metrics: raw.ports.metrics,
         };
+        if let Some(metrics) = ports.metrics
+            && [ports.dns, ports.tls, ports.https].contains(&metrics)
+        {
+            return Err(self.invalid(
+                "ports.metrics",
+                format!("{metrics} is already the dns, tls or https port"),
+            ));
+        }
         if ports.dns == ports.tls || ports.dns == ports.https || ports.tls == ports.https {
             return Err(self.invalid(
                 "ports",

@@ -264,6 +264,14 @@ fn head(cluster: &Cluster, node: &NodeSpec, role: &str) -> String {
     writeln!(text, "tls = {}", list(&[cluster.tls(node).to_string()])).unwrap();
     writeln!(text, "https = {}", list(&[cluster.https(node).to_string()])).unwrap();
     text += "\n";
+    if let Some(metrics) = cluster.metrics(node) {
+        writeln!(
+            text,
+            "[metrics]\nlisten = {}\n",
+            quote(&metrics.to_string())
+        )
+        .unwrap();
+    }
     text
 }
 

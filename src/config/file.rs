@@ -29,6 +29,14 @@ pub(super) struct File {
     #[serde(default)]
     pub(super) limits: Limits,
     pub(super) rrl: Option<Rrl>,
+    pub(super) metrics: Option<Metrics>,
+}
+
+/// `[metrics]`: the Prometheus and health listener; off without this section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Metrics {
+    pub(super) listen: SocketAddr,
 }
 
 /// `[limits]`: what one client, connection or query may cost (`limits.rs` has the defaults).

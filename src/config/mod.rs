@@ -79,6 +79,8 @@ pub struct Config {
     pub limits: Limits,
     /// UDP response rate limiting, when configured.
     pub rrl: Option<RrlConfig>,
+    /// `[metrics] listen`: where `/metrics`, `/healthz` and `/readyz` are served.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What a worker replicates, and from whom.
@@ -379,6 +381,7 @@ impl Checker<'_> {
             secondaries,
             limits,
             rrl,
+            metrics,
         } = raw;
         let tls_given = tls.is_some() || acme.is_some();
         let tls = self.tls_and_acme(tls, acme, &listen.udp);
@@ -400,6 +403,7 @@ impl Checker<'_> {
             worker: None,
             limits: self.limits(limits)?,
             rrl: rrl.map(|r| self.rrl(r)).transpose()?,
+            metrics: metrics.map(|m| m.listen),
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,

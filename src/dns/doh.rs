@@ -31,7 +31,10 @@ use super::{
     stream::{Conn, handshake},
     wire,
 };
-use crate::config::Limits;
+use crate::{
+    config::Limits,
+    metrics::{DropReason, STATS},
+};
 
 const PATH: &str = "/dns-query";
 const MEDIA_TYPE: &str = "application/dns-message";
@@ -42,7 +45,9 @@ const MAX_BODY: usize = 65_535;
 /// share, is closed for room, or the node shuts down.
 pub(super) async fn connection(config: Arc<ServerConfig>, stream: TcpStream, conn: Conn) {
     let accept = TlsAcceptor::from(config).accept(Coalesce::new(stream));
-    let Some(tls) = handshake(&conn, accept, "DoH TLS").await else {
+    let tls = handshake(&conn, accept, "DoH TLS").await;
+    STATS.handshake(Transport::Https.index(), tls.is_some());
+    let Some(tls) = tls else {
         return;
     };
     let h2 = server(&conn.shared.limits).handshake(PerAnswer::new(tls));
@@ -144,7 +149,11 @@ async fn answer(request: Request<RecvStream>, conn: &Conn) -> (StatusCode, Optio
     let _busy = conn.slot.busy();
     match query {
         // A response (QR=1) is never answered, over HTTP neither.
-        Ok(query) if wire::is_response(&query) => (StatusCode::BAD_REQUEST, None),
+        Ok(query) if wire::is_response(&query) => {
+            STATS.query(Transport::Https.index());
+            STATS.drop(DropReason::Response);
+            (StatusCode::BAD_REQUEST, None)
+        }
         Ok(query) => match handler.answer(&query, conn.peer, Transport::Https).await {
             Some(answer) => (StatusCode::OK, Some(answer)),
             None => (StatusCode::BAD_REQUEST, None),

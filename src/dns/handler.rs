@@ -20,6 +20,7 @@ use super::{
     signing, wire,
 };
 use crate::{
+    metrics::{DropReason, STATS},
     prepared::Question,
     zones::{ZoneIndex, Zones},
 };
@@ -87,12 +88,15 @@ impl Handler {
     ) -> axfr::Answers {
         // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
         if wire::is_response(query) {
+            STATS.query(transport.index());
+            STATS.drop(DropReason::Response);
             return Vec::new().into();
         }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t))
             && let Ok(request) = hickory_proto::op::Message::from_vec(query)
             && axfr::is_transfer(&request)
         {
+            STATS.query(transport.index());
             return axfr::respond(
                 query,
                 &request,
@@ -117,14 +121,18 @@ impl Handler {
     }
 
     /// The response to `query`, or `None` when nothing should be sent (not even a header).
+    /// Counted in the metrics: the query, and its answer or why there is none.
     pub async fn answer(
         &self,
         query: &[u8],
         src: SocketAddr,
         transport: Transport,
     ) -> Option<Vec<u8>> {
+        let t = transport.index();
+        STATS.query(t);
         // Never answer a response (RFC 1035 4.1.1): two servers would bounce it for ever.
         if wire::is_response(query) {
+            STATS.drop(DropReason::Response);
             return None;
         }
         // One snapshot for the whole query: the answer is prepared from the zones it
@@ -134,9 +142,28 @@ impl Handler {
         if let Some(question) = &question {
             let mut out = Vec::new();
             if snapshot.answers.write(question, query, &mut out) {
+                STATS.answer(t, true, &out);
                 return Some(out);
             }
         }
+        let answer = self
+            .answer_fully(query, src, transport, snapshot, question)
+            .await;
+        if let Some(answer) = &answer {
+            STATS.answer(t, false, answer);
+        }
+        answer
+    }
+
+    /// [`Handler::answer`] past the prepared answers.
+    async fn answer_fully(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+        snapshot: Guard<Arc<crate::zones::Snapshot>>,
+        question: Option<Question<'_>>,
+    ) -> Option<Vec<u8>> {
         let snapshot = Guard::into_inner(snapshot);
         let limits = self.limits(transport);
         if wire::opcode(query) == Some(u8::from(OpCode::Notify)) {

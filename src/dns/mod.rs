@@ -58,6 +58,13 @@ pub enum Transport {
     Https,
 }
 
+impl Transport {
+    /// Its index in [`crate::metrics::stats::TRANSPORTS`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("failed to listen on {kind} {address}: {source}")]
 pub struct ListenError {

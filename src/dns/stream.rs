@@ -28,7 +28,11 @@ use super::{
     ratelog::RateLog,
     signing, wire,
 };
-use crate::{config::Limits, tsig::TsigKey};
+use crate::{
+    config::Limits,
+    metrics::{DropReason, STATS},
+    tsig::TsigKey,
+};
 
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -62,6 +66,30 @@ pub(super) struct Conn {
     pub(super) shared: Arc<Shared>,
     /// When the connection must close (`connection-lifetime-secs`).
     pub(super) closes_at: Instant,
+    /// Counted open in the metrics while it lives.
+    pub(super) _open: Open,
+}
+
+/// A stream connection counted open in the metrics until dropped.
+pub(super) struct Open(usize);
+
+impl Open {
+    fn new(kind: &Kind) -> Self {
+        let transport = match kind {
+            Kind::Tcp => Transport::Tcp,
+            Kind::Tls(_) => Transport::Tls,
+            Kind::Https(_) => Transport::Https,
+        }
+        .index();
+        STATS.connection(transport, 1);
+        Self(transport)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        STATS.connection(self.0, -1);
+    }
 }
 
 impl Conn {
@@ -108,6 +136,7 @@ pub(super) async fn run(kind: Kind, listener: TcpListener, shared: Arc<Shared>) 
             }
         };
         let conn = Conn {
+            _open: Open::new(&kind),
             peer,
             slot,
             closes_at: Instant::now() + shared.limits.connection_lifetime,
@@ -129,7 +158,9 @@ async fn connection(kind: Kind, stream: TcpStream, conn: Conn) {
         Kind::Tcp => serve_stream(stream, Transport::Tcp, conn).await,
         Kind::Tls(config) => {
             let accept = TlsAcceptor::from(config).accept(stream);
-            if let Some(tls) = handshake(&conn, accept, "TLS").await {
+            let tls = handshake(&conn, accept, "TLS").await;
+            STATS.handshake(Transport::Tls.index(), tls.is_some());
+            if let Some(tls) = tls {
                 serve_stream(tls, Transport::Tls, conn).await;
             }
         }
@@ -194,6 +225,8 @@ pub(super) async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         answered = answered.saturating_add(1);
         // Never answer a response; the rest of the connection goes on.
         if wire::is_response(query) {
+            STATS.query(transport.index());
+            STATS.drop(DropReason::Response);
             if conn.spent(answered) {
                 break;
             }
@@ -233,6 +266,8 @@ async fn respond<S: AsyncWrite + Unpin>(
     let shared = &conn.shared;
     let Buffers { prepared, framed } = buffers;
     if shared.handler.answer_prepared(query, transport, prepared) {
+        STATS.query(transport.index());
+        STATS.answer(transport.index(), true, prepared);
         return write_framed(stream, prepared, framed, &shared.limits).await;
     }
     // Working on the answer: not closed for room meanwhile.
@@ -242,8 +277,14 @@ async fn respond<S: AsyncWrite + Unpin>(
         .answer_stream(query, conn.peer, transport)
         .await;
     drop(busy);
+    let transfer = matches!(answers, super::axfr::Answers::Transfer(_)).then(Instant::now);
+    let mut bytes = 0;
     for response in answers {
+        bytes += response.len();
         write_framed(stream, &response, framed, &shared.limits).await?;
+    }
+    if let Some(started) = transfer {
+        crate::metrics::stats::transfer("out", bytes, started.elapsed());
     }
     Ok(())
 }

@@ -28,6 +28,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{DropReason, STATS, stats::LocalCounts};
+
 use super::{
     Handler, Transport,
     ratelog::RateLog,
@@ -83,6 +85,8 @@ struct Batch {
     received: Vec<(usize, Option<SocketAddr>)>,
     answers: Vec<Vec<u8>>,
     destinations: Vec<Option<SockaddrStorage>>,
+    /// The batch's prepared answers, added to the metrics once per batch.
+    counts: LocalCounts,
 }
 
 impl Batch {
@@ -92,6 +96,7 @@ impl Batch {
             received: Vec::with_capacity(BATCH),
             answers: (0..BATCH).map(|_| Vec::with_capacity(MAX_QUERY)).collect(),
             destinations: Vec::with_capacity(BATCH),
+            counts: LocalCounts::default(),
         }
     }
 
@@ -126,6 +131,8 @@ impl Batch {
             let Some(src) = src else { continue };
             let query = &self.queries[index][..len.min(MAX_QUERY)];
             if wire::is_response(query) {
+                self.counts.query();
+                STATS.drop(DropReason::Response);
                 continue;
             }
             let slot = self.destinations.len();
@@ -134,7 +141,9 @@ impl Batch {
                 .handler
                 .answer_prepared(query, Transport::Udp, answer)
             {
+                self.counts.query();
                 if limit(shared, src, answer) {
+                    self.counts.prepared_answer(answer);
                     self.destinations.push(Some(SockaddrStorage::from(src)));
                 }
             } else if let Ok(permit) = shared.slow.clone().try_acquire_owned() {
@@ -142,6 +151,8 @@ impl Batch {
                     answer_slowly(socket.clone(), shared.clone(), query.to_vec(), src, permit);
                 runtime.spawn(task);
             } else {
+                self.counts.query();
+                STATS.drop(DropReason::SlowQueries);
                 let total = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if let Some(left_out) = SLOW_FULL.allow() {
                     tracing::warn!(
@@ -152,6 +163,7 @@ impl Batch {
                 }
             }
         }
+        self.counts.flush();
         if self.destinations.is_empty() {
             return;
         }
@@ -219,7 +231,10 @@ fn limit(shared: &Shared, client: SocketAddr, answer: &mut Vec<u8>) -> bool {
     };
     match rrl.check(client.ip()) {
         Verdict::Send => true,
-        Verdict::Drop => false,
+        Verdict::Drop => {
+            STATS.drop(DropReason::Rrl);
+            false
+        }
         Verdict::Slip => match wire::truncated(answer) {
             Some(cut) => {
                 *answer = cut;

@@ -58,6 +58,12 @@ pub(super) fn print_banner(
         _ => None,
     };
     out += &examples(config, ca.as_deref());
+    if crate::json_logs() {
+        // Log shippers read one JSON object per line: the banner goes as one event.
+        let (role, certificate) = (config.role.as_str(), summary.map(|s| &s.fingerprint));
+        tracing::info!(role, zones = %zones.join(" "), certificate, "certzone ready");
+        return;
+    }
     out += "certzone ready (SIGHUP re-reads zones, Ctrl-C stops)\n";
     print!("{out}");
 }

@@ -27,6 +27,7 @@ use crate::{
     config::{CertificateSource, Config, TlsConfig},
     dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
     localca::LocalCa,
+    metrics::{MetricsListener, View},
     publication::Publisher,
     replication::{Reader, Replica},
     tls::{self, CertSlot},
@@ -130,6 +131,10 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         reader,
     } = prepared;
     let bound = Bound::bind(&config.listen, budget(&config)?)?;
+    let metrics = match config.metrics {
+        Some(address) => Some(MetricsListener::bind(address).await?),
+        None => None,
+    };
     // From here on the serials served are the ones a restart must go on from.
     zones.save_serials()?;
     let zones = Arc::new(zones);
@@ -171,13 +176,39 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     }
     let handler = Arc::new(handler);
     bound.serve(handler, certs.clone(), &shutdown, &tracker);
+    if let Some(metrics) = metrics {
+        metrics.serve(view(&config, &zones, &certs), &shutdown, &tracker);
+    }
     print_banner(&config, certs.summary().as_ref(), source.as_ref());
+    // Every listener is bound and served: systemd's Type=notify may go on. Without
+    // NOTIFY_SOCKET (not under systemd) this does nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the node is ready");
+    }
     signals
         .handle(&zones, &config, &certs, &force_renewal, &keys)
         .await;
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
+}
+
+/// What `/metrics` and `/readyz` read.
+fn view(config: &Config, zones: &Arc<Zones>, certs: &Arc<CertSlot>) -> View {
+    View {
+        role: match config.role {
+            crate::config::Role::Master => "master",
+            crate::config::Role::Worker => "worker",
+        },
+        zones: zones.clone(),
+        certs: certs.clone(),
+        tls: !(config.listen.tls.is_empty() && config.listen.https.is_empty()),
+        replicated: config
+            .worker
+            .iter()
+            .flat_map(|w| w.secondaries.iter().map(ToString::to_string))
+            .collect(),
+    }
 }
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG

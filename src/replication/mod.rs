@@ -55,7 +55,17 @@ pub async fn notifier(
         for target in &targets {
             let (zone, key, target) = (zone.clone(), key.clone(), *target);
             tracker.spawn(async move {
-                notify::notify(target, source, &zone, serial, key.as_deref()).await
+                let acknowledged =
+                    notify::notify(target, source, &zone, serial, key.as_deref()).await;
+                crate::metrics::STATS.record(|m| {
+                    let n = m.notify.entry(target.to_string()).or_default();
+                    n.sent += 1;
+                    if acknowledged {
+                        n.acknowledged += 1;
+                    } else {
+                        n.failed += 1;
+                    }
+                });
             });
         }
     }

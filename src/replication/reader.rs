@@ -173,6 +173,8 @@ impl Reader {
             Err(BundleError::SameVersion { .. }) => true,
             Err(e) => {
                 let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                let rule = e.rule();
+                crate::metrics::STATS.record(|m| *m.refused.entry(rule).or_default() += 1);
                 let keeping = crate::tls::keeping(certs);
                 tracing::error!(zone = %self.origin, rule = %e.rule(), error = %e, refused, "bundle refused; {keeping}");
                 false
@@ -227,6 +229,8 @@ impl Reader {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .in_service = Some(verified.version);
+                let version = verified.version;
+                crate::metrics::STATS.record(|m| m.bundle_version = Some(version));
                 tracing::info!(
                     version = verified.version,
                     format = verified.format,

@@ -188,7 +188,9 @@ impl Replica {
                 () = wake.notified() => true,
                 () = tokio::time::sleep(wait) => false,
             };
-            wait = match self.refresh(&zone, &mut state, &shutdown).await {
+            let result = self.refresh(&zone, &mut state, &shutdown).await;
+            crate::metrics::stats::refresh(&zone.to_string(), result.is_ok());
+            wait = match result {
                 Ok(now) => {
                     state.timers = Some(now);
                     state.confirmed = Instant::now();
@@ -242,7 +244,10 @@ impl Replica {
             }
         }
         state.last_transfer = Some(Instant::now());
+        let started = Instant::now();
         let (fetched, accepted) = self.fetch(zone).await?;
+        // Bytes are not known on this side: the records arrive decoded.
+        crate::metrics::stats::transfer("in", 0, started.elapsed());
         let timers = soa_timers(&fetched.records, zone).unwrap_or(current);
         if accepted && fetched.method == xfr::Method::Axfr {
             self.serve(zone, fetched.records, timers.serial)?;
@@ -351,6 +356,8 @@ impl Replica {
         }
         let removed = self.zones.remove_generated(zone);
         if removed {
+            let name = zone.to_string();
+            crate::metrics::STATS.record(|e| e.zones.entry(name).or_default().expired = true);
             tracing::error!(%zone, primary = %self.primary, expire = ?expire, "zone expired: the primary did not answer within the SOA expire; no longer served");
         }
         removed

@@ -252,6 +252,16 @@ impl Zones {
         self.snapshot.load()
     }
 
+    /// Every zone served and its SOA serial, by origin.
+    pub fn serials(&self) -> Vec<(String, u32)> {
+        let snapshot = self.snapshot.load();
+        let mut serials: Vec<(String, u32)> = (snapshot.zones.zones.iter())
+            .map(|z| (z.origin().to_string(), z.serial()))
+            .collect();
+        serials.sort();
+        serials
+    }
+
     /// Serves exactly `values` as TXT at `owner` (none: removes them), in whichever zone
     /// holds `owner`, until changed again. Returns false if no zone holds it.
     pub async fn set_txt(&self, owner: &Name, values: &[String]) -> bool {
