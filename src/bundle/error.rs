@@ -171,6 +171,24 @@ impl BundleError {
     /// names them: `format`, `record`, `size`, `signature`, `zone`, `cluster`,
     /// `freshness`, `version`, `chain`, `root`, `validity`, `name`, `key`, or
     /// `input` for publisher input and key files.
+    /// Every name [`Self::rule`] gives, for counters that start at zero.
+    pub const RULES: [&'static str; 14] = [
+        "format",
+        "record",
+        "size",
+        "signature",
+        "zone",
+        "cluster",
+        "freshness",
+        "version",
+        "chain",
+        "root",
+        "validity",
+        "name",
+        "key",
+        "input",
+    ];
+
     pub fn rule(&self) -> &'static str {
         match self {
             Self::UnknownFormat(_) | Self::FormatDowngrade { .. } => "format",

@@ -259,6 +259,28 @@ pub fn transfer(direction: &'static str, bytes: usize, took: std::time::Duration
     });
 }
 
+/// Counters that start at zero before the first event, so that Prometheus's `increase()`
+/// sees the first one too: a worker's refusals by every rule, and its replicated `zones`.
+pub fn start_worker(zones: &[String]) {
+    STATS.record(|e| {
+        for rule in crate::bundle::BundleError::RULES {
+            e.refused.entry(rule).or_default();
+        }
+        for zone in zones {
+            e.zones.entry(zone.clone()).or_default();
+        }
+    });
+}
+
+/// NOTIFY counters of every secondary, at zero before the first NOTIFY.
+pub fn start_notify(targets: &[std::net::SocketAddr]) {
+    STATS.record(|e| {
+        for target in targets {
+            e.notify.entry(target.to_string()).or_default();
+        }
+    });
+}
+
 /// A replicated zone's refresh: the primary answered (`ok`) or not.
 pub fn refresh(zone: &str, ok: bool) {
     let now = now();

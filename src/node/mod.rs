@@ -249,6 +249,7 @@ fn start_notifier(
     else {
         return;
     };
+    crate::metrics::stats::start_notify(&targets);
     let notifier = crate::replication::notifier(
         zones.subscribe(),
         zones.clone(),
@@ -317,6 +318,8 @@ fn start_replica(
         )
         .with_cache(&config.state_dir),
     );
+    let names: Vec<String> = replica.zones().iter().map(ToString::to_string).collect();
+    crate::metrics::stats::start_worker(&names);
     for zone in replica.zones() {
         tracker.spawn(replica.clone().run(zone, shutdown.clone()));
     }
