@@ -514,3 +514,86 @@ fn readyz_waits_for_the_first_bundle_and_json_logs_parse() {
     assert_eq!(reread.len(), 1, "the master's SIGHUP");
     assert!(reread[0]["changed"].is_u64() && reread[0]["level"] == "INFO");
 }
+
+#[test]
+fn systemd_units_verify() {
+    // `systemd-analyze verify` needs the ExecStart binary to exist: the units are checked
+    // with the binary under test in place of /usr/local/bin/certzone, nothing else changed.
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: systemd-analyze is not installed; the units were not verified");
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let mut units = Vec::new();
+    for role in ["master", "worker"] {
+        let name = format!("certzone-{role}.service");
+        let text = std::fs::read_to_string(repo().join("dist/systemd").join(&name)).unwrap();
+        for needed in [
+            "Type=notify",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "User=certzone",
+            "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+            "StateDirectory=certzone",
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+        ] {
+            assert!(text.contains(needed), "{name} lacks {needed}");
+        }
+        let path = scratch.path().join(&name);
+        std::fs::write(
+            &path,
+            text.replace("/usr/local/bin/certzone", common::binary()),
+        )
+        .unwrap();
+        units.push(path);
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Unknown keys are only warnings to systemd-analyze: none may be printed either.
+    assert!(stderr.trim().is_empty(), "{stderr}");
+}
+
+#[test]
+fn tells_systemd_it_is_ready_once_its_listeners_answer() {
+    use std::os::unix::net::UnixDatagram;
+    let cluster = Cluster::new("127.0.151.5", &[], &[]);
+    let dir = cluster.scratch.dir.path();
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(common::binary())
+        .args(["run", "--config", cluster.master_config().to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut message = [0u8; 512];
+    let received = socket.recv(&mut message);
+    // Asked at once: every listener must already answer.
+    let answer = kdig(&["@127.0.151.5", "-p", "5400", "+tcp", "example.test", "SOA"]);
+    let tls = cluster.served_leaf("127.0.151.5");
+    let _ = child.kill();
+    let _ = child.wait();
+    let n = received.expect("a READY=1 datagram within 20 s");
+    assert_eq!(
+        std::str::from_utf8(&message[..n]).unwrap().trim(),
+        "READY=1"
+    );
+    assert!(answer.contains("status: NOERROR"), "{answer}");
+    assert!(
+        tls.is_some(),
+        "DoT answers with the certificate when READY=1 is sent"
+    );
+}

@@ -9,11 +9,12 @@
 # faults into the real binary with it);
 # for the attack tests (tests/exposure.rs, tests/attacks.rs) dnsperf (floods), python3
 # with python3-h2 (tests/attack/*.py write HTTP/2 frames by hand) and prlimit (util-linux:
-# a node with 256 open files).
+# a node with 256 open files); prometheus and promtool (prometheus: tests/monitoring.rs
+# scrapes a cluster with it and checks dist/prometheus/alerts.yml).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
-  unbound strace dnsperf python3 python3-h2 util-linux)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit)
+  unbound strace dnsperf python3 python3-h2 util-linux prometheus)
+tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit prometheus promtool)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
