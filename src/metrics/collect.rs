@@ -14,7 +14,7 @@ use prometheus_client::{
 
 use super::{
     process::Process,
-    stats::{DROP_REASONS, PATHS, STATS, TRANSPORTS, rcode_name},
+    stats::{DROP_REASONS, Events, PATHS, STATS, TRANSPORTS, rcode_name},
 };
 use crate::{tls::CertSlot, zones::Zones};
 
@@ -178,10 +178,14 @@ fn queries(e: &mut DescriptorEncoder) -> Fmt {
         "Queries left unanswered, per reason.",
         &dropped,
     )?;
-    // UDP has no connections.
-    let streams = 1..TRANSPORTS.len();
+    connections(e)
+}
+
+/// Stream connections and TLS handshakes; UDP has neither.
+fn connections(e: &mut DescriptorEncoder) -> Fmt {
+    let stats = &STATS;
     let open = stats.connections();
-    let open: Vec<(Labels, i64)> = (streams.clone())
+    let open: Vec<(Labels, i64)> = (1..TRANSPORTS.len())
         .map(|t| (label("transport", TRANSPORTS[t]), open[t]))
         .collect();
     gauge(
@@ -210,6 +214,14 @@ fn queries(e: &mut DescriptorEncoder) -> Fmt {
 
 fn events(e: &mut DescriptorEncoder) -> Fmt {
     let events = STATS.events();
+    zone_refreshes(e, &events)?;
+    bundles(e, &events)?;
+    notify(e, &events)?;
+    transfers(e, &events)?;
+    acme(e, &events.acme)
+}
+
+fn zone_refreshes(e: &mut DescriptorEncoder, events: &Events) -> Fmt {
     let zones = &events.zones;
     let rows = |f: &dyn Fn(&super::stats::ZoneRefresh) -> Option<u64>| -> Vec<(Labels, u64)> {
         zones
@@ -241,6 +253,10 @@ fn events(e: &mut DescriptorEncoder) -> Fmt {
         "1 when this replicated zone was withdrawn: its SOA expire passed without the primary.",
         &rows(&|r| Some(u64::from(r.expired))),
     )?;
+    Ok(())
+}
+
+fn bundles(e: &mut DescriptorEncoder, events: &Events) -> Fmt {
     if let Some(version) = events.bundle_version {
         gauge(
             e,
@@ -258,6 +274,10 @@ fn events(e: &mut DescriptorEncoder) -> Fmt {
         "Certificate bundles refused, per failed check.",
         &refused,
     )?;
+    Ok(())
+}
+
+fn notify(e: &mut DescriptorEncoder, events: &Events) -> Fmt {
     let notify = |f: &dyn Fn(&super::stats::NotifyCounts) -> u64| -> Vec<(Labels, u64)> {
         (events.notify.iter())
             .map(|(s, n)| (label("secondary", s), f(n)))
@@ -281,6 +301,10 @@ fn events(e: &mut DescriptorEncoder) -> Fmt {
         "NOTIFY messages never acknowledged, per secondary.",
         &notify(&|n| n.failed),
     )?;
+    Ok(())
+}
+
+fn transfers(e: &mut DescriptorEncoder, events: &Events) -> Fmt {
     let transfers = &events.transfers;
     let by_direction = |d: &&str| label("direction", d);
     let count: Vec<(Labels, u64)> = transfers
@@ -312,8 +336,7 @@ fn events(e: &mut DescriptorEncoder) -> Fmt {
         "certzone_transfer_duration_seconds",
         "Time spent in completed zone transfers.",
         &seconds,
-    )?;
-    acme(e, &events.acme)
+    )
 }
 
 fn acme(e: &mut DescriptorEncoder, acme: &super::stats::AcmeCounts) -> Fmt {
