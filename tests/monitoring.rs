@@ -255,6 +255,24 @@ fn status_all_well(config: &Path, fingerprint: &str) {
     for row in &rows {
         assert!(row.contains(" yes ") && row.contains(fingerprint), "{row}");
     }
+    // One node's own file: the worker, with its primary as the reference.
+    let node = config
+        .parent()
+        .unwrap()
+        .join("../state/cluster/nodes/worker1/node.toml");
+    let (code, out) = status(&node, false);
+    println!("{out}");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("primary ") && l.contains(" yes ")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("node ") && l.contains(fingerprint)),
+        "{out}"
+    );
     let (_, json) = status(config, true);
     let json: Value = serde_json::from_str(&json).unwrap();
     for node in json["nodes"].as_array().unwrap() {

@@ -179,3 +179,19 @@ fn docker_test_ca_project_and_service_names_are_checked() {
     let unknown = parse(DOCKER_NODES, &format!("{subnet}images = \"x\"\n"));
     assert!(matches!(unknown, Err(ClusterError::Syntax { .. })));
 }
+
+#[test]
+fn metrics_port_goes_to_every_node_and_must_be_its_own() {
+    let cluster = parse(NODES, "[ports]\nmetrics = 9153\n").unwrap();
+    for node in &cluster.nodes {
+        assert_eq!(cluster.metrics(node).map(|a| a.port()), Some(9153));
+    }
+    assert!(
+        parse(NODES, "")
+            .unwrap()
+            .metrics(&cluster.nodes[0])
+            .is_none()
+    );
+    let clash = parse(NODES, "[ports]\nmetrics = 853\n");
+    assert_eq!(key_of(clash), "ports.metrics");
+}

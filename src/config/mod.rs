@@ -784,6 +784,12 @@ impl Checker<'_> {
                 self.note(self.invalid(key, format!("{addr} is already used by another listener")));
             }
         }
+        if let Some(metrics) = config.metrics
+            && stream.contains(&metrics)
+        {
+            let message = format!("{metrics} is already a DNS listener; give metrics its own port");
+            self.note(self.invalid("metrics.listen", message));
+        }
         let wants_tls = !listen.tls.is_empty() || !listen.https.is_empty();
         if wants_tls && !tls_given {
             self.note(self.invalid("tls", "listen.tls and listen.https need a [tls] section"));

@@ -388,3 +388,22 @@ fn ip_names_only_where_nothing_reads_them_as_names() {
         "{text}"
     );
 }
+
+#[test]
+fn metrics_listen_is_off_unless_given_and_never_a_dns_listener() {
+    assert_eq!(parse(FULL).unwrap().metrics, None);
+    let on = format!("{FULL}\n[metrics]\nlisten = \"127.0.0.1:9153\"\n");
+    assert_eq!(
+        parse(&on).unwrap().metrics,
+        Some("127.0.0.1:9153".parse().unwrap())
+    );
+    let clash = format!("{FULL}\n[metrics]\nlisten = \"127.0.0.1:8530\"\n");
+    let message = parse(&clash).unwrap_err().to_string();
+    assert!(
+        message.contains("metrics.listen") && message.contains("already a DNS listener"),
+        "{message}"
+    );
+    let unknown = format!("{FULL}\n[metrics]\nlisten = \"127.0.0.1:9153\"\npath = \"/m\"\n");
+    let message = parse(&unknown).unwrap_err().to_string();
+    assert!(message.contains("unknown field `path`"), "{message}");
+}

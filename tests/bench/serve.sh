@@ -207,6 +207,10 @@ file = "$3"
 
 [transfer]
 tsig-key-file = "$work/tsig.key"
+
+# Metrics on, as an operator runs it (the counters are kept either way; issue 15).
+[metrics]
+listen = "$ip:9153"
 EOF
   start_logged "$d" certzone "$CERTZONE" run --config "$d/certzone.toml"
 }
