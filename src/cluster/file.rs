@@ -20,6 +20,22 @@ pub(super) struct File {
     #[serde(default, rename = "node")]
     pub(super) nodes: Vec<Node>,
     pub(super) docker: Option<Docker>,
+    pub(super) publish: Option<Publish>,
+}
+
+/// `[publish]`: the master's published records, for every name of `cluster.names` inside
+/// the domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Publish {
+    #[serde(default)]
+    pub svcb: bool,
+    #[serde(default)]
+    pub tlsa: bool,
+    #[serde(default)]
+    pub caa: bool,
+    pub ttl: Option<u32>,
+    pub caa_issuer: Option<String>,
 }
 
 /// `[cluster]`

@@ -73,6 +73,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeSpec>,
     /// `[docker]`: where `certzone cluster docker` runs the cluster, when the file says.
     pub docker: Option<Docker>,
+    /// `[publish]`: the records the master announces, rendered into its `[publish]`.
+    pub publish: Option<file::Publish>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +216,7 @@ impl Checker<'_> {
             ca,
             nodes,
             docker,
+            publish: raw.publish,
             state_dir,
             domain,
             certificate_zone,

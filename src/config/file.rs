@@ -29,6 +29,7 @@ pub(super) struct File {
     #[serde(default)]
     pub(super) limits: Limits,
     pub(super) rrl: Option<Rrl>,
+    pub(super) publish: Option<super::publish::Publish>,
 }
 
 /// `[limits]`: what one client, connection or query may cost (`limits.rs` has the defaults).

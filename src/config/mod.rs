@@ -8,6 +8,7 @@
 mod certificate_zone;
 mod file;
 mod limits;
+mod publish;
 
 use std::{
     cell::{Cell, RefCell},
@@ -22,6 +23,7 @@ use hickory_proto::rr::Name;
 use file::{CertSource, UpstreamProtocol};
 pub use file::{Challenge, KeyAlgorithm, Role};
 pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, RrlConfig};
+pub use publish::PublishConfig;
 
 /// A problem with the configuration file itself.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,8 @@ pub struct Config {
     pub limits: Limits,
     /// UDP response rate limiting, when configured.
     pub rrl: Option<RrlConfig>,
+    /// Records announcing the certificate (master only), when configured.
+    pub publish: Option<PublishConfig>,
 }
 
 /// What a worker replicates, and from whom.
@@ -379,6 +383,7 @@ impl Checker<'_> {
             secondaries,
             limits,
             rrl,
+            publish,
         } = raw;
         let tls_given = tls.is_some() || acme.is_some();
         let tls = self.tls_and_acme(tls, acme, &listen.udp);
@@ -400,6 +405,7 @@ impl Checker<'_> {
             worker: None,
             limits: self.limits(limits)?,
             rrl: rrl.map(|r| self.rrl(r)).transpose()?,
+            publish: None,
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
@@ -430,7 +436,14 @@ impl Checker<'_> {
             }
         };
         self.listeners(&config, tls_given);
-        Ok(config)
+        let publish = publish.and_then(|p| {
+            let publish = self.publish(p, role, &config.listen, config.tls.as_ref());
+            self.keep(publish.map(Some))
+        });
+        if publish.is_some() {
+            self.published_names_in_zones(&config);
+        }
+        Ok(Config { publish, ..config })
     }
 
     /// `[tls]` with `[acme]`; a refused `[acme]` leaves `[tls]` unchecked (its problems
@@ -816,6 +829,24 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Published records go into the node's zones: at least one certificate name must be
+    /// inside one (names outside every zone, such as `localhost`, are skipped).
+    fn published_names_in_zones(&self, config: &Config) {
+        let Some(tls) = &config.tls else { return };
+        let inside = tls.names.iter().any(|name| {
+            Name::from_ascii(name.trim_start_matches("*.")).is_ok_and(|mut n| {
+                n.set_fqdn(true);
+                config.zones.iter().any(|z| z.origin.zone_of(&n))
+            })
+        });
+        if !inside {
+            self.note(self.invalid(
+                "publish",
+                "no name of tls.names is inside one of this node's zones: nothing to publish at",
+            ));
+        }
     }
 
     fn resolve(&self, path: &Path) -> PathBuf {

@@ -23,6 +23,8 @@ pub use lock::{Holder, LockError, holder, lock_path, pid_path};
 
 use crate::{
     acme,
+    announce::Announcer,
+    config::KeyAlgorithm,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
     dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
@@ -147,12 +149,14 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         start_notifier(&config, policy, &zones, &shutdown, &tracker);
     }
     let force_renewal = Arc::new(Notify::new());
+    let announcer = start_announcer(&config, &zones, &certs, &shutdown, &tracker);
     let source = match &config.tls {
         Some(tls) => {
             let parts = Parts {
                 certs: &certs,
                 zones: &zones,
                 force_renewal: &force_renewal,
+                announcer: announcer.as_ref(),
                 shutdown: &shutdown,
                 tracker: &tracker,
             };
@@ -178,6 +182,34 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shut_down(shutdown, tracker).await;
     Ok(())
+}
+
+/// Starts publishing `[publish]`'s records (master only; the config check ensures it).
+fn start_announcer(
+    config: &Config,
+    zones: &Arc<Zones>,
+    certs: &Arc<CertSlot>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Option<Arc<Announcer>> {
+    let (publish, tls) = (config.publish.as_ref()?, config.tls.as_ref()?);
+    let algorithm = match &tls.source {
+        CertificateSource::Acme(acme) => acme.key_algorithm,
+        _ => KeyAlgorithm::EcdsaP256,
+    };
+    let announcer = Arc::new(Announcer::new(
+        publish.clone(),
+        &tls.names,
+        algorithm,
+        &config.state_dir,
+        zones.clone(),
+    ));
+    tracker.spawn(
+        announcer
+            .clone()
+            .run(certs.clone(), shutdown.clone(), tracker.clone()),
+    );
+    Some(announcer)
 }
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG

@@ -15,21 +15,22 @@
 //! goes past it for new ones.
 
 mod lookup;
+mod overlay;
 mod parse;
 mod serials;
 pub mod store;
 mod text;
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
 use arc_swap::{ArcSwap, Guard};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber, rdata::TXT};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType, SerialNumber};
 
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
+use overlay::Overlay;
 pub use parse::ZoneError;
 use serials::{Stored, ZoneDigest};
 pub use store::Zone;
@@ -72,7 +73,7 @@ impl Loaded {
             file_digest,
             overlaid: false,
             serial,
-            zone: served(config, zone, serial, &Overlay::new())?,
+            zone: served(config, zone, serial, &Overlay::default())?,
         })
     }
 
@@ -101,7 +102,7 @@ impl Loaded {
         self.zone = served(config, zone, serial, overlay)?;
         self.file_serial = file_serial;
         self.file_digest = file_digest;
-        self.overlaid = overlaid(&config.origin, overlay);
+        self.overlaid = overlay.touches(&config.origin);
         self.serial = serial;
         Ok(edited)
     }
@@ -115,12 +116,6 @@ impl Loaded {
         }
     }
 }
-
-/// TXT records that live beside the files (ACME challenges), by owner: kept across reloads.
-type Overlay = BTreeMap<Name, Vec<String>>;
-
-/// TTL of overlay records: short, they change with every order.
-const OVERLAY_TTL: u32 = 60;
 
 /// What queries are answered from: the zones and the answers prepared from them.
 pub struct Snapshot {
@@ -265,7 +260,7 @@ impl Zones {
             return false;
         };
         let serial = zone.zone.serial().wrapping_add(1);
-        let records = txt_records(owner, values).collect();
+        let records = overlay::txt_records(owner, values).collect();
         let changed = match zone
             .zone
             .changed(serial, &[(owner.clone(), RecordType::TXT, records)])
@@ -282,11 +277,11 @@ impl Zones {
         {
             let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
             if values.is_empty() {
-                overlay.remove(owner);
+                overlay.txt.remove(owner);
             } else {
-                overlay.insert(owner.clone(), values.to_vec());
+                overlay.txt.insert(owner.clone(), values.to_vec());
             }
-            zone.overlaid = overlaid(&origin, &overlay);
+            zone.overlaid = overlay.touches(&origin);
         }
         let stored = zone.config.is_some().then(|| zone.stored());
         // A new snapshot: nothing prepared from the old contents is sent after this returns.
@@ -299,6 +294,69 @@ impl Zones {
         }
         let _ = self.changes.send(origin);
         true
+    }
+
+    /// Serves exactly `records` as the node's published records (SVCB, TLSA, CAA), each
+    /// set replacing the file's set of the same name and type, kept across reloads; a set
+    /// published before and absent now goes. Records outside every file zone are skipped.
+    /// Zones that change get a new serial and are announced.
+    pub fn set_published(&self, records: Vec<Record>) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = Vec::new();
+        for zone in loaded.iter_mut().filter(|z| z.config.is_some()) {
+            // Each zone's changes are against what was published before.
+            let mut next = overlay.clone();
+            let sets = next.publish(records.clone(), &zone.origin, &zone.zone);
+            if sets.is_empty() {
+                continue;
+            }
+            let serial = zone.zone.serial().wrapping_add(1);
+            match zone.zone.changed(serial, &sets) {
+                Ok(new) => {
+                    zone.zone = Arc::new(new);
+                    zone.serial = serial;
+                    zone.overlaid = next.touches(&zone.origin);
+                    changed.push((zone.origin.clone(), zone.stored()));
+                }
+                Err(e) => tracing::error!(
+                    zone = %zone.origin,
+                    error = %e,
+                    "published records not served"
+                ),
+            }
+        }
+        overlay.published = overlay::grouped(records);
+        drop(overlay);
+        self.snapshot.store(Arc::new(snapshot(&loaded)));
+        drop(loaded);
+        for (origin, stored) in changed {
+            if let Err(e) = serials::write(&self.serials, &origin, stored) {
+                tracing::warn!(error = %e, "zone serial not saved; a restart may serve an older one");
+            }
+            let _ = self.changes.send(origin);
+        }
+    }
+
+    /// The records of type `rtype` at `owner`, from the deepest zone holding it as served
+    /// now; `None` when no zone holds it.
+    pub fn records_at(&self, owner: &Name, rtype: RecordType) -> Option<Vec<Record>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let zone = loaded
+            .iter()
+            .filter(|z| z.origin.zone_of(owner))
+            .max_by_key(|z| z.origin.num_labels())?;
+        Some(zone.zone.set_records(owner, rtype))
+    }
+
+    /// The origin of the deepest zone holding `name`.
+    pub fn zone_of(&self, name: &Name) -> Option<Name> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
+            .map(|z| z.origin.clone())
     }
 
     /// Origins of zones as they change (files reloaded, challenges, generated zones).
@@ -394,17 +452,8 @@ fn served(
 ) -> Result<Arc<Zone>, ZoneError> {
     // Overlay names are checked against the deepest zone when set; here any zone holding
     // them takes them, which is the same zone unless zones nest.
-    let sets: Vec<_> = overlay
-        .iter()
-        .filter(|(owner, _)| config.origin.zone_of(owner))
-        .map(|(owner, values)| {
-            (
-                owner.clone(),
-                RecordType::TXT,
-                txt_records(owner, values).collect(),
-            )
-        })
-        .collect();
+    let sets = overlay.sets(&config.origin);
+    overlay.warn_replaced(&config.origin, &zone);
     if zone.serial() == serial && sets.is_empty() {
         return Ok(Arc::new(zone));
     }
@@ -423,21 +472,6 @@ fn later(a: u32, b: u32) -> u32 {
     } else {
         b
     }
-}
-
-/// Whether any overlay record falls in the zone `origin` (as [`served`] puts them).
-fn overlaid(origin: &Name, overlay: &Overlay) -> bool {
-    overlay.keys().any(|owner| origin.zone_of(owner))
-}
-
-fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
-    values.iter().map(|v| {
-        Record::from_rdata(
-            owner.clone(),
-            OVERLAY_TTL,
-            RData::TXT(TXT::new(vec![v.clone()])),
-        )
-    })
 }
 
 fn snapshot(loaded: &[Loaded]) -> Snapshot {

@@ -375,6 +375,22 @@ impl Zone {
         self.sets_at(key).iter().find(|s| s.rtype == rtype)
     }
 
+    /// Whether `owner` has records of type `rtype`.
+    pub fn has_set(&self, owner: &Name, rtype: RecordType) -> bool {
+        self.find(&key_of(owner), rtype).is_some()
+    }
+
+    /// The records of type `rtype` at `owner`, decoded.
+    pub fn set_records(&self, owner: &Name, rtype: RecordType) -> Vec<Record> {
+        self.find(&key_of(owner), rtype)
+            .map(|set| {
+                records_in(self.wire(set))
+                    .filter_map(|wire| decode(wire).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Whether `key` or any name below it owns records (an empty non-terminal exists).
     pub(super) fn exists(&self, key: &[u8]) -> bool {
         let from = self.sets.partition_point(|s| self.key(s) < key);
