@@ -388,3 +388,47 @@ fn ip_names_only_where_nothing_reads_them_as_names() {
         "{text}"
     );
 }
+
+#[test]
+fn publish_takes_ports_from_the_listeners_and_refuses_what_it_cannot_do() {
+    let publish = "\n[publish]\nsvcb = true\ntlsa = true\nttl = 60\n";
+    let config = parse(&format!("{FULL}{publish}")).unwrap();
+    let publish_config = config.publish.unwrap();
+    assert_eq!(publish_config.dot_port, Some(8530));
+    assert_eq!(publish_config.doh_port, Some(4430));
+    assert_eq!(publish_config.doh_path, "/dns-query{?dns}");
+
+    let refused = |text: String, key: &str, words: &str| {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("key `{key}`")) && err.contains(words),
+            "{err}"
+        );
+    };
+    let files = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"",
+    );
+    refused(format!("{files}{publish}"), "publish.tlsa", "next key");
+    refused(
+        format!("{FULL}\n[publish]\ncaa = true\n"),
+        "publish.caa",
+        "tls.source = \"acme\"",
+    );
+    refused(
+        format!("{FULL}{publish}doh-path = \"/dns-query\"\n"),
+        "publish.doh-path",
+        "{?dns}",
+    );
+    refused(
+        format!("{FULL}\n[publish]\nttl = 0\n"),
+        "publish.ttl",
+        "above 0",
+    );
+    let outside = FULL.replace("\"ns1.example.test\"", "\"ns1.other.test\"");
+    refused(
+        format!("{outside}{publish}"),
+        "publish",
+        "inside one of this node's zones",
+    );
+}
