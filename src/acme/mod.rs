@@ -94,6 +94,9 @@ pub trait Announce: Send + Sync + 'static {
     /// Called with the account's URL and the CA's CAA identities before every order; an
     /// error (a CAA record the CA would refuse on) refuses the order.
     fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String>;
+    /// Whether the account matters before the first order (CAA is published or checked):
+    /// then the issuer loads it at start.
+    fn pins_account(&self) -> bool;
 }
 
 /// Checks what the issuer will need, without network: for `check-config`.
@@ -360,7 +363,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
 
     /// At start, the account's CAA is published (and checked) without waiting for an order.
     async fn announce_account(&mut self) {
-        let Some(announce) = self.announce.clone() else {
+        let Some(announce) = self.announce.clone().filter(|a| a.pins_account()) else {
             return;
         };
         let account = match self.account().await {

@@ -360,6 +360,10 @@ impl crate::acme::Announce for Announcer {
     fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String> {
         Self::before_order(self, account, identities)
     }
+
+    fn pins_account(&self) -> bool {
+        self.config.caa || self.config.caa_issuer.is_some()
+    }
 }
 
 /// Where the rollover's waiting tasks run.

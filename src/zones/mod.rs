@@ -328,6 +328,9 @@ impl Zones {
         }
         overlay.published = overlay::grouped(records);
         drop(overlay);
+        if changed.is_empty() {
+            return;
+        }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
         drop(loaded);
         for (origin, stored) in changed {
