@@ -71,6 +71,7 @@ struct State {
     withdrawing: Vec<SpkiHash>,
     pin: Option<Pin>,
     warned_no_issuer: bool,
+    warned_issuer: bool,
 }
 
 struct Next {
@@ -283,8 +284,16 @@ impl Announcer {
     pub fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String> {
         let mut ids: Vec<String> = self.config.caa_issuer.iter().cloned().collect();
         ids.extend(identities.iter().map(|i| i.to_lowercase()));
+        let mut state = self.lock();
+        if let Some(issuer) = &self.config.caa_issuer
+            && !identities.is_empty()
+            && !ids[1..].contains(issuer)
+            && !state.warned_issuer
+        {
+            state.warned_issuer = true;
+            tracing::warn!(%issuer, ?identities, "publish.caa-issuer is not one of the directory's caaIdentities: the CA may refuse");
+        }
         if self.config.caa {
-            let mut state = self.lock();
             match ids.first() {
                 Some(issuer) => {
                     let pin = Pin {
@@ -305,6 +314,7 @@ impl Announcer {
                 None => {}
             }
         }
+        drop(state);
         if ids.is_empty() {
             return Ok(());
         }
