@@ -172,10 +172,16 @@ impl Announcer {
 
     /// Serves the records of `state` (the caller holds its lock).
     fn publish(&self, state: &State) {
-        let mut keys: Vec<SpkiHash> = state.served.into_iter().collect();
-        keys.extend(state.next.as_ref().map(|n| n.key.hash));
-        keys.extend(state.withdrawing.iter().copied());
-        keys.dedup();
+        let mut keys: Vec<SpkiHash> = Vec::new();
+        let candidates = state
+            .served
+            .into_iter()
+            .chain(state.next.as_ref().map(|n| n.key.hash));
+        for key in candidates.chain(state.withdrawing.iter().copied()) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
         let records = records::records(&records::Inputs {
             config: &self.config,
             names: &self.names,
