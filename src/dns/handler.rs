@@ -219,11 +219,16 @@ impl Handler {
         }
     }
 
-    /// Every key this node knows: transfer keys and its primary's.
+    /// Every key this node knows: transfer keys, its primary's and update keys (RFC 2136
+    /// clients such as certbot's find the zone with signed SOA queries).
     fn tsig_keys(&self) -> Vec<crate::tsig::TsigKey> {
         let transfer = self.transfer.iter().flat_map(|t| t.keys.iter());
         let notify = self.notify.iter().flat_map(|n| n.keys.iter());
-        transfer.chain(notify).cloned().collect()
+        let update = self
+            .update
+            .iter()
+            .flat_map(|u| u.keys.iter().map(|(k, _)| k));
+        transfer.chain(notify).chain(update).cloned().collect()
     }
 }
 
