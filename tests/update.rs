@@ -431,9 +431,14 @@ fn send_update(ip: &str, key: &TsigKey, value: &str) -> Instant {
     socket
         .send_to(&message.to_vec().unwrap(), format!("{ip}:5400"))
         .unwrap();
+    let sent = Instant::now();
     let mut buf = [0u8; 4096];
     let (n, _) = socket.recv_from(&mut buf).expect("an answer to the update");
     let acknowledged = Instant::now();
+    println!(
+        "update sent -> NOERROR: {:.1} ms (the master answers once every worker serves it)",
+        (acknowledged - sent).as_secs_f64() * 1000.0
+    );
     let answer = client::parse(&buf[..n]);
     assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
     assert!(answer.signature().is_some(), "the answer is TSIG-signed");

@@ -1,7 +1,10 @@
 //! Issue 16, other ACME clients: real lego (`--dns rfc2136`) and certbot with its rfc2136
 //! plugin (Debian's packages) obtain a certificate for web.example.test from Pebble,
 //! sending their DNS-01 TXT records to the master by RFC 2136 UPDATE while Pebble
-//! resolves against a worker. Addresses 127.0.17.x.
+//! resolves against a worker. Addresses 127.0.17.x. lego runs with `--dns.disable-cp`
+//! (its own check resolves the zone's NS names with the system resolver, which a test
+//! cannot point at the worker): it tells Pebble as soon as the master says NOERROR, which
+//! the master sends once the worker serves the record (`[update] wait-for-workers-ms`).
 
 mod common;
 
@@ -88,19 +91,14 @@ fn assert_cleaned_up(ip: &str, client: &str) {
         &format!("{client}'s challenge TXT removed on {ip}"),
         Duration::from_secs(5),
         || {
-            kdig(
-                &[
-                    "@".to_string() + ip,
-                    "-p".into(),
-                    "5400".into(),
-                    "+short".into(),
-                    "_acme-challenge.web.example.test.".into(),
-                    "TXT".into(),
-                ]
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            )
+            kdig(&[
+                &format!("@{ip}"),
+                "-p",
+                &DNS.to_string(),
+                "+short",
+                "_acme-challenge.web.example.test.",
+                "TXT",
+            ])
             .trim()
             .is_empty()
             .then_some(())
@@ -135,8 +133,6 @@ fn lego_obtains_a_certificate_through_the_master_while_pebble_asks_a_worker() {
                 "--dns.resolvers",
                 &format!("{WORKER}:{DNS}"),
             ])
-            // lego's own check asks the zone's NS names on port 53; the worker is
-            // what Pebble asks, and the test checks it below.
             .args(["--dns.disable-cp", "--domains", "web.example.test", "run"]),
         120,
     );
@@ -145,16 +141,7 @@ fn lego_obtains_a_certificate_through_the_master_while_pebble_asks_a_worker() {
         started.elapsed().as_secs_f64()
     );
     assert!(ok, "lego obtains a certificate:\n{text}");
-    assert_certificate(
-        &dir.join("certificates/web.example.test.crt"),
-        &pebble,
-        "lego",
-    );
-    assert!(
-        pebble.log().contains(WORKER) || pebble.log().contains("web.example.test"),
-        "{}",
-        pebble.log()
-    );
+    assert_certificate(&dir.join("certificates/web.example.test.crt"), "lego");
     assert_cleaned_up(WORKER, "lego");
 }
 

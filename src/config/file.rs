@@ -38,6 +38,7 @@ pub(super) struct File {
 pub(super) struct Update {
     #[serde(rename = "key")]
     pub(super) keys: Vec<UpdateKey>,
+    pub(super) wait_for_workers_ms: Option<u64>,
 }
 
 /// `[[update.key]]`

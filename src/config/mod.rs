@@ -727,8 +727,18 @@ impl Checker<'_> {
                 grants,
             }
         });
+        let wait = raw
+            .wait_for_workers_ms
+            .unwrap_or(update::DEFAULT_WAIT_FOR_WORKERS_MS);
+        if wait > 60_000 {
+            self.note(self.invalid(
+                "update.wait-for-workers-ms",
+                format!("{wait}: at most 60000 (clients time out long before)"),
+            ));
+        }
         UpdateConfig {
             keys: keys.collect(),
+            wait_for_workers: Duration::from_millis(wait.min(60_000)),
         }
     }
 

@@ -27,7 +27,13 @@ const ACME_LABEL: &[u8] = b"_acme-challenge";
 #[derive(Debug, Clone)]
 pub struct UpdateConfig {
     pub keys: Vec<UpdateKey>,
+    /// How long NOERROR waits for the `[transfer] notify` secondaries to serve a change.
+    pub wait_for_workers: std::time::Duration,
 }
+
+/// `wait-for-workers-ms` when not given: workers follow within milliseconds; a worker
+/// that is down holds each answer this long.
+pub(super) const DEFAULT_WAIT_FOR_WORKERS_MS: u64 = 2000;
 
 /// `[[update.key]]`: one TSIG key file (one key in it) and what that key may change.
 #[derive(Debug, Clone)]

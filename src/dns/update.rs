@@ -5,17 +5,25 @@
 //! `[update]` (workers: clients send updates to the master, RFC 2136 6 forwarding is not
 //! done) and for unsigned updates or changes outside the key's grants, NOTAUTH for a key
 //! or MAC that does not check out (RFC 8945 5.2) and for zones not served here. Refusals
-//! are logged with the key name and the name tried, rate-limited. It must not apply
-//! changes itself (`zones`).
+//! are logged with the key name and the name tried, rate-limited. After a change is
+//! applied, NOERROR waits (at most `[update] wait-for-workers-ms`) until every address in
+//! `[transfer] notify` answers the zone's SOA with the new serial, so a client that tells
+//! its CA at once finds the record on every node. It must not apply changes itself
+//! (`zones`).
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
-    rr::{Name, RecordType},
+    rr::{Name, RData, RecordType, SerialNumber},
 };
 
 use super::{
+    exchange,
     ratelog::RateLog,
     signing::{self, Signing},
 };
@@ -28,6 +36,10 @@ use crate::{
 /// The update keys of a master, each with its grants.
 pub struct UpdatePolicy {
     pub keys: Vec<(TsigKey, UpdateKey)>,
+    /// The secondaries NOERROR waits for (`[transfer] notify`).
+    pub workers: Vec<SocketAddr>,
+    /// How long NOERROR waits for them at most; zero: not at all.
+    pub wait: Duration,
 }
 
 static REFUSALS: RateLog = RateLog::new();
@@ -86,6 +98,17 @@ pub(super) async fn respond(
     let rcode = match result {
         Ok(serial) => {
             tracing::info!(key = key_name, zone = %zone.name(), name = %tried, serial, "update applied");
+            let started = Instant::now();
+            let late = wait_for_workers(policy, zone.name(), serial).await;
+            if !late.is_empty() {
+                tracing::warn!(
+                    zone = %zone.name(),
+                    serial,
+                    ?late,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "update acknowledged before these workers served it"
+                );
+            }
             ResponseCode::NoError
         }
         Err(e) => {
@@ -119,6 +142,52 @@ async fn apply(
     });
     task.await
         .unwrap_or_else(|e| Err(UpdateError::ServFail(e.to_string())))
+}
+
+/// Asks each worker for the zone's SOA until it serves `serial` or later, within the
+/// policy's wait; returns the workers that did not.
+async fn wait_for_workers(policy: &UpdatePolicy, zone: &Name, serial: u32) -> Vec<SocketAddr> {
+    let deadline = Instant::now() + policy.wait;
+    let mut pending = policy.workers.clone();
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for worker in pending {
+            let served = worker_serial(worker, zone, deadline).await;
+            if !served.is_some_and(|s| SerialNumber::new(s) >= SerialNumber::new(serial)) {
+                still.push(worker);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    pending
+}
+
+/// The SOA serial `worker` serves for `zone`, if it answers before `deadline` (and within
+/// 200 ms: a lost datagram is asked again).
+async fn worker_serial(worker: SocketAddr, zone: &Name, deadline: Instant) -> Option<u32> {
+    let id = exchange::random_id();
+    let mut query = Message::query();
+    query.metadata.id = id;
+    query.add_query(Query::query(zone.clone(), RecordType::SOA));
+    let bytes = query.to_vec().ok()?;
+    let limit = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_millis(200));
+    let answer = tokio::time::timeout(limit, exchange::udp(worker, None, &bytes, id))
+        .await
+        .ok()?
+        .ok()?;
+    Message::from_vec(&answer)
+        .ok()?
+        .answers
+        .iter()
+        .find_map(|r| match &r.data {
+            RData::SOA(soa) => Some(soa.serial),
+            _ => None,
+        })
 }
 
 fn refused(src: IpAddr, key: &str, tried: &Name, reason: &str) {

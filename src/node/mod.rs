@@ -170,7 +170,13 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         .with_prepared_answers(config.listen.prepared_answers)
         .with_udp_max_payload(config.limits.udp_max_payload);
     if let Some(update) = &config.update {
-        handler = handler.with_update(update_policy(update).map_err(anyhow::Error::msg)?);
+        let mut policy = update_policy(update).map_err(anyhow::Error::msg)?;
+        policy.workers = config
+            .transfer
+            .iter()
+            .flat_map(|t| t.notify.clone())
+            .collect();
+        handler = handler.with_update(policy);
     }
     if let Some(worker) = &config.worker {
         let reader = keys.reader.clone();
@@ -204,7 +210,11 @@ fn update_policy(update: &crate::config::UpdateConfig) -> Result<UpdatePolicy, S
             keys.push((key, entry.clone()));
         }
     }
-    Ok(UpdatePolicy { keys })
+    Ok(UpdatePolicy {
+        keys,
+        workers: Vec::new(),
+        wait: update.wait_for_workers,
+    })
 }
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG
