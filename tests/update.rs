@@ -428,10 +428,10 @@ fn send_update(ip: &str, key: &TsigKey, value: &str) -> Instant {
     socket
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
+    let sent = Instant::now();
     socket
         .send_to(&message.to_vec().unwrap(), format!("{ip}:5400"))
         .unwrap();
-    let sent = Instant::now();
     let mut buf = [0u8; 4096];
     let (n, _) = socket.recv_from(&mut buf).expect("an answer to the update");
     let acknowledged = Instant::now();

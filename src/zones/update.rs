@@ -24,13 +24,13 @@ use super::{
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
     #[error("zone {0} is not served here")]
-    NotAuth(Name),
+    NotAuth(String),
     #[error(
         "zone {0} is not a zone file of this node (generated or transferred zones are not updated)"
     )]
-    NotOpen(Name),
+    NotOpen(String),
     #[error("{name} is outside the zone {zone}")]
-    NotZone { name: Name, zone: Name },
+    NotZone { name: String, zone: String },
     #[error("malformed update: {0}")]
     FormErr(String),
     #[error("prerequisite failed: {message}")]
@@ -39,7 +39,7 @@ pub enum UpdateError {
         message: String,
     },
     #[error("the key may not change {rtype} at {name}")]
-    Refused { name: Name, rtype: RecordType },
+    Refused { name: String, rtype: RecordType },
     #[error("update not applied: {0}")]
     ServFail(String),
 }
@@ -79,16 +79,16 @@ impl Zones {
         let zone = loaded
             .iter_mut()
             .find(|z| z.origin == *origin)
-            .ok_or_else(|| UpdateError::NotAuth(origin.clone()))?;
+            .ok_or_else(|| UpdateError::NotAuth(origin.to_string()))?;
         if zone.config.is_none() {
-            return Err(UpdateError::NotOpen(origin.clone()));
+            return Err(UpdateError::NotOpen(origin.to_string()));
         }
         check_prerequisites(zone, request.prerequisites)?;
         prescan(origin, request.updates)?;
         for record in request.updates {
             if !allowed(&record.name, record.record_type()) {
                 return Err(UpdateError::Refused {
-                    name: record.name.clone(),
+                    name: record.name.to_string(),
                     rtype: record.record_type(),
                 });
             }
@@ -201,8 +201,8 @@ fn check_prerequisites(zone: &Loaded, prerequisites: &[Record]) -> Result<(), Up
 
 fn not_zone(name: &Name, zone: &Name) -> UpdateError {
     UpdateError::NotZone {
-        name: name.clone(),
-        zone: zone.clone(),
+        name: name.to_string(),
+        zone: zone.to_string(),
     }
 }
 
