@@ -95,14 +95,38 @@ pub(super) async fn respond(
         .find(|(k, _)| Some(&k.name) == message.signature().map(|t| &t.name))
         .map(|(_, grants)| grants.clone())?;
     let result = apply(zones, message, &zone, grants).await;
-    let rcode = match result {
+    let who = Who {
+        src,
+        key: key_name,
+        tried: &tried,
+    };
+    let rcode = outcome(policy, zone.name(), result, &who).await;
+    Some(signed(reply(id, Some(zone), rcode), signing))
+}
+
+/// Who sent an update and the name it tried, for the log.
+struct Who<'a> {
+    src: IpAddr,
+    key: &'a str,
+    tried: &'a Name,
+}
+
+/// The rcode for an applied or refused update; after a change, once the workers serve it.
+async fn outcome(
+    policy: &UpdatePolicy,
+    zone: &Name,
+    result: Result<u32, UpdateError>,
+    who: &Who<'_>,
+) -> ResponseCode {
+    let Who { src, key, tried } = *who;
+    match result {
         Ok(serial) => {
-            tracing::info!(key = key_name, zone = %zone.name(), name = %tried, serial, "update applied");
+            tracing::info!(key, zone = %zone, name = %tried, serial, "update applied");
             let started = Instant::now();
-            let late = wait_for_workers(policy, zone.name(), serial).await;
+            let late = wait_for_workers(policy, zone, serial).await;
             if !late.is_empty() {
                 tracing::warn!(
-                    zone = %zone.name(),
+                    zone = %zone,
                     serial,
                     ?late,
                     waited_ms = started.elapsed().as_millis() as u64,
@@ -113,14 +137,13 @@ pub(super) async fn respond(
         }
         Err(e) => {
             if matches!(e.rcode(), ResponseCode::Refused | ResponseCode::NotAuth) {
-                refused(src, key_name, &tried, &e.to_string());
+                refused(src, key, tried, &e.to_string());
             } else {
-                tracing::info!(key = key_name, zone = %zone.name(), name = %tried, error = %e, "update not applied");
+                tracing::info!(key, zone = %zone, name = %tried, error = %e, "update not applied");
             }
             e.rcode()
         }
-    };
-    Some(signed(reply(id, Some(zone), rcode), signing))
+    }
 }
 
 /// Applies the update off the runtime's threads: it waits for an fsync.
