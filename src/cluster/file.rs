@@ -20,6 +20,23 @@ pub(super) struct File {
     #[serde(default, rename = "node")]
     pub(super) nodes: Vec<Node>,
     pub(super) docker: Option<Docker>,
+    pub(super) update: Option<Update>,
+}
+
+/// `[update]`: RFC 2136 update keys for other ACME clients, made on first use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Update {
+    #[serde(rename = "key")]
+    pub(super) keys: Vec<UpdateKey>,
+}
+
+/// `[[update.key]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct UpdateKey {
+    pub(super) name: String,
+    pub(super) grant: Option<Vec<String>>,
 }
 
 /// `[cluster]`

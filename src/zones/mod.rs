@@ -14,11 +14,13 @@
 //! contents (`serials`), so a restart serves the same serial for the same contents and
 //! goes past it for new ones.
 
+mod dynamic;
 mod lookup;
 mod parse;
 mod serials;
 pub mod store;
 mod text;
+mod update;
 
 use std::{
     collections::BTreeMap,
@@ -29,10 +31,12 @@ use std::{
 use arc_swap::{ArcSwap, Guard};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber, rdata::TXT};
 
+use dynamic::Changes;
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
 pub use parse::ZoneError;
 use serials::{Stored, ZoneDigest};
 pub use store::Zone;
+pub use update::{UpdateError, UpdateRequest};
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
 
@@ -49,21 +53,34 @@ struct Loaded {
     overlaid: bool,
     /// The SOA serial served: the file's, or past it after challenges and restarts.
     serial: u32,
+    /// Record sets changed by RFC 2136 updates, replayed on top of the file.
+    changes: Changes,
     zone: Arc<Zone>,
 }
 
 impl Loaded {
     /// A file zone, served at the serial served before a restart (`last`) when the
     /// contents are the same, else one past it, unless the file's own serial is later.
-    fn read(config: &ZoneConfig, last: Option<Stored>) -> Result<Self, ZoneError> {
+    fn read(config: &ZoneConfig, last: Option<Stored>, dir: &Path) -> Result<Self, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
         let file_digest = serials::digest(&zone);
+        let changes = dynamic::read(dir, &config.origin)
+            .map_err(|message| ZoneError::Changes { message })?
+            .unwrap_or_default();
+        let changes = replayable(changes, dir, &config.origin, file_serial);
         let serial = match last {
             // Same contents, same serial: secondaries have nothing new to transfer.
             Some(last) if last.digest == Some(file_digest) => later(file_serial, last.serial),
             Some(last) => later(file_serial, last.serial.wrapping_add(1)),
             None => file_serial,
+        };
+        // The serial an acknowledged update was served at, even if the serials file was
+        // not written after it.
+        let serial = if changes.is_empty() {
+            serial
+        } else {
+            later(serial, changes.serial)
         };
         Ok(Self {
             origin: config.origin.clone(),
@@ -72,16 +89,23 @@ impl Loaded {
             file_digest,
             overlaid: false,
             serial,
-            zone: served(config, zone, serial, &Overlay::new())?,
+            zone: served(config, zone, serial, &Overlay::new(), &changes)?,
+            changes,
         })
     }
 
     /// Re-reads the file; true when its contents changed, an edit to announce. An edited
     /// file moves past the served serial even when its own is behind it, or the same:
     /// secondaries would otherwise keep the old data without a word.
-    fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
+    fn reread(
+        &mut self,
+        config: &ZoneConfig,
+        overlay: &Overlay,
+        dir: &Path,
+    ) -> Result<bool, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
+        let changes = replayable(self.changes.clone(), dir, &config.origin, file_serial);
         let file_digest = serials::digest(&zone);
         let edited = file_digest != self.file_digest;
         let serial = if edited {
@@ -98,7 +122,8 @@ impl Loaded {
                  secondaries follow (raise the serial in the file)"
             );
         }
-        self.zone = served(config, zone, serial, overlay)?;
+        self.zone = served(config, zone, serial, overlay, &changes)?;
+        self.changes = changes;
         self.file_serial = file_serial;
         self.file_digest = file_digest;
         self.overlaid = overlaid(&config.origin, overlay);
@@ -111,7 +136,7 @@ impl Loaded {
     fn stored(&self) -> Stored {
         Stored {
             serial: self.serial,
-            digest: (!self.overlaid).then_some(self.file_digest),
+            digest: (!self.overlaid && self.changes.is_empty()).then_some(self.file_digest),
         }
     }
 }
@@ -174,6 +199,8 @@ pub struct Zones {
     changes: tokio::sync::broadcast::Sender<Name>,
     /// `<state-dir>/zones/`: each file zone's last served serial and contents' digest.
     serials: PathBuf,
+    /// `<state-dir>/dynamic/`: each file zone's changes by RFC 2136 updates.
+    dynamic: PathBuf,
 }
 
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
@@ -185,10 +212,11 @@ impl Zones {
     /// here ([`Zones::save_serials`] writes).
     pub fn load(configs: &[ZoneConfig], state_dir: &Path) -> Result<Self, Vec<ZoneError>> {
         let serials = state_dir.join("zones");
+        let dynamic = dynamic::dir(state_dir);
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match Loaded::read(config, serials::read(&serials, &config.origin)) {
+            match Loaded::read(config, serials::read(&serials, &config.origin), &dynamic) {
                 Ok(zone) => loaded.push(zone),
                 Err(e) => errors.push(e),
             }
@@ -202,6 +230,7 @@ impl Zones {
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
             serials,
+            dynamic,
         })
     }
 
@@ -230,7 +259,7 @@ impl Zones {
             let Some(config) = zone.config.clone() else {
                 continue;
             };
-            match zone.reread(&config, &overlay) {
+            match zone.reread(&config, &overlay, &self.dynamic) {
                 Ok(true) => changed.push(zone.origin.clone()),
                 Ok(false) => {}
                 Err(e) => errors.push(e),
@@ -265,7 +294,12 @@ impl Zones {
             return false;
         };
         let serial = zone.zone.serial().wrapping_add(1);
-        let records = txt_records(owner, values).collect();
+        // Records set by dynamic updates at the same name stay beside the challenge.
+        let mut records = (zone.changes.sets)
+            .get(&(owner.to_lowercase(), RecordType::TXT))
+            .cloned()
+            .unwrap_or_default();
+        records.extend(txt_records(owner, values));
         let changed = match zone
             .zone
             .changed(serial, &[(owner.clone(), RecordType::TXT, records)])
@@ -345,6 +379,7 @@ impl Zones {
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
+                changes: Changes::default(),
                 file_serial: 0,
                 file_digest: [0; 32],
                 overlaid: false,
@@ -385,26 +420,28 @@ pub fn check_file(origin: &Name, path: &Path) -> Result<(), ZoneError> {
     parse::load(origin, path).map(drop)
 }
 
-/// A file's zone as served: with SOA serial `serial` and the overlay records inside it.
+/// The changes kept for a zone if they still apply to its file (`file_serial`), else none
+/// (set aside: the file's serial moved, the file wins).
+fn replayable(changes: Changes, dir: &Path, origin: &Name, file_serial: u32) -> Changes {
+    if changes.is_empty() || changes.file_serial == file_serial {
+        return changes;
+    }
+    dynamic::set_aside(dir, origin, &changes, file_serial);
+    Changes::default()
+}
+
+/// A file's zone as served: with SOA serial `serial`, the dynamic changes and the overlay
+/// records inside it.
 fn served(
     config: &ZoneConfig,
     zone: Zone,
     serial: u32,
     overlay: &Overlay,
+    changes: &Changes,
 ) -> Result<Arc<Zone>, ZoneError> {
     // Overlay names are checked against the deepest zone when set; here any zone holding
     // them takes them, which is the same zone unless zones nest.
-    let sets: Vec<_> = overlay
-        .iter()
-        .filter(|(owner, _)| config.origin.zone_of(owner))
-        .map(|(owner, values)| {
-            (
-                owner.clone(),
-                RecordType::TXT,
-                txt_records(owner, values).collect(),
-            )
-        })
-        .collect();
+    let sets = dynamic::merged_sets(&changes.sets, overlay, &config.origin);
     if zone.serial() == serial && sets.is_empty() {
         return Ok(Arc::new(zone));
     }

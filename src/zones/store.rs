@@ -64,7 +64,7 @@ pub(super) struct Set {
 /// The lookup key of a name: its labels from the root down, lowercased, each after its
 /// length. A name's descendants are exactly the keys that start with its key, so they sit
 /// together in sorted order.
-fn key_of(name: &Name) -> Vec<u8> {
+pub(super) fn key_of(name: &Name) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len() + 1);
     for label in name.iter().rev() {
         key.push(label.len() as u8);
@@ -233,7 +233,7 @@ fn merged(group: &[Entry]) -> Result<RecordSet, String> {
     set.ok_or_else(|| "empty record set".to_string())
 }
 
-fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+pub(super) fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
     let mut bytes = Vec::with_capacity(64);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_name_encoding(NameEncoding::Uncompressed);
@@ -241,7 +241,7 @@ fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
     Ok(bytes)
 }
 
-fn decode(wire: &[u8]) -> Result<Record, hickory_proto::ProtoError> {
+pub(super) fn decode(wire: &[u8]) -> Result<Record, hickory_proto::ProtoError> {
     Ok(Record::read(&mut BinDecoder::new(wire))?)
 }
 
