@@ -17,7 +17,8 @@
 #
 # Needs: bash 5, coreutils, util-linux (unshare), iproute2, python3, named (bind9),
 # tsig-keygen (bind9-utils), knotd (knot) and the release binary
-# (CERTZONE=PATH, or built here). Knobs: SIZES, AXFR_RUNS (default 3), TIMEOUT (seconds for a
+# (CERTZONE=PATH, or built here). Knobs: SIZES, SYSTEMS (default "certzone knot bind"; the ratios
+# need all three), AXFR_RUNS (default 3), TIMEOUT (seconds for a
 # load or a transfer, default 120), KEEP=1.
 set -euo pipefail
 
@@ -41,7 +42,7 @@ fi
 
 if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
   if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
-  export CERTZONE CERTZONE_BENCH_IN_NETNS=1 SIZES AXFR_RUNS TIMEOUT
+  export CERTZONE CERTZONE_BENCH_IN_NETNS=1 SIZES AXFR_RUNS TIMEOUT SYSTEMS
   exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
 fi
 ip link set lo up || die "cannot bring lo up in the network namespace"
@@ -51,7 +52,7 @@ PRIMARY=127.0.0.1
 SECONDARY=127.0.0.2
 ZONE=example.test
 declare -A PORT=([certzone]=5300 [knot]=5400 [bind]=5500)
-SYSTEMS=(certzone knot bind)
+read -r -a SYSTEMS <<<"${SYSTEMS:-certzone knot bind}"
 
 bench_workdir zonesize
 tsig-keygen -a hmac-sha256 bench-key >"$work/bench-key.conf"
@@ -226,7 +227,7 @@ mkdir -p "$root/target/bench"
     "xfr-in ms" "peak MB" "after MB"
   for size in $SIZES; do
     for sys in "${SYSTEMS[@]}"; do
-      printf '%-9s %-9s %9s %9s %9s %10s %10s %10s\n' "$size" "$sys" "${R[$sys-$size-load]}" \
+      printf '%-9s %-9s %9s %9s %9s %10s %10s %10s\n' "$size" "$sys" "${R[$sys-$size-load]:--}" \
         "${R[$sys-$size-rss]}" "${R[$sys-$size-axfr]}" "${R[$sys-$size-xfrin]}" \
         "${R[$sys-$size-peak]}" "${R[$sys-$size-after]}"
     done
@@ -238,7 +239,7 @@ mkdir -p "$root/target/bench"
     for peer in knot bind; do
       row=()
       for m in load rss axfr xfrin peak after; do
-        row+=("$(awk -v a="${R[certzone-$size-$m]}" -v b="${R[$peer-$size-$m]}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')")
+        row+=("$(awk -v a="${R[certzone-$size-$m]:-0}" -v b="${R[$peer-$size-$m]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')")
       done
       printf '%-9s %-6s %9s %9s %9s %10s %10s %10s\n' "$size" "$peer" "${row[@]}"
     done
