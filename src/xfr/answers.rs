@@ -242,7 +242,7 @@ mod tests {
                 RData::CNAME(rdata::CNAME(at("web.example.test."))),
             ),
             Record::from_rdata(
-                origin.clone(),
+                origin,
                 60,
                 RData::MX(rdata::MX::new(10, at("mail.example.test."))),
             ),
