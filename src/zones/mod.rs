@@ -361,11 +361,23 @@ impl Zones {
         self.install_generated(origin, records)
     }
 
+    /// Serves a zone built elsewhere (a transfer read straight into a [`store::Builder`])
+    /// as [`Zones::replace_generated`] does; returns it as served.
+    pub fn replace_built(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
+        let zone = self.install_zone(origin, zone)?;
+        let _ = self.changes.send(origin.clone());
+        Ok(zone)
+    }
+
     fn install_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
         let zone = Zone::from_records(origin, &records).map_err(|e| ZoneError::Generated {
             origin: origin.to_string(),
             message: e.message,
         })?;
+        self.install_zone(origin, zone).map(drop)
+    }
+
+    fn install_zone(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
         if zone.soa().is_none() {
             return Err(ZoneError::Generated {
                 origin: origin.to_string(),
@@ -375,7 +387,7 @@ impl Zones {
         let zone = Arc::new(zone);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         match loaded.iter_mut().find(|z| z.origin == *origin) {
-            Some(entry) => entry.zone = zone,
+            Some(entry) => entry.zone = zone.clone(),
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
@@ -384,11 +396,11 @@ impl Zones {
                 file_digest: [0; 32],
                 overlaid: false,
                 serial: 0,
-                zone,
+                zone: zone.clone(),
             }),
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
-        Ok(())
+        Ok(zone)
     }
 
     /// Stops serving a transferred zone (its SOA expire passed without the primary);
