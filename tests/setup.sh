@@ -12,8 +12,9 @@
 # a node with 256 open files).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
-  unbound strace dnsperf python3 python3-h2 util-linux)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit)
+  unbound strace dnsperf python3 python3-h2 util-linux certbot python3-certbot-dns-rfc2136)
+tools=(kdig dig nsupdate named tsig-keygen pebble lego certbot knotd ip busybox openssl unbound strace
+  dnsperf prlimit)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1

@@ -21,6 +21,7 @@ pub(super) struct File {
     pub(super) nodes: Vec<Node>,
     pub(super) docker: Option<Docker>,
     pub(super) publish: Option<Publish>,
+    pub(super) update: Option<Update>,
 }
 
 /// `[publish]`: the master's published records, for every name of `cluster.names` inside
@@ -36,6 +37,22 @@ pub struct Publish {
     pub caa: bool,
     pub ttl: Option<u32>,
     pub caa_issuer: Option<String>,
+}
+
+/// `[update]`: RFC 2136 update keys for other ACME clients, made on first use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Update {
+    #[serde(rename = "key")]
+    pub(super) keys: Vec<UpdateKey>,
+}
+
+/// `[[update.key]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct UpdateKey {
+    pub(super) name: String,
+    pub(super) grant: Option<Vec<String>>,
 }
 
 /// `[cluster]`

@@ -106,6 +106,29 @@ fn master(
         .collect();
     writeln!(text, "allow = {}", list(&allow)).unwrap();
     writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    text += &master_update(cluster, dir, keys)?;
+    Ok(text)
+}
+
+/// The master's `[update]` section, its key files copied beside it; empty without keys.
+fn master_update(
+    cluster: &Cluster,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let mut text = String::new();
+    if !cluster.update_keys.is_empty() {
+        text += "\n[update]\n";
+    }
+    for key in &cluster.update_keys {
+        let file = format!("update-{}.key", key.name);
+        copy(&keys.update(&key.name), &dir.join(&file), state::SECRET)?;
+        text += "[[update.key]]\n";
+        writeln!(text, "tsig-key-file = {}", quote(&file)).unwrap();
+        if let Some(grants) = &key.grants {
+            writeln!(text, "grant = {}", list(grants)).unwrap();
+        }
+    }
     Ok(text)
 }
 

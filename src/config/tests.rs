@@ -432,3 +432,31 @@ fn publish_takes_ports_from_the_listeners_and_refuses_what_it_cannot_do() {
         "inside one of this node's zones",
     );
 }
+
+#[test]
+fn update_keys_take_grants_and_belong_to_masters() {
+    let update = "\n[update]\n[[update.key]]\ntsig-key-file = \"web.key\"\n[[update.key]]\n\
+                  tsig-key-file = \"host.key\"\ngrant = [\"name host.example.test A\"]\n";
+    let config = parse(&format!("{FULL}{update}")).expect("valid [update]");
+    let update_config = config.update.expect("[update] kept");
+    assert_eq!(
+        update_config.keys[0].file,
+        Path::new("/etc/certzone/web.key")
+    );
+    assert_eq!(
+        update_config.keys[0].grants,
+        [Grant::parse(DEFAULT_GRANT).unwrap()]
+    );
+    assert_eq!(update_config.wait_for_workers, Duration::from_secs(2));
+    let bad = format!(
+        "{FULL}\n[update]\n[[update.key]]\ntsig-key-file = \"k\"\ngrant = [\"zone a. A\"]\n"
+    );
+    let errors = parse(&bad).unwrap_err().to_string();
+    assert!(errors.contains("key `update.key[0].grant`"), "{errors}");
+    let worker = format!(
+        "role = \"worker\"\n{}{update}",
+        FULL.replace("role = \"master\"\n", "")
+    );
+    let errors = parse(&worker).unwrap_err().to_string();
+    assert!(errors.contains("key `update`"), "{errors}");
+}

@@ -27,7 +27,7 @@ use crate::{
     config::KeyAlgorithm,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
+    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust, UpdatePolicy},
     localca::LocalCa,
     publication::Publisher,
     replication::{Reader, Replica},
@@ -81,6 +81,11 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         && let Err(e) = crate::tsig::load(&worker.tsig_key_file)
     {
         problems.push(e.to_string());
+    }
+    if let Some(update) = &config.update
+        && let Err(e) = update_policy(update)
+    {
+        problems.push(e);
     }
     let reader = match (
         config.worker.as_ref().and_then(|w| w.certificate.as_ref()),
@@ -168,6 +173,15 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers)
         .with_udp_max_payload(config.limits.udp_max_payload);
+    if let Some(update) = &config.update {
+        let mut policy = update_policy(update).map_err(anyhow::Error::msg)?;
+        policy.workers = config
+            .transfer
+            .iter()
+            .flat_map(|t| t.notify.clone())
+            .collect();
+        handler = handler.with_update(policy);
+    }
     if let Some(worker) = &config.worker {
         let reader = keys.reader.clone();
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
@@ -210,6 +224,29 @@ fn start_announcer(
             .run(certs.clone(), shutdown.clone(), tracker.clone()),
     );
     Some(announcer)
+}
+
+/// `[update]`'s keys read from their files, each with its grants; a key name given twice
+/// is refused (which grants would apply would be a guess).
+fn update_policy(update: &crate::config::UpdateConfig) -> Result<UpdatePolicy, String> {
+    let mut keys: Vec<(crate::tsig::TsigKey, crate::config::UpdateKey)> = Vec::new();
+    for entry in &update.keys {
+        for key in crate::tsig::load(&entry.file).map_err(|e| e.to_string())? {
+            if keys.iter().any(|(k, _)| k.name == key.name) {
+                return Err(format!(
+                    "update key {} in {} is named twice in [update]",
+                    key.name,
+                    entry.file.display()
+                ));
+            }
+            keys.push((key, entry.clone()));
+        }
+    }
+    Ok(UpdatePolicy {
+        keys,
+        workers: Vec::new(),
+        wait: update.wait_for_workers,
+    })
 }
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG

@@ -14,12 +14,14 @@
 //! contents (`serials`), so a restart serves the same serial for the same contents and
 //! goes past it for new ones.
 
+mod dynamic;
 mod lookup;
 mod overlay;
 mod parse;
 mod serials;
 pub mod store;
 mod text;
+mod update;
 
 use std::{
     path::{Path, PathBuf},
@@ -29,11 +31,13 @@ use std::{
 use arc_swap::{ArcSwap, Guard};
 use hickory_proto::rr::{LowerName, Name, Record, RecordType, SerialNumber};
 
+use dynamic::Changes;
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
 use overlay::Overlay;
 pub use parse::ZoneError;
 use serials::{Stored, ZoneDigest};
 pub use store::Zone;
+pub use update::{UpdateError, UpdateRequest};
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
 
@@ -50,21 +54,34 @@ struct Loaded {
     overlaid: bool,
     /// The SOA serial served: the file's, or past it after challenges and restarts.
     serial: u32,
+    /// Record sets changed by RFC 2136 updates, replayed on top of the file.
+    changes: Changes,
     zone: Arc<Zone>,
 }
 
 impl Loaded {
     /// A file zone, served at the serial served before a restart (`last`) when the
     /// contents are the same, else one past it, unless the file's own serial is later.
-    fn read(config: &ZoneConfig, last: Option<Stored>) -> Result<Self, ZoneError> {
+    fn read(config: &ZoneConfig, last: Option<Stored>, dir: &Path) -> Result<Self, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
         let file_digest = serials::digest(&zone);
+        let changes = dynamic::read(dir, &config.origin)
+            .map_err(|message| ZoneError::Changes { message })?
+            .unwrap_or_default();
+        let changes = replayable(changes, dir, &config.origin, file_serial);
         let serial = match last {
             // Same contents, same serial: secondaries have nothing new to transfer.
             Some(last) if last.digest == Some(file_digest) => later(file_serial, last.serial),
             Some(last) => later(file_serial, last.serial.wrapping_add(1)),
             None => file_serial,
+        };
+        // The serial an acknowledged update was served at, even if the serials file was
+        // not written after it.
+        let serial = if changes.is_empty() {
+            serial
+        } else {
+            later(serial, changes.serial)
         };
         Ok(Self {
             origin: config.origin.clone(),
@@ -73,16 +90,23 @@ impl Loaded {
             file_digest,
             overlaid: false,
             serial,
-            zone: served(config, zone, serial, &Overlay::default())?,
+            zone: served(config, zone, serial, &Overlay::default(), &changes)?,
+            changes,
         })
     }
 
     /// Re-reads the file; true when its contents changed, an edit to announce. An edited
     /// file moves past the served serial even when its own is behind it, or the same:
     /// secondaries would otherwise keep the old data without a word.
-    fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
+    fn reread(
+        &mut self,
+        config: &ZoneConfig,
+        overlay: &Overlay,
+        dir: &Path,
+    ) -> Result<bool, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
+        let changes = replayable(self.changes.clone(), dir, &config.origin, file_serial);
         let file_digest = serials::digest(&zone);
         let edited = file_digest != self.file_digest;
         let serial = if edited {
@@ -99,7 +123,8 @@ impl Loaded {
                  secondaries follow (raise the serial in the file)"
             );
         }
-        self.zone = served(config, zone, serial, overlay)?;
+        self.zone = served(config, zone, serial, overlay, &changes)?;
+        self.changes = changes;
         self.file_serial = file_serial;
         self.file_digest = file_digest;
         self.overlaid = overlay.touches(&config.origin);
@@ -112,7 +137,7 @@ impl Loaded {
     fn stored(&self) -> Stored {
         Stored {
             serial: self.serial,
-            digest: (!self.overlaid).then_some(self.file_digest),
+            digest: (!self.overlaid && self.changes.is_empty()).then_some(self.file_digest),
         }
     }
 }
@@ -169,6 +194,8 @@ pub struct Zones {
     changes: tokio::sync::broadcast::Sender<Name>,
     /// `<state-dir>/zones/`: each file zone's last served serial and contents' digest.
     serials: PathBuf,
+    /// `<state-dir>/dynamic/`: each file zone's changes by RFC 2136 updates.
+    dynamic: PathBuf,
 }
 
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
@@ -180,10 +207,11 @@ impl Zones {
     /// here ([`Zones::save_serials`] writes).
     pub fn load(configs: &[ZoneConfig], state_dir: &Path) -> Result<Self, Vec<ZoneError>> {
         let serials = state_dir.join("zones");
+        let dynamic = dynamic::dir(state_dir);
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match Loaded::read(config, serials::read(&serials, &config.origin)) {
+            match Loaded::read(config, serials::read(&serials, &config.origin), &dynamic) {
                 Ok(zone) => loaded.push(zone),
                 Err(e) => errors.push(e),
             }
@@ -197,6 +225,7 @@ impl Zones {
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
             serials,
+            dynamic,
         })
     }
 
@@ -225,7 +254,7 @@ impl Zones {
             let Some(config) = zone.config.clone() else {
                 continue;
             };
-            match zone.reread(&config, &overlay) {
+            match zone.reread(&config, &overlay, &self.dynamic) {
                 Ok(true) => changed.push(zone.origin.clone()),
                 Ok(false) => {}
                 Err(e) => errors.push(e),
@@ -260,7 +289,12 @@ impl Zones {
             return false;
         };
         let serial = zone.zone.serial().wrapping_add(1);
-        let records = overlay::txt_records(owner, values).collect();
+        // Records set by dynamic updates at the same name stay beside the challenge.
+        let mut records = (zone.changes.sets)
+            .get(&(owner.to_lowercase(), RecordType::TXT))
+            .cloned()
+            .unwrap_or_default();
+        records.extend(overlay::txt_records(owner, values));
         let changed = match zone
             .zone
             .changed(serial, &[(owner.clone(), RecordType::TXT, records)])
@@ -388,11 +422,23 @@ impl Zones {
         self.install_generated(origin, records)
     }
 
+    /// Serves a zone built elsewhere (a transfer read straight into a [`store::Builder`])
+    /// as [`Zones::replace_generated`] does; returns it as served.
+    pub fn replace_built(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
+        let zone = self.install_zone(origin, zone)?;
+        let _ = self.changes.send(origin.clone());
+        Ok(zone)
+    }
+
     fn install_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
         let zone = Zone::from_records(origin, &records).map_err(|e| ZoneError::Generated {
             origin: origin.to_string(),
             message: e.message,
         })?;
+        self.install_zone(origin, zone).map(drop)
+    }
+
+    fn install_zone(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
         if zone.soa().is_none() {
             return Err(ZoneError::Generated {
                 origin: origin.to_string(),
@@ -402,19 +448,20 @@ impl Zones {
         let zone = Arc::new(zone);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         match loaded.iter_mut().find(|z| z.origin == *origin) {
-            Some(entry) => entry.zone = zone,
+            Some(entry) => entry.zone = zone.clone(),
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
+                changes: Changes::default(),
                 file_serial: 0,
                 file_digest: [0; 32],
                 overlaid: false,
                 serial: 0,
-                zone,
+                zone: zone.clone(),
             }),
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
-        Ok(())
+        Ok(zone)
     }
 
     /// Stops serving a transferred zone (its SOA expire passed without the primary);
@@ -446,16 +493,28 @@ pub fn check_file(origin: &Name, path: &Path) -> Result<(), ZoneError> {
     parse::load(origin, path).map(drop)
 }
 
-/// A file's zone as served: with SOA serial `serial` and the overlay records inside it.
+/// The changes kept for a zone if they still apply to its file (`file_serial`), else none
+/// (set aside: the file's serial moved, the file wins).
+fn replayable(changes: Changes, dir: &Path, origin: &Name, file_serial: u32) -> Changes {
+    if changes.is_empty() || changes.file_serial == file_serial {
+        return changes;
+    }
+    dynamic::set_aside(dir, origin, &changes, file_serial);
+    Changes::default()
+}
+
+/// A file's zone as served: with SOA serial `serial`, the dynamic changes and the overlay
+/// records inside it.
 fn served(
     config: &ZoneConfig,
     zone: Zone,
     serial: u32,
     overlay: &Overlay,
+    changes: &Changes,
 ) -> Result<Arc<Zone>, ZoneError> {
     // Overlay names are checked against the deepest zone when set; here any zone holding
     // them takes them, which is the same zone unless zones nest.
-    let sets = overlay.sets(&config.origin);
+    let sets = dynamic::merged_sets(&changes.sets, overlay, &config.origin);
     overlay.warn_replaced(&config.origin, &zone);
     if zone.serial() == serial && sets.is_empty() {
         return Ok(Arc::new(zone));

@@ -26,26 +26,6 @@ pub(super) struct Overlay {
 }
 
 impl Overlay {
-    /// Every overlay set inside `origin`, for a zone read from its file.
-    pub(super) fn sets(&self, origin: &Name) -> Vec<Set> {
-        let txt = self
-            .txt
-            .iter()
-            .filter(|(owner, _)| origin.zone_of(owner))
-            .map(|(owner, values)| {
-                let records = txt_records(owner, values).collect();
-                (owner.clone(), RecordType::TXT, records)
-            });
-        let published = self
-            .published
-            .iter()
-            .filter(|((owner, _), _)| origin.zone_of(owner))
-            .map(|((owner, rtype), records)| {
-                (owner.clone(), RecordType::from(*rtype), records.clone())
-            });
-        txt.chain(published).collect()
-    }
-
     /// Whether any overlay record falls in the zone `origin`.
     pub(super) fn touches(&self, origin: &Name) -> bool {
         self.txt.keys().any(|owner| origin.zone_of(owner))
