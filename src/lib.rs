@@ -28,6 +28,7 @@
 //!   table, which `certzone cluster docker` runs as containers with the fault scenarios.
 
 pub mod acme;
+pub mod announce;
 pub mod bundle;
 pub mod cli;
 pub mod cluster;

@@ -85,11 +85,12 @@ impl LocalCa {
         self.issue(&ca_cert, &ca_key, now)
     }
 
-    /// Issues a new leaf whatever the stored one is (renewal).
-    pub fn renew(&self, now: SystemTime) -> Result<Leaf, LocalCaError> {
+    /// Issues a new leaf whatever the stored one is (renewal), for `key` when given (the
+    /// key whose TLSA is already published), else a new one.
+    pub fn renew(&self, now: SystemTime, key: Option<KeyPair>) -> Result<Leaf, LocalCaError> {
         state::ensure_dir(&self.dir)?;
         let (ca_cert, ca_key) = self.load_or_create_ca()?;
-        self.issue(&ca_cert, &ca_key, now)
+        self.issue_with(&ca_cert, &ca_key, now, key)
     }
 
     fn load_or_create_ca(&self) -> Result<(rcgen::Certificate, KeyPair), LocalCaError> {
@@ -165,7 +166,20 @@ impl LocalCa {
         ca_key: &KeyPair,
         now: SystemTime,
     ) -> Result<Leaf, LocalCaError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        self.issue_with(ca_cert, ca_key, now, None)
+    }
+
+    fn issue_with(
+        &self,
+        ca_cert: &rcgen::Certificate,
+        ca_key: &KeyPair,
+        now: SystemTime,
+        key: Option<KeyPair>,
+    ) -> Result<Leaf, LocalCaError> {
+        let key = match key {
+            Some(key) => key,
+            None => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
+        };
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, self.names[0].clone());

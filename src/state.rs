@@ -61,6 +61,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StateErr
     sync_dir(parent(path))
 }
 
+/// [`write_atomic`] for contents made piece by piece: `fill` writes them through a buffer
+/// into the temporary file, which is synced and renamed only if it succeeds. For a large
+/// zone copy, so the whole file never sits in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StateError> {
+    let tmp = beside(path, "tmp");
+    let _ = fs::remove_file(&tmp);
+    let result = write_exclusive(&tmp, &[], mode).and_then(|()| {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .map_err(|e| StateError::new("open", &tmp, e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        fill(&mut out)
+            .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.sync_all())
+            .map_err(|e| StateError::new("write", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| StateError::new("rename into", path, e))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(parent(path))
+}
+
 /// Replaces every `(path, bytes, mode)` together, or none of them: a key and its `.pub`.
 /// All are written to temporary files first; only then renamed into place. If a rename
 /// fails, the files already replaced get their old contents back (kept as hard links

@@ -9,8 +9,11 @@ use std::{fmt, path::Path, sync::Arc, time::SystemTime};
 
 use arc_swap::ArcSwapOption;
 use rustls::{
-    ServerConfig,
+    DigitallySignedStruct, ServerConfig, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::ring::sign::any_supported_type,
+    crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature},
+    pki_types::{ServerName, UnixTime},
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
@@ -220,6 +223,19 @@ pub fn summarize(leaf: &CertificateDer<'_>) -> Result<CertSummary, TlsError> {
 }
 
 /// Hex SHA-256, the fingerprint form operators compare.
+/// SHA-256 of the leaf's SubjectPublicKeyInfo: what a TLSA 3 1 1 record holds.
+pub fn spki_sha256(leaf: &CertificateDer<'_>) -> Result<[u8; 32], TlsError> {
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| TlsError::Certificate(e.to_string()))?;
+    Ok(
+        ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw)
+            .as_ref()
+            .try_into()
+            // Local invariant: SHA-256 digests are 32 bytes.
+            .expect("SHA-256 is 32 bytes"),
+    )
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -264,4 +280,68 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// A DoT client config that accepts any certificate, still checking the handshake's
+/// signatures: for reading which leaf a server presents (`cluster up`'s table, the TLSA
+/// rollover's check of the workers), never for trusting it.
+pub fn probe_client_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"dot".to_vec()];
+    Arc::new(config)
+}
+
+/// Accepts any certificate, still checking the handshake signatures made with it.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -93,6 +93,37 @@ fn cluster_up_serves_one_certificate_on_every_node_and_stops_on_ctrl_c() {
         leaves.iter().all(|l| l == &leaves[0]),
         "every node serves the master's certificate"
     );
+    // The published records, as kdig shows them on every node: SVCB for DoT and DoH, and
+    // the served leaf's key (TLSA 3 1 1: SHA-256 of its SPKI) at both ports.
+    let leaf = rustls_pki_types::CertificateDer::from(leaves[0].clone());
+    let spki: String = certzone::tls::spki_sha256(&leaf)
+        .unwrap()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    for ip in IPS {
+        let ask = |name: &str, rtype: &str| {
+            kdig(&[&format!("@{ip}"), "-p", "5300", "+short", name, rtype])
+        };
+        let svcb = ask("_dns.ns1.example.test", "SVCB");
+        assert!(
+            svcb.contains("1 ns1.example.test. alpn=dot port=8530")
+                && svcb.contains("2 ns1.example.test. alpn=h2 port=4430"),
+            "{ip} SVCB: {svcb}"
+        );
+        for port in [8530, 4430] {
+            let owner = format!("_{port}._tcp.ns1.example.test");
+            // Workers transfer a zone at most once a second: the records may trail.
+            common::wait_for(
+                &format!("{ip} to answer the served key's TLSA at {owner}"),
+                Duration::from_secs(5),
+                || {
+                    let tlsa = ask(&owner, "TLSA").replace(' ', "");
+                    tlsa.contains(&format!("311{spki}")).then_some(())
+                },
+            );
+        }
+    }
     let fingerprint = certzone::tls::sha256_hex(&leaves[0]);
     for row in &rows {
         assert!(row.contains(&fingerprint), "table row shows it: {row}");

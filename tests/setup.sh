@@ -13,8 +13,9 @@
 # scrapes a cluster with it and checks dist/prometheus/alerts.yml).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
-  unbound strace dnsperf python3 python3-h2 util-linux prometheus)
-tools=(kdig dig named tsig-keygen pebble lego knotd ip busybox openssl unbound strace dnsperf prlimit prometheus promtool)
+  unbound strace dnsperf python3 python3-h2 util-linux certbot python3-certbot-dns-rfc2136 prometheus)
+tools=(kdig dig nsupdate named tsig-keygen pebble lego certbot knotd ip busybox openssl unbound strace
+  dnsperf prlimit prometheus promtool)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1

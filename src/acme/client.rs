@@ -177,6 +177,7 @@ pub(super) async fn order<Z: ChallengeZone>(
     names: &[String],
     replaces: Option<CertificateIdentifier<'static>>,
     zone: &Z,
+    key: Option<rcgen::KeyPair>,
 ) -> Result<Issued, AcmeError> {
     let deadline = tokio::time::Instant::now() + config.order_timeout;
     let mut order = within(deadline, config, new_order(account, names, replaces)).await?;
@@ -188,7 +189,7 @@ pub(super) async fn order<Z: ChallengeZone>(
     let result = within(
         deadline,
         config,
-        prove_and_finish(&mut order, config, names, &wanted),
+        prove_and_finish(&mut order, config, names, &wanted, key),
     )
     .await;
     for owner in wanted.keys() {
@@ -282,6 +283,7 @@ async fn prove_and_finish(
     config: &AcmeConfig,
     names: &[String],
     wanted: &BTreeMap<Name, Vec<String>>,
+    key: Option<rcgen::KeyPair>,
 ) -> Result<Issued, AcmeError> {
     for (owner, values) in wanted {
         propagation::confirm(
@@ -304,7 +306,11 @@ async fn prove_and_finish(
         )));
     }
     tracing::info!("validation succeeded; finalizing");
-    let key = key_pair(config.key_algorithm)?;
+    // The announcer's key when TLSA is published (its record is already out), else a new one.
+    let key = match key {
+        Some(key) => key,
+        None => key_pair(config.key_algorithm)?,
+    };
     let mut params = rcgen::CertificateParams::new(names.to_vec()).map_err(AcmeError::Key)?;
     params.distinguished_name = rcgen::DistinguishedName::new();
     let csr = params.serialize_request(&key).map_err(AcmeError::Key)?;
@@ -370,6 +376,40 @@ fn key_pair(algorithm: KeyAlgorithm) -> Result<rcgen::KeyPair, AcmeError> {
         KeyAlgorithm::EcdsaP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
     };
     rcgen::KeyPair::generate_for(alg).map_err(AcmeError::Key)
+}
+
+/// The directory's `meta.caaIdentities` (RFC 8555 7.1.1): the issuer domain names CAA
+/// records name this CA by.
+pub(super) async fn caa_identities(config: &AcmeConfig) -> Result<Vec<String>, AcmeError> {
+    let fail = |detail: String| AcmeError::Ca {
+        action: "read the directory",
+        detail,
+    };
+    let request = http::Request::get(&config.directory)
+        .body(BodyWrapper::from(Vec::new()))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut response = http_client(config)?
+        .request(request)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let body = response
+        .body
+        .into_bytes()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Meta {
+        #[serde(default)]
+        caa_identities: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Directory {
+        #[serde(default)]
+        meta: Meta,
+    }
+    let directory: Directory = serde_json::from_slice(&body).map_err(|e| fail(e.to_string()))?;
+    Ok(directory.meta.caa_identities)
 }
 
 /// `urn:ietf:params:acme:error:<name>`

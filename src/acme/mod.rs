@@ -83,6 +83,22 @@ pub trait ChallengeZone: Send + Sync + 'static {
     fn publish(&self, owner: &Name, values: &[String]) -> impl Future<Output = ()> + Send;
 }
 
+/// What the issuer asks of the records announcing its certificate (`crate::announce`):
+/// boxed futures, so the issuer holds it as a trait object.
+pub trait Announce: Send + Sync + 'static {
+    /// The key for the next certificate, once clients can know it (its TLSA served long
+    /// enough).
+    fn next_key(
+        &self,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<rcgen::KeyPair, String>> + Send + '_>>;
+    /// Called with the account's URL and the CA's CAA identities before every order; an
+    /// error (a CAA record the CA would refuse on) refuses the order.
+    fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String>;
+    /// Whether the account matters before the first order (CAA is published or checked):
+    /// then the issuer loads it at start.
+    fn pins_account(&self) -> bool;
+}
+
 /// Checks what the issuer will need, without network: for `check-config`.
 pub fn check(config: &AcmeConfig) -> Result<(), AcmeError> {
     client::check_roots(config)
@@ -117,6 +133,9 @@ pub struct Issuer<Z> {
     ari: bool,
     failures: u32,
     retry_at: Option<SystemTime>,
+    announce: Option<Arc<dyn Announce>>,
+    /// The directory's `caaIdentities`, fetched once.
+    identities: Option<Vec<String>>,
 }
 
 impl<Z: ChallengeZone> Issuer<Z> {
@@ -137,7 +156,15 @@ impl<Z: ChallengeZone> Issuer<Z> {
             ari: false,
             failures: 0,
             retry_at: None,
+            announce: None,
+            identities: None,
         }
+    }
+
+    /// Certificates use the announcer's keys, and orders pass its CAA check first.
+    pub fn with_announce(mut self, announce: Arc<dyn Announce>) -> Self {
+        self.announce = Some(announce);
+        self
     }
 
     /// Installs a valid stored certificate, if any, so TLS is up before the loop starts.
@@ -155,6 +182,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
                 None
             }
         };
+        self.announce_account().await;
         loop {
             let wake = match self.next(current.as_ref()).await {
                 Next::Order => None,
@@ -320,14 +348,61 @@ impl<Z: ChallengeZone> Issuer<Z> {
         replaces: Option<CertificateIdentifier<'static>>,
     ) -> Result<client::Issued, AcmeError> {
         let account = self.account().await?;
+        let key = match self.announce.clone() {
+            Some(announce) => {
+                let identities = self.identities().await;
+                announce
+                    .before_order(account.id(), &identities)
+                    .map_err(AcmeError::Order)?;
+                Some(announce.next_key().await.map_err(AcmeError::Order)?)
+            }
+            None => None,
+        };
         client::order(
             &account,
             &self.config,
             &self.names,
             replaces,
             self.zone.as_ref(),
+            key,
         )
         .await
+    }
+
+    /// At start, the account's CAA is published (and checked) without waiting for an order.
+    async fn announce_account(&mut self) {
+        let Some(announce) = self.announce.clone().filter(|a| a.pins_account()) else {
+            return;
+        };
+        let account = match self.account().await {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::warn!(error = %e, "no ACME account yet: CAA follows the first order");
+                return;
+            }
+        };
+        let identities = self.identities().await;
+        if let Err(e) = announce.before_order(account.id(), &identities) {
+            tracing::error!(error = %e, "the next order will be refused");
+        }
+    }
+
+    /// The directory's `caaIdentities` (RFC 8555 7.1.1), fetched once; none when the CA
+    /// lists none or cannot be asked.
+    async fn identities(&mut self) -> Vec<String> {
+        if let Some(identities) = &self.identities {
+            return identities.clone();
+        }
+        match client::caa_identities(&self.config).await {
+            Ok(identities) => {
+                self.identities = Some(identities.clone());
+                identities
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the directory's caaIdentities are unknown");
+                Vec::new()
+            }
+        }
     }
 
     async fn account(&mut self) -> Result<Account, AcmeError> {

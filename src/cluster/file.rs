@@ -20,6 +20,39 @@ pub(super) struct File {
     #[serde(default, rename = "node")]
     pub(super) nodes: Vec<Node>,
     pub(super) docker: Option<Docker>,
+    pub(super) publish: Option<Publish>,
+    pub(super) update: Option<Update>,
+}
+
+/// `[publish]`: the master's published records, for every name of `cluster.names` inside
+/// the domain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Publish {
+    #[serde(default)]
+    pub svcb: bool,
+    #[serde(default)]
+    pub tlsa: bool,
+    #[serde(default)]
+    pub caa: bool,
+    pub ttl: Option<u32>,
+    pub caa_issuer: Option<String>,
+}
+
+/// `[update]`: RFC 2136 update keys for other ACME clients, made on first use.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Update {
+    #[serde(rename = "key")]
+    pub(super) keys: Vec<UpdateKey>,
+}
+
+/// `[[update.key]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct UpdateKey {
+    pub(super) name: String,
+    pub(super) grant: Option<Vec<String>>,
 }
 
 /// `[cluster]`

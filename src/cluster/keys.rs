@@ -1,7 +1,8 @@
 //! The cluster's keys: one directory holding the signing key pair, the transfer TSIG key and
 //! every worker's sealing key pair, made on first use (or required, with `generate = false`).
 //! The names are what `certzone keygen` writes: `signing.key` (+ `.pub`), `transfer.key`,
-//! `<worker>.key` (+ `.pub`).
+//! `<worker>.key` (+ `.pub`); and `update-NAME.key` for each `[[update.key]]` (TSIG key
+//! `update-NAME.`, in the tsig-keygen form, 0600).
 //!
 //! Owns which files exist and the rule that a key is never replaced: a public half without
 //! its secret is an error, not a reason to make a new pair. It must not decide which node
@@ -33,6 +34,11 @@ impl KeyFiles {
         }
     }
 
+    /// An update key's file.
+    pub(super) fn update(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("update-{name}.key"))
+    }
+
     /// A worker's sealing key (secret) and its public half.
     pub(super) fn worker(&self, node: &NodeSpec) -> (PathBuf, PathBuf) {
         (
@@ -57,6 +63,15 @@ pub(super) fn ensure(cluster: &Cluster) -> Result<KeyFiles, ClusterError> {
         }
         for worker in cluster.workers() {
             worker_pair(&files, worker)?;
+        }
+        for key in &cluster.update_keys {
+            let path = files.update(&key.name);
+            if !path.exists() {
+                let name = Name::from_ascii(format!("update-{}.", key.name))
+                    .map_err(|e| ClusterError::Keys(format!("TSIG key name: {e}")))?;
+                let block = tsig::TsigKey::generate(name, tsig::Algorithm::HmacSha256);
+                state::write_exclusive(&path, block.to_key_block().as_bytes(), state::SECRET)?;
+            }
         }
     }
     require(cluster, &files)?;
@@ -137,6 +152,12 @@ fn require(cluster: &Cluster, files: &KeyFiles) -> Result<(), ClusterError> {
     ] {
         if !path.exists() {
             return Err(missing(master, what, path));
+        }
+    }
+    for key in &cluster.update_keys {
+        let path = files.update(&key.name);
+        if !path.exists() {
+            return Err(missing(master, "this update key", &path));
         }
     }
     for worker in cluster.workers() {

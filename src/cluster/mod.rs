@@ -73,6 +73,18 @@ pub struct Cluster {
     pub nodes: Vec<NodeSpec>,
     /// `[docker]`: where `certzone cluster docker` runs the cluster, when the file says.
     pub docker: Option<Docker>,
+    /// `[publish]`: the records the master announces, rendered into its `[publish]`.
+    pub publish: Option<file::Publish>,
+    /// `[[update.key]]`: RFC 2136 update keys the master takes, by name, with their grants
+    /// (`None`: the default grant).
+    pub update_keys: Vec<UpdateKeySpec>,
+}
+
+/// One update key of the cluster file: `<keys-dir>/update-NAME.key`, TSIG name `update-NAME.`.
+#[derive(Debug, Clone)]
+pub struct UpdateKeySpec {
+    pub name: String,
+    pub grants: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -230,13 +242,48 @@ impl Checker<'_> {
             ca,
             nodes,
             docker,
+            publish: raw.publish,
             state_dir,
             domain,
             certificate_zone,
             ports,
             keys_dir,
             generate_keys: raw.keys.generate,
+            update_keys: raw
+                .update
+                .map(|u| self.update(u))
+                .transpose()?
+                .unwrap_or_default(),
         })
+    }
+
+    /// `[update]`: key names usable in file names, each once; grants read as a node would.
+    fn update(&self, raw: file::Update) -> Result<Vec<UpdateKeySpec>, ClusterError> {
+        let mut seen = std::collections::HashSet::new();
+        for (i, key) in raw.keys.iter().enumerate() {
+            if !valid_node_name(&key.name) || !seen.insert(key.name.as_str()) {
+                return Err(self.invalid(
+                    &format!("update.key[{i}].name"),
+                    format!(
+                        "{:?}: use lower-case letters, digits and '-', each name once (it \
+                         names the key file update-NAME.key)",
+                        key.name
+                    ),
+                ));
+            }
+            for grant in key.grant.iter().flatten() {
+                crate::config::Grant::parse(grant)
+                    .map_err(|m| self.invalid(&format!("update.key[{i}].grant"), m))?;
+            }
+        }
+        Ok(raw
+            .keys
+            .into_iter()
+            .map(|k| UpdateKeySpec {
+                name: k.name,
+                grants: k.grant,
+            })
+            .collect())
     }
 
     fn ca(&self, raw: file::Ca, test_ca: bool) -> Result<Ca, ClusterError> {

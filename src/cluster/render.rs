@@ -96,6 +96,7 @@ fn master(
     writeln!(text, "file = {}", quote(&zone_file)).unwrap();
 
     text += &master_certificate_zone(cluster, dir, keys)?;
+    text += &master_publish(cluster);
 
     text += "\n[transfer]\ntsig-key-file = \"transfer.key\"\n";
     let allow: Vec<String> = cluster
@@ -105,6 +106,29 @@ fn master(
         .collect();
     writeln!(text, "allow = {}", list(&allow)).unwrap();
     writeln!(text, "notify = {}", list(&workers_dns)).unwrap();
+    text += &master_update(cluster, dir, keys)?;
+    Ok(text)
+}
+
+/// The master's `[update]` section, its key files copied beside it; empty without keys.
+fn master_update(
+    cluster: &Cluster,
+    dir: &Path,
+    keys: &keys::KeyFiles,
+) -> Result<String, ClusterError> {
+    let mut text = String::new();
+    if !cluster.update_keys.is_empty() {
+        text += "\n[update]\n";
+    }
+    for key in &cluster.update_keys {
+        let file = format!("update-{}.key", key.name);
+        copy(&keys.update(&key.name), &dir.join(&file), state::SECRET)?;
+        text += "[[update.key]]\n";
+        writeln!(text, "tsig-key-file = {}", quote(&file)).unwrap();
+        if let Some(grants) = &key.grants {
+            writeln!(text, "grant = {}", list(grants)).unwrap();
+        }
+    }
     Ok(text)
 }
 
@@ -140,6 +164,37 @@ fn master_certificate_zone(
         writeln!(text, "public-key = {}", quote(&name)).unwrap();
     }
     Ok(text)
+}
+
+/// The master's `[publish]` section: every node must answer a new TLSA before a
+/// certificate uses its key, and present the new key before the old TLSA goes.
+fn master_publish(cluster: &Cluster) -> String {
+    let Some(publish) = &cluster.publish else {
+        return String::new();
+    };
+    let mut text = String::from("\n[publish]\n");
+    writeln!(text, "svcb = {}", publish.svcb).unwrap();
+    writeln!(text, "tlsa = {}", publish.tlsa).unwrap();
+    writeln!(text, "caa = {}", publish.caa).unwrap();
+    if let Some(ttl) = publish.ttl {
+        writeln!(text, "ttl = {ttl}").unwrap();
+    }
+    if let Some(issuer) = &publish.caa_issuer {
+        writeln!(text, "caa-issuer = {}", quote(issuer)).unwrap();
+    }
+    let dns: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| cluster.dns(n).to_string())
+        .collect();
+    let dot: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| cluster.tls(n).to_string())
+        .collect();
+    writeln!(text, "nameservers = {}", list(&dns)).unwrap();
+    writeln!(text, "dot-servers = {}", list(&dot)).unwrap();
+    text
 }
 
 /// The master's `[acme]` section, the CA's roots copied beside its file.

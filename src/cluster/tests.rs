@@ -195,3 +195,48 @@ fn metrics_port_goes_to_every_node_and_must_be_its_own() {
     let clash = parse(NODES, "[ports]\nmetrics = 853\n");
     assert_eq!(key_of(clash), "ports.metrics");
 }
+
+#[test]
+fn update_keys_are_made_once_0600_and_given_to_the_master_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.test.zone"),
+        dir.path().join("example.test.zone"),
+    )
+    .unwrap();
+    let update = "[update]\n[[update.key]]\nname = \"web\"\n[[update.key]]\nname = \"host\"\n\
+                  grant = [\"name host.example.test. A\"]\n";
+    let text = format!("{BASE}{NODES}{update}");
+    let cluster = Cluster::parse(&text, &dir.path().join("cluster.toml")).unwrap();
+    let rendered = super::render::render(&cluster).unwrap();
+    let key_file = cluster.keys_dir.join("update-web.key");
+    let first = std::fs::read_to_string(&key_file).unwrap();
+    assert!(first.contains("key \"update-web\""), "{first}");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    super::render::render(&cluster).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        first,
+        "made once"
+    );
+    for node in rendered {
+        let config = std::fs::read_to_string(&node.config).unwrap();
+        let copied = node.dir.join("update-host.key").exists();
+        if node.node.role == Role::Master {
+            assert!(config.contains("[[update.key]]\ntsig-key-file = \"update-web.key\"\n"));
+            assert!(
+                config.contains("grant = [\"name host.example.test. A\"]"),
+                "{config}"
+            );
+            assert!(copied);
+        } else {
+            assert!(!config.contains("[update]") && !copied, "{config}");
+        }
+    }
+    let bad =
+        format!("{BASE}{NODES}[update]\n[[update.key]]\nname = \"w\"\ngrant = [\"zone x A\"]\n");
+    let error = Cluster::parse(&bad, &dir.path().join("cluster.toml")).unwrap_err();
+    assert!(error.to_string().contains("update.key[0].grant"), "{error}");
+}

@@ -30,6 +30,8 @@ pub(super) struct File {
     pub(super) limits: Limits,
     pub(super) rrl: Option<Rrl>,
     pub(super) metrics: Option<Metrics>,
+    pub(super) publish: Option<super::publish::Publish>,
+    pub(super) update: Option<Update>,
 }
 
 /// `[metrics]`: the Prometheus and health listener; off without this section.
@@ -37,6 +39,24 @@ pub(super) struct File {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct Metrics {
     pub(super) listen: SocketAddr,
+}
+
+
+/// `[update]` (master): keys that may send RFC 2136 UPDATE, and what each may change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct Update {
+    #[serde(rename = "key")]
+    pub(super) keys: Vec<UpdateKey>,
+    pub(super) wait_for_workers_ms: Option<u64>,
+}
+
+/// `[[update.key]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct UpdateKey {
+    pub(super) tsig_key_file: PathBuf,
+    pub(super) grant: Option<Vec<String>>,
 }
 
 /// `[limits]`: what one client, connection or query may cost (`limits.rs` has the defaults).

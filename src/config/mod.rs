@@ -8,6 +8,8 @@
 mod certificate_zone;
 mod file;
 mod limits;
+mod publish;
+mod update;
 
 use std::{
     cell::{Cell, RefCell},
@@ -22,6 +24,8 @@ use hickory_proto::rr::Name;
 use file::{CertSource, UpstreamProtocol};
 pub use file::{Challenge, KeyAlgorithm, Role};
 pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, RrlConfig};
+pub use publish::PublishConfig;
+pub use update::{DEFAULT_GRANT, Grant, GrantKind, UpdateConfig, UpdateKey};
 
 /// A problem with the configuration file itself.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,10 @@ pub struct Config {
     pub rrl: Option<RrlConfig>,
     /// `[metrics] listen`: where `/metrics`, `/healthz` and `/readyz` are served.
     pub metrics: Option<SocketAddr>,
+    /// Records announcing the certificate (master only), when configured.
+    pub publish: Option<PublishConfig>,
+    /// `[update]`: RFC 2136 UPDATE keys and grants (masters only).
+    pub update: Option<UpdateConfig>,
 }
 
 /// What a worker replicates, and from whom.
@@ -382,6 +390,8 @@ impl Checker<'_> {
             limits,
             rrl,
             metrics,
+            publish,
+            update,
         } = raw;
         let tls_given = tls.is_some() || acme.is_some();
         let tls = self.tls_and_acme(tls, acme, &listen.udp);
@@ -404,6 +414,8 @@ impl Checker<'_> {
             limits: self.limits(limits)?,
             rrl: rrl.map(|r| self.rrl(r)).transpose()?,
             metrics: metrics.map(|m| m.listen),
+            publish: None,
+            update: None,
             transfer: transfer.map(|t| TransferConfig {
                 tsig_key_file: self.resolve(&t.tsig_key_file),
                 allow: t.allow,
@@ -422,10 +434,18 @@ impl Checker<'_> {
                     .and_then(|c| self.keep(self.certificate_zone(c, &config).map(Some)));
                 Config {
                     certificate_zone,
+                    update: update.map(|u| self.update(u)),
                     ..config
                 }
             }
             Role::Worker => {
+                if update.is_some() {
+                    self.note(self.invalid(
+                        "update",
+                        "[update] is for the master; workers refuse UPDATE (REFUSED), \
+                         clients send it to the master",
+                    ));
+                }
                 let worker = self
                     .worker(primary, secondaries, certificate_zone, &config)
                     .map_err(|e| self.note(e))
@@ -434,7 +454,14 @@ impl Checker<'_> {
             }
         };
         self.listeners(&config, tls_given);
-        Ok(config)
+        let publish = publish.and_then(|p| {
+            let publish = self.publish(p, role, &config.listen, config.tls.as_ref());
+            self.keep(publish.map(Some))
+        });
+        if publish.is_some() {
+            self.published_names_in_zones(&config);
+        }
+        Ok(Config { publish, ..config })
     }
 
     /// `[tls]` with `[acme]`; a refused `[acme]` leaves `[tls]` unchecked (its problems
@@ -691,6 +718,47 @@ impl Checker<'_> {
         })
     }
 
+    /// `[update]`: each grant read, each bad one noted with its key's position.
+    fn update(&self, raw: file::Update) -> UpdateConfig {
+        if raw.keys.is_empty() {
+            self.note(self.invalid("update.key", "at least one [[update.key]] is needed"));
+        }
+        let keys = raw.keys.into_iter().enumerate().map(|(i, key)| {
+            let texts = key.grant.unwrap_or_else(|| vec![DEFAULT_GRANT.to_string()]);
+            if texts.is_empty() {
+                self.note(self.invalid(
+                    &format!("update.key[{i}].grant"),
+                    "an empty list grants nothing; leave it out for the default",
+                ));
+            }
+            let grants = texts
+                .iter()
+                .filter_map(|text| {
+                    Grant::parse(text)
+                        .map_err(|m| self.note(self.invalid(&format!("update.key[{i}].grant"), m)))
+                        .ok()
+                })
+                .collect();
+            UpdateKey {
+                file: self.resolve(&key.tsig_key_file),
+                grants,
+            }
+        });
+        let wait = raw
+            .wait_for_workers_ms
+            .unwrap_or(update::DEFAULT_WAIT_FOR_WORKERS_MS);
+        if wait > 60_000 {
+            self.note(self.invalid(
+                "update.wait-for-workers-ms",
+                format!("{wait}: at most 60000 (clients time out long before)"),
+            ));
+        }
+        UpdateConfig {
+            keys: keys.collect(),
+            wait_for_workers: Duration::from_millis(wait.min(60_000)),
+        }
+    }
+
     /// Every zone with a good name; each bad one is noted.
     fn zones(&self, raw: Vec<file::Zone>) -> Vec<ZoneConfig> {
         let mut seen = HashSet::new();
@@ -826,6 +894,24 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Published records go into the node's zones: at least one certificate name must be
+    /// inside one (names outside every zone, such as `localhost`, are skipped).
+    fn published_names_in_zones(&self, config: &Config) {
+        let Some(tls) = &config.tls else { return };
+        let inside = tls.names.iter().any(|name| {
+            Name::from_ascii(name.trim_start_matches("*.")).is_ok_and(|mut n| {
+                n.set_fqdn(true);
+                config.zones.iter().any(|z| z.origin.zone_of(&n))
+            })
+        });
+        if !inside {
+            self.note(self.invalid(
+                "publish",
+                "no name of tls.names is inside one of this node's zones: nothing to publish at",
+            ));
+        }
     }
 
     fn resolve(&self, path: &Path) -> PathBuf {

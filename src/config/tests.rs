@@ -407,3 +407,75 @@ fn metrics_listen_is_off_unless_given_and_never_a_dns_listener() {
     let message = parse(&unknown).unwrap_err().to_string();
     assert!(message.contains("unknown field `path`"), "{message}");
 }
+
+#[test]
+fn publish_takes_ports_from_the_listeners_and_refuses_what_it_cannot_do() {
+    let publish = "\n[publish]\nsvcb = true\ntlsa = true\nttl = 60\n";
+    let config = parse(&format!("{FULL}{publish}")).unwrap();
+    let publish_config = config.publish.unwrap();
+    assert_eq!(publish_config.dot_port, Some(8530));
+    assert_eq!(publish_config.doh_port, Some(4430));
+    assert_eq!(publish_config.doh_path, "/dns-query{?dns}");
+
+    let refused = |text: String, key: &str, words: &str| {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("key `{key}`")) && err.contains(words),
+            "{err}"
+        );
+    };
+    let files = FULL.replace(
+        "names = [\"ns1.example.test\"]",
+        "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"c.pem\"\nkey-file = \"k.pem\"",
+    );
+    refused(format!("{files}{publish}"), "publish.tlsa", "next key");
+    refused(
+        format!("{FULL}\n[publish]\ncaa = true\n"),
+        "publish.caa",
+        "tls.source = \"acme\"",
+    );
+    refused(
+        format!("{FULL}{publish}doh-path = \"/dns-query\"\n"),
+        "publish.doh-path",
+        "{?dns}",
+    );
+    refused(
+        format!("{FULL}\n[publish]\nttl = 0\n"),
+        "publish.ttl",
+        "above 0",
+    );
+    let outside = FULL.replace("\"ns1.example.test\"", "\"ns1.other.test\"");
+    refused(
+        format!("{outside}{publish}"),
+        "publish",
+        "inside one of this node's zones",
+    );
+}
+
+#[test]
+fn update_keys_take_grants_and_belong_to_masters() {
+    let update = "\n[update]\n[[update.key]]\ntsig-key-file = \"web.key\"\n[[update.key]]\n\
+                  tsig-key-file = \"host.key\"\ngrant = [\"name host.example.test A\"]\n";
+    let config = parse(&format!("{FULL}{update}")).expect("valid [update]");
+    let update_config = config.update.expect("[update] kept");
+    assert_eq!(
+        update_config.keys[0].file,
+        Path::new("/etc/certzone/web.key")
+    );
+    assert_eq!(
+        update_config.keys[0].grants,
+        [Grant::parse(DEFAULT_GRANT).unwrap()]
+    );
+    assert_eq!(update_config.wait_for_workers, Duration::from_secs(2));
+    let bad = format!(
+        "{FULL}\n[update]\n[[update.key]]\ntsig-key-file = \"k\"\ngrant = [\"zone a. A\"]\n"
+    );
+    let errors = parse(&bad).unwrap_err().to_string();
+    assert!(errors.contains("key `update.key[0].grant`"), "{errors}");
+    let worker = format!(
+        "role = \"worker\"\n{}{update}",
+        FULL.replace("role = \"master\"\n", "")
+    );
+    let errors = parse(&worker).unwrap_err().to_string();
+    assert!(errors.contains("key `update`"), "{errors}");
+}

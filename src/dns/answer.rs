@@ -5,7 +5,7 @@
 //! [`crate::zones::Zone::resolve`] decide the sections and writes them with
 //! [`super::message`]. It owns the message-level rules, matching Knot where the RFCs leave
 //! a choice: FORMERR for malformed queries, NOTIMP for opcodes other than QUERY (UPDATE is
-//! REFUSED), REFUSED for classes other than IN and ANY and for names outside every zone,
+//! REFUSED here; the handler hands it to `update` first), REFUSED for classes other than IN and ANY and for names outside every zone,
 //! BADVERS for EDNS versions above 0 (RFC 6891 6.1.3), and the size a datagram answer may
 //! take: 512 bytes without EDNS, else the client's size within 512 and the node's cap
 //! (RFC 6891 6.2.5). It must not know about sockets, forwarding or TSIG keys (`handler`).

@@ -17,7 +17,9 @@ use super::{
     axfr::{self, TransferPolicy},
     forward::Forwarder,
     notify::{self, NotifyPolicy},
-    signing, wire,
+    signing,
+    update::{self, UpdatePolicy},
+    wire,
 };
 use crate::{
     metrics::{DropReason, STATS},
@@ -31,6 +33,8 @@ pub struct Handler {
     forwarder: Option<Forwarder>,
     transfer: Option<TransferPolicy>,
     notify: Option<NotifyPolicy>,
+    /// Who may send RFC 2136 UPDATE (masters with `[update]`); none: REFUSED.
+    update: Option<UpdatePolicy>,
     /// Whether answers from the zones are prepared and reused (`[listen] prepared-answers`).
     prepared: bool,
     /// The largest UDP answer (`[limits] udp-max-payload`), whatever the client's EDNS size.
@@ -51,6 +55,7 @@ impl Handler {
             forwarder,
             transfer,
             notify: None,
+            update: None,
             prepared: true,
             udp_max_payload: crate::config::DEFAULT_UDP_MAX_PAYLOAD,
         }
@@ -74,6 +79,14 @@ impl Handler {
     pub fn with_notify(self, policy: NotifyPolicy) -> Self {
         Self {
             notify: Some(policy),
+            ..self
+        }
+    }
+
+    /// Takes RFC 2136 UPDATE as `policy` says (the master's `[update]`).
+    pub fn with_update(self, policy: UpdatePolicy) -> Self {
+        Self {
+            update: Some(policy),
             ..self
         }
     }
@@ -169,6 +182,9 @@ impl Handler {
         if wire::opcode(query) == Some(u8::from(OpCode::Notify)) {
             return notify::respond(query, src.ip(), self.notify.as_ref());
         }
+        if wire::opcode(query) == Some(u8::from(OpCode::Update)) {
+            return update::respond(query, src.ip(), self.update.as_ref(), &self.zones).await;
+        }
         if wire::question_type(query).is_some_and(|t| TRANSFER_TYPES.contains(&t)) {
             // Transfers need a stream (RFC 5936 4.2); over UDP and DoH they are refused.
             return answer::refuse(query, answer::REFUSED_RCODE, limits);
@@ -230,11 +246,16 @@ impl Handler {
         }
     }
 
-    /// Every key this node knows: transfer keys and its primary's.
+    /// Every key this node knows: transfer keys, its primary's and update keys (RFC 2136
+    /// clients such as certbot's find the zone with signed SOA queries).
     fn tsig_keys(&self) -> Vec<crate::tsig::TsigKey> {
         let transfer = self.transfer.iter().flat_map(|t| t.keys.iter());
         let notify = self.notify.iter().flat_map(|n| n.keys.iter());
-        transfer.chain(notify).cloned().collect()
+        let update = self
+            .update
+            .iter()
+            .flat_map(|u| u.keys.iter().map(|(k, _)| k));
+        transfer.chain(notify).chain(update).cloned().collect()
     }
 }
 

@@ -25,6 +25,7 @@ mod rrl;
 mod signing;
 mod stream;
 mod udp;
+mod update;
 mod upstream;
 pub(crate) mod wire;
 
@@ -42,6 +43,7 @@ pub use axfr::TransferPolicy;
 pub use forward::{ForwardError, Forwarder};
 pub use handler::Handler;
 pub use notify::{Notifiable, NotifyPolicy};
+pub use update::UpdatePolicy;
 
 use crate::{
     config::{Limits, Listen, RrlConfig},

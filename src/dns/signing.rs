@@ -42,7 +42,15 @@ impl Rejection {
     }
 
     pub(super) fn response(self, id: u16, query: Query) -> Vec<u8> {
-        let mut bytes = error_message(id, Some(query), self.rcode);
+        self.response_as(id, query, OpCode::Query)
+    }
+
+    /// [`Rejection::response`] for a request of another opcode (UPDATE).
+    pub(super) fn response_as(self, id: u16, query: Query, op_code: OpCode) -> Vec<u8> {
+        let mut message = Message::error_msg(id, op_code, self.rcode);
+        message.add_query(query);
+        // Local invariant: a header and one question always encode.
+        let mut bytes = message.to_vec().expect("error answer encodes");
         self.sign(&mut bytes);
         bytes
     }

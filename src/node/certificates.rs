@@ -13,6 +13,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     acme::{ChallengeZone, Issuer},
+    announce::Announcer,
     config::{CertificateSource, Config, TlsConfig},
     localca::{self, LocalCa},
     tls::{self, CertSlot, CertSummary},
@@ -35,6 +36,8 @@ pub(super) struct Parts<'a> {
     pub(super) certs: &'a Arc<CertSlot>,
     pub(super) zones: &'a Arc<Zones>,
     pub(super) force_renewal: &'a Arc<Notify>,
+    /// The published records' keeper, when `[publish]` is configured.
+    pub(super) announcer: Option<&'a Arc<Announcer>>,
     pub(super) shutdown: &'a CancellationToken,
     pub(super) tracker: &'a TaskTracker,
 }
@@ -48,6 +51,7 @@ pub(super) fn start_certificates(
         certs,
         zones,
         force_renewal,
+        announcer,
         shutdown,
         tracker,
     } = parts;
@@ -65,19 +69,22 @@ pub(super) fn start_certificates(
             tracker.spawn(renew_local(
                 ca,
                 leaf.renew_at,
-                certs.clone(),
+                (certs.clone(), announcer.cloned()),
                 shutdown.clone(),
             ));
             Ok(Source::LocalCa(path))
         }
         CertificateSource::Acme(acme) => {
-            let issuer = Issuer::new(
+            let mut issuer = Issuer::new(
                 (**acme).clone(),
                 tls.names.clone(),
                 &config.state_dir,
                 certs.clone(),
                 zones.clone(),
             );
+            if let Some(announcer) = announcer {
+                issuer = issuer.with_announce(announcer.clone());
+            }
             if !issuer.start()? {
                 tracing::info!(
                     "no valid certificate stored: plain DNS is up, TLS follows the first issuance"
@@ -104,7 +111,7 @@ impl ChallengeZone for Zones {
 async fn renew_local(
     ca: LocalCa,
     mut renew_at: SystemTime,
-    certs: Arc<CertSlot>,
+    (certs, announcer): (Arc<CertSlot>, Option<Arc<Announcer>>),
     shutdown: CancellationToken,
 ) {
     loop {
@@ -116,9 +123,18 @@ async fn renew_local(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        let installed = ca
-            .renew(SystemTime::now())
+        // With TLSA published, the leaf takes the next key once its record is out.
+        let key = match &announcer {
+            Some(announcer) => tokio::select! {
+                () = shutdown.cancelled() => return,
+                key = announcer.next_key() => Some(key),
+            },
+            None => None,
+        };
+        let installed = key
+            .transpose()
             .map_err(|e| e.to_string())
+            .and_then(|key| ca.renew(SystemTime::now(), key).map_err(|e| e.to_string()))
             .and_then(|leaf| {
                 certs
                     .install(&leaf.served)

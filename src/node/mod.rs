@@ -23,9 +23,11 @@ pub use lock::{Holder, LockError, holder, lock_path, pid_path};
 
 use crate::{
     acme,
+    announce::Announcer,
+    config::KeyAlgorithm,
     config::WorkerConfig,
     config::{CertificateSource, Config, TlsConfig},
-    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust},
+    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust, UpdatePolicy},
     localca::LocalCa,
     metrics::{MetricsListener, View},
     publication::Publisher,
@@ -80,6 +82,11 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         && let Err(e) = crate::tsig::load(&worker.tsig_key_file)
     {
         problems.push(e.to_string());
+    }
+    if let Some(update) = &config.update
+        && let Err(e) = update_policy(update)
+    {
+        problems.push(e);
     }
     let reader = match (
         config.worker.as_ref().and_then(|w| w.certificate.as_ref()),
@@ -152,12 +159,14 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         start_notifier(&config, policy, &zones, &shutdown, &tracker);
     }
     let force_renewal = Arc::new(Notify::new());
+    let announcer = start_announcer(&config, &zones, &certs, &shutdown, &tracker);
     let source = match &config.tls {
         Some(tls) => {
             let parts = Parts {
                 certs: &certs,
                 zones: &zones,
                 force_renewal: &force_renewal,
+                announcer: announcer.as_ref(),
                 shutdown: &shutdown,
                 tracker: &tracker,
             };
@@ -169,6 +178,15 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     let mut handler = Handler::new(zones.clone(), forwarder, transfer)
         .with_prepared_answers(config.listen.prepared_answers)
         .with_udp_max_payload(config.limits.udp_max_payload);
+    if let Some(update) = &config.update {
+        let mut policy = update_policy(update).map_err(anyhow::Error::msg)?;
+        policy.workers = config
+            .transfer
+            .iter()
+            .flat_map(|t| t.notify.clone())
+            .collect();
+        handler = handler.with_update(policy);
+    }
     if let Some(worker) = &config.worker {
         let reader = keys.reader.clone();
         let policy = start_replica(&config, worker, reader, &zones, &certs, &shutdown, &tracker)?;
@@ -209,6 +227,57 @@ fn view(config: &Config, zones: &Arc<Zones>, certs: &Arc<CertSlot>) -> View {
             .flat_map(|w| w.secondaries.iter().map(ToString::to_string))
             .collect(),
     }
+}
+
+/// Starts publishing `[publish]`'s records (master only; the config check ensures it).
+fn start_announcer(
+    config: &Config,
+    zones: &Arc<Zones>,
+    certs: &Arc<CertSlot>,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Option<Arc<Announcer>> {
+    let (publish, tls) = (config.publish.as_ref()?, config.tls.as_ref()?);
+    let algorithm = match &tls.source {
+        CertificateSource::Acme(acme) => acme.key_algorithm,
+        _ => KeyAlgorithm::EcdsaP256,
+    };
+    let announcer = Arc::new(Announcer::new(
+        publish.clone(),
+        &tls.names,
+        algorithm,
+        &config.state_dir,
+        zones.clone(),
+    ));
+    tracker.spawn(
+        announcer
+            .clone()
+            .run(certs.clone(), shutdown.clone(), tracker.clone()),
+    );
+    Some(announcer)
+}
+
+/// `[update]`'s keys read from their files, each with its grants; a key name given twice
+/// is refused (which grants would apply would be a guess).
+fn update_policy(update: &crate::config::UpdateConfig) -> Result<UpdatePolicy, String> {
+    let mut keys: Vec<(crate::tsig::TsigKey, crate::config::UpdateKey)> = Vec::new();
+    for entry in &update.keys {
+        for key in crate::tsig::load(&entry.file).map_err(|e| e.to_string())? {
+            if keys.iter().any(|(k, _)| k.name == key.name) {
+                return Err(format!(
+                    "update key {} in {} is named twice in [update]",
+                    key.name,
+                    entry.file.display()
+                ));
+            }
+            keys.push((key, entry.clone()));
+        }
+    }
+    Ok(UpdatePolicy {
+        keys,
+        workers: Vec::new(),
+        wait: update.wait_for_workers,
+    })
 }
 
 /// The listeners' limits; transfer partners (allowed addresses, the primary, their TSIG

@@ -10,10 +10,13 @@ use std::{path::Path, time::SystemTime};
 
 use hickory_proto::{
     rr::Record,
-    serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
+    serialize::binary::{BinDecodable, BinDecoder},
 };
 
-use crate::state;
+use crate::{
+    state,
+    zones::store::{Zone, records_in},
+};
 
 const MAGIC: &[u8] = b"certzone zone cache 1\n";
 
@@ -23,37 +26,29 @@ pub(super) enum CacheError {
     State(#[from] state::StateError),
     #[error("zone cache {path}: {message}")]
     Corrupt { path: String, message: String },
-    #[error("a transferred record does not encode: {0}")]
-    Unencodable(String),
+    #[error("a zone without an SOA record is not kept")]
+    NoSoa,
 }
 
 /// The file's bytes for `records`.
-pub(super) fn encode(records: &[Record]) -> Result<Vec<u8>, CacheError> {
-    let mut bytes = MAGIC.to_vec();
-    let mut one = Vec::new();
-    for record in records {
-        one.clear();
-        let mut encoder = BinEncoder::new(&mut one);
-        record.emit(&mut encoder).map_err(unencodable)?;
-        let len = u32::try_from(one.len()).map_err(unencodable)?;
-        bytes.extend_from_slice(&len.to_be_bytes());
-        bytes.extend_from_slice(&one);
-    }
-    Ok(bytes)
-}
-
-/// Replaces the file at `path` with `bytes` atomically.
-pub(super) fn write(path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+/// Writes the copy of a served zone straight from its store (the SOA first, then every
+/// other record set), without building the file in memory.
+pub(super) fn write_zone(path: &Path, zone: &Zone) -> Result<(), CacheError> {
     state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
-    state::write_atomic(path, bytes, state::SECRET)?;
+    let soa = zone.soa_wire().ok_or(CacheError::NoSoa)?;
+    state::write_atomic_with(path, state::SECRET, |out| {
+        out.write_all(MAGIC)?;
+        let sets = zone.transfer_sets().flat_map(records_in);
+        for wire in std::iter::once(soa).chain(sets) {
+            let len = u32::try_from(wire.len()).map_err(std::io::Error::other)?;
+            out.write_all(&len.to_be_bytes())?;
+            out.write_all(wire)?;
+        }
+        Ok(())
+    })?;
     Ok(())
 }
 
-fn unencodable(e: impl ToString) -> CacheError {
-    CacheError::Unencodable(e.to_string())
-}
-
-/// The records cached at `path` and when they were written; `None` if there is no cache.
 pub(super) fn load(path: &Path) -> Result<Option<(Vec<Record>, SystemTime)>, CacheError> {
     let Some(bytes) = state::read_optional(path)? else {
         return Ok(None);
@@ -90,7 +85,7 @@ fn corrupt(path: &Path, message: impl ToString) -> CacheError {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
+    use std::{os::unix::fs::PermissionsExt, str::FromStr};
 
     use hickory_proto::rr::{Name, RData, rdata};
 
@@ -100,8 +95,11 @@ mod tests {
     fn records_round_trip_exactly_and_damage_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cache").join("example.test.zone");
+        let origin = Name::from_str("example.test.").unwrap();
         let name = Name::from_str("www.example.test.").unwrap();
+        let soa = rdata::SOA::new(name.clone(), name.clone(), 7, 3600, 600, 86400, 300);
         let records = vec![
+            Record::from_rdata(origin.clone(), 300, RData::SOA(soa)),
             Record::from_rdata(name.clone(), 300, RData::A(rdata::A::new(192, 0, 2, 1))),
             Record::from_rdata(
                 name,
@@ -113,9 +111,14 @@ mod tests {
             ),
         ];
         assert!(load(&path).unwrap().is_none());
-        write(&path, &encode(&records).unwrap()).unwrap();
+        write_zone(&path, &Zone::from_records(&origin, &records).unwrap()).unwrap();
         let (back, _) = load(&path).unwrap().unwrap();
         assert_eq!(back, records);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "a zone copy is private like the rest of the state"
+        );
 
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();

@@ -24,8 +24,14 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{tsig::TsigKey, zones::Zones};
 
+/// NOTIFY exchanges in flight at once, over every zone and target: a burst of changes to a
+/// large cluster (each NOTIFY retried for up to ~13 s) waits its turn instead of opening a
+/// socket per target per change at once.
+const MAX_NOTIFY_IN_FLIGHT: usize = 256;
+
 /// Sends NOTIFY to every target for every zone change read from `changes` (subscribe
 /// before anything can change, so the first change is not missed), until `shutdown`.
+/// Targets are notified concurrently, at most [`MAX_NOTIFY_IN_FLIGHT`] at a time.
 pub async fn notifier(
     mut changes: tokio::sync::broadcast::Receiver<hickory_proto::rr::Name>,
     zones: Arc<Zones>,
@@ -36,6 +42,7 @@ pub async fn notifier(
     tracker: TaskTracker,
 ) {
     let key = key.map(Arc::new);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_NOTIFY_IN_FLIGHT));
     loop {
         let zone = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -54,7 +61,11 @@ pub async fn notifier(
         tracing::info!(%zone, serial, targets = targets.len(), "zone changed; sending NOTIFY");
         for target in &targets {
             let (zone, key, target) = (zone.clone(), key.clone(), *target);
+            let in_flight = in_flight.clone();
             tracker.spawn(async move {
+                let Ok(_permit) = in_flight.acquire_owned().await else {
+                    return false;
+                };
                 let acknowledged =
                     notify::notify(target, source, &zone, serial, key.as_deref()).await;
                 crate::metrics::STATS.record(|m| {
@@ -66,6 +77,7 @@ pub async fn notifier(
                         n.failed += 1;
                     }
                 });
+                acknowledged
             });
         }
     }

@@ -24,7 +24,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use hickory_proto::rr::{Name, RData, Record, TSigner};
+use hickory_proto::{
+    rr::{Name, RData, Record, RecordType, TSigner, rdata::SOA},
+    serialize::binary::{BinDecodable, BinDecoder},
+};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +36,7 @@ use crate::{
     dns::Notifiable,
     tls::CertSlot,
     xfr::{self, XfrError},
-    zones::Zones,
+    zones::{Zones, store::Builder},
 };
 
 /// Retry delay until the zone's own SOA is known.
@@ -41,6 +44,11 @@ const DEFAULT_RETRY: Duration = Duration::from_secs(5);
 /// The shortest time between the starts of two transfers of one zone, whatever NOTIFYs
 /// and serials say.
 pub(super) const MIN_TRANSFER_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The most bytes of transfer messages an ordinary zone may take (the certificate zone
+/// keeps the fetch's own, smaller bound). A zone of a million records is about 25 MB; the
+/// primary is TSIG-authenticated, so this only stops a runaway, as Knot's `zone-max-size`.
+const MAX_ZONE_BYTES: usize = 1 << 30;
 
 /// Why one refresh failed.
 #[derive(Debug, thiserror::Error)]
@@ -245,59 +253,101 @@ impl Replica {
         }
         state.last_transfer = Some(Instant::now());
         let started = Instant::now();
-        let (fetched, accepted) = self.fetch(zone).await?;
-        // Bytes are not known on this side: the records arrive decoded.
-        crate::metrics::stats::transfer("in", 0, started.elapsed());
-        let timers = soa_timers(&fetched.records, zone).unwrap_or(current);
-        if accepted && fetched.method == xfr::Method::Axfr {
-            self.serve(zone, fetched.records, timers.serial)?;
+        let timers = match &self.reader {
+            Some(reader) if reader.origin == *zone => {
+                self.fetch_certificate_zone(reader, zone).await?
+            }
+            _ => self.transfer(zone).await?,
         }
+        .unwrap_or(current);
+        // Transfer bytes are counted on the master's side only (`direction="out"`).
+        crate::metrics::stats::transfer("in", 0, started.elapsed());
         // A refused certificate zone is not fetched again until its serial moves.
         state.held = Some(timers.serial);
         Ok(timers)
     }
 
+    fn options(&self) -> xfr::Options {
+        xfr::Options {
+            source: self.source,
+            max_bytes: MAX_ZONE_BYTES,
+            ..xfr::Options::default()
+        }
+    }
+
     /// The certificate zone by AXFR (or signed queries after a signed refusal), handed to
-    /// the reader; an ordinary zone by AXFR. Also says whether the records may be served
-    /// (false for a refused bundle).
-    async fn fetch(&self, zone: &Name) -> Result<(xfr::Fetched, bool), XfrError> {
+    /// the reader, and served when the reader accepts it; its SOA's timers.
+    async fn fetch_certificate_zone(
+        &self,
+        reader: &Reader,
+        zone: &Name,
+    ) -> Result<Option<soa::Timers>, RefreshError> {
         let options = xfr::Options {
             source: self.source,
             ..xfr::Options::default()
         };
-        let signer = self.signer.as_ref();
-        match &self.reader {
-            Some(reader) if reader.origin == *zone => {
-                let fetched = xfr::fetch(self.primary, zone, signer, &options).await?;
-                let accepted =
-                    reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
-                Ok((fetched, accepted))
-            }
-            _ => Ok((
-                xfr::transfer(self.primary, zone, signer, &options).await?,
-                true,
-            )),
+        let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options).await?;
+        let accepted = reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
+        let timers = soa_timers(&fetched.records, zone);
+        if accepted && fetched.method == xfr::Method::Axfr {
+            let serial = timers.map_or(0, |t| t.serial);
+            self.zones
+                .replace_generated(zone, fetched.records)
+                .map_err(|e| RefreshError::Zone(e.to_string()))?;
+            tracing::info!(%zone, serial, "zone transferred");
         }
+        Ok(timers)
     }
 
-    /// Swaps a transferred zone in, then keeps its copy on disk (ordinary zones).
-    fn serve(&self, zone: &Name, records: Vec<Record>, serial: u32) -> Result<(), RefreshError> {
-        // Encoded before the records move into the zone; written (an fsync) only once
-        // they are served: the copy is for the next start.
-        let copy = match self.cache_path(zone) {
-            Some(path) if !self.is_certificate_zone(zone) => Some((path, cache::encode(&records))),
-            _ => None,
+    /// An ordinary zone by AXFR, read straight into the zone store (no record list of the
+    /// whole zone in between), served, then kept on disk for the next start.
+    async fn transfer(&self, zone: &Name) -> Result<Option<soa::Timers>, RefreshError> {
+        let mut sink = ZoneSink {
+            builder: Builder::new(zone),
+            soa: None,
         };
-        self.zones
-            .replace_generated(zone, records)
+        let serial = xfr::transfer_into(
+            self.primary,
+            zone,
+            self.signer.as_ref(),
+            &self.options(),
+            &mut sink,
+        )
+        .await?;
+        let timers = sink.soa.as_ref().map(|soa| soa::Timers::clamped(soa, zone));
+        let built = sink
+            .builder
+            .finish()
+            .map_err(|e| RefreshError::Zone(e.message))?;
+        let served = self
+            .zones
+            .replace_built(zone, built)
             .map_err(|e| RefreshError::Zone(e.to_string()))?;
         tracing::info!(%zone, serial, "zone transferred");
-        if let Some((path, encoded)) = copy
-            && let Err(e) = encoded.and_then(|bytes| cache::write(&path, &bytes))
+        if let Some(path) = self.cache_path(zone)
+            && let Err(e) = cache::write_zone(&path, &served)
         {
             tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
         }
-        Ok(())
+        Ok(timers)
+    }
+}
+
+/// Where an ordinary zone's transfer goes: the store's builder, and its SOA for the timers.
+struct ZoneSink {
+    builder: Builder,
+    soa: Option<SOA>,
+}
+
+impl xfr::Sink for ZoneSink {
+    fn record(&mut self, wire: &[u8], rtype: u16) -> Result<(), String> {
+        if rtype == u16::from(RecordType::SOA) && self.soa.is_none() {
+            let record = Record::read(&mut BinDecoder::new(wire)).map_err(|e| e.to_string())?;
+            if let RData::SOA(soa) = record.data {
+                self.soa = Some(soa);
+            }
+        }
+        self.builder.add_wire(wire, 0).map_err(|e| e.message)
     }
 }
 

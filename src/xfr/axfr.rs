@@ -14,69 +14,171 @@
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
+use hickory_proto::rr::{Name, Record, RecordType, TSigner};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use super::answers;
 use super::stream::Conn;
 use super::{Fetched, Method, Options, XfrError};
 
-/// The records of one transfer, SOA first, as they arrive.
+/// Takes a transfer's records as they arrive, in the uncompressed wire form of
+/// [`crate::zones::store`]: the opening SOA first, the closing SOA not at all.
+pub trait Sink: Send {
+    /// One record (`rtype` is its type); an error stops the transfer and is reported as
+    /// a bad response.
+    fn record(&mut self, wire: &[u8], rtype: u16) -> Result<(), String>;
+}
+
+/// Collects decoded records (the certificate zone, `certzone verify`).
+impl Sink for Vec<Record> {
+    fn record(&mut self, wire: &[u8], _rtype: u16) -> Result<(), String> {
+        let record = Record::read(&mut BinDecoder::new(wire)).map_err(|e| e.to_string())?;
+        self.push(record);
+        Ok(())
+    }
+}
+
+/// Where a transfer stands: records seen, the opening serial, whether the closing SOA came.
 #[derive(Default)]
 struct Transfer {
-    records: Vec<Record>,
+    records: usize,
     serial: Option<u32>,
     done: bool,
 }
 
-/// Transfers `zone` from `server`. A refusal is [`XfrError::Refused`], so
-/// the caller can fall back to queries.
+/// Transfers `zone` from `server` into decoded records. A refusal is
+/// [`XfrError::Refused`], so the caller can fall back to queries.
 pub async fn transfer(
     server: SocketAddr,
     zone: &Name,
     tsig: Option<&TSigner>,
     options: &Options,
 ) -> Result<Fetched, XfrError> {
+    let mut records = Vec::new();
+    let serial = transfer_into(server, zone, tsig, options, &mut records).await?;
+    Ok(Fetched {
+        method: Method::Axfr,
+        serial: Some(serial),
+        records,
+    })
+}
+
+/// Transfers `zone` from `server`, handing every record to `sink` as it is read (no
+/// record of the whole zone is kept here); returns the zone's serial.
+pub async fn transfer_into(
+    server: SocketAddr,
+    zone: &Name,
+    tsig: Option<&TSigner>,
+    options: &Options,
+    sink: &mut dyn Sink,
+) -> Result<u32, XfrError> {
     let mut conn = Conn::open(server, options).await?;
     let mut request = Message::query();
     request.add_query(Query::query(zone.clone(), RecordType::AXFR));
     // The id is set before signing: the MAC covers it.
     request.metadata.id = super::stream::random_id();
-    let mut verifier = sign(&mut request, tsig, server)?;
+    let mut chain = sign(&mut request, tsig, server)?;
     let id = conn.send_message(&mut request).await?;
     let mut transfer = Transfer::default();
+    let mut wire = Vec::with_capacity(512);
     while !transfer.done {
-        let first = transfer.records.is_empty();
+        let first = transfer.records == 0;
         let Some(bytes) = conn.recv().await? else {
-            return Err(closed(&conn, zone, first, verifier.is_some()));
+            return Err(closed(&conn, zone, first, chain.is_some()));
         };
-        let message = conn.decode(&bytes, id)?;
-        if let Some(verifier) = verifier.as_mut() {
-            check_tsig(&conn, verifier, &bytes, &message)?;
+        let (header, at) =
+            answers::header(&bytes).map_err(|e| conn.bad(format!("undecodable message: {e}")))?;
+        if header.id != id || !header.response {
+            return Err(conn.bad("a message that is not the response to the request"));
         }
-        check_rcode(&conn, zone, &message, first)?;
-        transfer.add(&conn, message.answers)?;
+        if header.truncated {
+            return Err(conn.bad("truncated message over TCP"));
+        }
+        if let Some(chain) = chain.as_mut()
+            && let Err(reason) = chain.verify(&bytes)
+        {
+            return Err(tsig_error(&conn, &bytes, reason));
+        }
+        if header.rcode != 0 {
+            return Err(rcode_error(&conn, zone, &bytes, first));
+        }
+        transfer.add(&conn, &bytes, header.answers, at, &mut wire, sink)?;
     }
-    Ok(Fetched {
-        method: Method::Axfr,
-        serial: transfer.serial,
-        records: transfer.records,
-    })
+    transfer
+        .serial
+        .ok_or_else(|| conn.bad("the transfer does not start with the SOA"))
 }
 
-/// Signs the request when a key is given; the verifier checks the answers.
+/// The request's TSIG and the server's answers, checked in a chain (RFC 8945 5.3.1) the
+/// way hickory's `TSigVerifier` does it, but without decoding each message twice more.
+struct Chain {
+    signer: TSigner,
+    previous: Vec<u8>,
+    remote_time: u64,
+    request_time: u64,
+}
+
+impl Chain {
+    fn verify(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (mac, time, range) = self
+            .signer
+            .verify_message_byte(bytes, Some(&self.previous), self.remote_time == 0)
+            .map_err(|e| e.to_string())?;
+        if time >= self.remote_time && range.contains(&self.request_time) {
+            self.previous = mac;
+            self.remote_time = time;
+            Ok(())
+        } else {
+            Err("tsig validation error: outdated response".into())
+        }
+    }
+}
+
+/// Signs the request when a key is given; the chain checks the answers.
 fn sign(
     request: &mut Message,
     tsig: Option<&TSigner>,
     server: SocketAddr,
-) -> Result<Option<TSigVerifier>, XfrError> {
+) -> Result<Option<Chain>, XfrError> {
     let Some(signer) = tsig else {
         return Ok(None);
     };
+    let failed = |reason: String| XfrError::Tsig { server, reason };
     request
         .finalize(signer, crate::unix_now())
-        .map_err(|e| XfrError::Tsig {
-            server,
-            reason: format!("cannot sign the request: {e}"),
-        })
+        .map_err(|e| failed(format!("cannot sign the request: {e}")))?;
+    let signature = request
+        .signature()
+        .ok_or_else(|| failed("the request was not signed".into()))?;
+    Ok(Some(Chain {
+        signer: signer.clone(),
+        previous: signature.data.mac.clone(),
+        remote_time: 0,
+        request_time: signature.data.time,
+    }))
+}
+
+/// A message that failed its TSIG check, decoded only now to say why.
+fn tsig_error(conn: &Conn, bytes: &[u8], reason: String) -> XfrError {
+    match Message::from_vec(bytes) {
+        Ok(message) => XfrError::Tsig {
+            server: conn.server,
+            reason: super::tsig_failure(&message, Err(reason))
+                .unwrap_or_else(|| "the answer's TSIG does not verify".into()),
+        },
+        Err(e) => conn.bad(format!("undecodable message: {e}")),
+    }
+}
+
+/// A message with an error rcode: a refusal of the first, else a failure.
+fn rcode_error(conn: &Conn, zone: &Name, bytes: &[u8], first: bool) -> XfrError {
+    match Message::from_vec(bytes) {
+        Ok(message) => match check_rcode(conn, zone, &message, first) {
+            Err(e) => e,
+            Ok(()) => conn.bad("an error rcode that decodes as NOERROR"),
+        },
+        Err(e) => conn.bad(format!("undecodable message: {e}")),
+    }
 }
 
 /// A closed connection before any answer is the way some servers refuse; with a key it
@@ -118,46 +220,61 @@ fn check_rcode(conn: &Conn, zone: &Name, message: &Message, first: bool) -> Resu
     }
 }
 
-fn check_tsig(
-    conn: &Conn,
-    verifier: &mut TSigVerifier,
-    bytes: &[u8],
-    message: &Message,
-) -> Result<(), XfrError> {
-    let verified = verifier
-        .verify(bytes)
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-    match super::tsig_failure(message, verified) {
-        None => Ok(()),
-        Some(reason) => Err(XfrError::Tsig {
-            server: conn.server,
-            reason,
-        }),
-    }
-}
-
 impl Transfer {
-    /// Takes one message's answers: the first record must be the SOA, and
-    /// the transfer ends with the next SOA, which must be the last record.
-    fn add(&mut self, conn: &Conn, answers: Vec<Record>) -> Result<(), XfrError> {
-        if answers.is_empty() {
+    /// Takes one message's answers: the first record must be the SOA, and the transfer
+    /// ends with the next SOA, which must be the last record.
+    fn add(
+        &mut self,
+        conn: &Conn,
+        bytes: &[u8],
+        count: u16,
+        mut at: usize,
+        wire: &mut Vec<u8>,
+        sink: &mut dyn Sink,
+    ) -> Result<(), XfrError> {
+        if count == 0 {
             return Err(conn.bad("a transfer message without records"));
         }
-        for record in answers {
+        for _ in 0..count {
             if self.done {
                 return Err(conn.bad("records after the closing SOA"));
             }
-            match (&record.data, self.records.is_empty()) {
-                (RData::SOA(soa), true) => self.serial = Some(soa.serial),
-                (_, true) => return Err(conn.bad("the transfer does not start with the SOA")),
-                (RData::SOA(_), false) => self.done = true,
-                _ => {}
+            wire.clear();
+            let (next, rtype) = answers::record(bytes, at, wire).map_err(|e| conn.bad(e))?;
+            at = next;
+            let soa = rtype == u16::from(RecordType::SOA);
+            match (soa, self.records == 0) {
+                (true, true) => {
+                    self.serial = Some(
+                        soa_serial(wire)
+                            .ok_or_else(|| conn.bad("an SOA record too short for its serial"))?,
+                    )
+                }
+                (false, true) => return Err(conn.bad("the transfer does not start with the SOA")),
+                (true, false) => self.done = true,
+                (false, false) => {}
             }
             if !self.done {
-                self.records.push(record);
+                sink.record(wire, rtype).map_err(|e| conn.bad(e))?;
+                self.records += 1;
             }
         }
         Ok(())
     }
+}
+
+/// The serial of an uncompressed SOA record: after the owner, 10 fixed bytes and the two
+/// names of its data.
+fn soa_serial(wire: &[u8]) -> Option<u32> {
+    let skip = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = usize::from(*wire.get(at)?);
+            at += 1 + len;
+            if len == 0 {
+                return Some(at);
+            }
+        }
+    };
+    let at = skip(skip(skip(0)? + 10)?)?;
+    Some(u32::from_be_bytes(wire.get(at..at + 4)?.try_into().ok()?))
 }

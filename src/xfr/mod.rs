@@ -9,6 +9,7 @@
 //! output. It must not judge the bundle (that is `bundle::read`/`inspect`),
 //! print, or read files. Every read is bounded by [`Options::timeout`].
 
+mod answers;
 mod axfr;
 mod query;
 mod stream;
@@ -183,5 +184,5 @@ pub async fn fetch(
     }
 }
 
-pub use axfr::transfer;
+pub use axfr::{Sink, transfer, transfer_into};
 pub use query::bundle as query_bundle;

@@ -14,25 +14,30 @@
 //! contents (`serials`), so a restart serves the same serial for the same contents and
 //! goes past it for new ones.
 
+mod dynamic;
 mod lookup;
+mod overlay;
 mod parse;
 mod serials;
 pub mod store;
 mod text;
+mod update;
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
 use arc_swap::{ArcSwap, Guard};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType, SerialNumber, rdata::TXT};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType, SerialNumber};
 
+use dynamic::Changes;
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
+use overlay::Overlay;
 pub use parse::ZoneError;
 use serials::{Stored, ZoneDigest};
 pub use store::Zone;
+pub use update::{UpdateError, UpdateRequest};
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
 
@@ -49,21 +54,34 @@ struct Loaded {
     overlaid: bool,
     /// The SOA serial served: the file's, or past it after challenges and restarts.
     serial: u32,
+    /// Record sets changed by RFC 2136 updates, replayed on top of the file.
+    changes: Changes,
     zone: Arc<Zone>,
 }
 
 impl Loaded {
     /// A file zone, served at the serial served before a restart (`last`) when the
     /// contents are the same, else one past it, unless the file's own serial is later.
-    fn read(config: &ZoneConfig, last: Option<Stored>) -> Result<Self, ZoneError> {
+    fn read(config: &ZoneConfig, last: Option<Stored>, dir: &Path) -> Result<Self, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
         let file_digest = serials::digest(&zone);
+        let changes = dynamic::read(dir, &config.origin)
+            .map_err(|message| ZoneError::Changes { message })?
+            .unwrap_or_default();
+        let changes = replayable(changes, dir, &config.origin, file_serial);
         let serial = match last {
             // Same contents, same serial: secondaries have nothing new to transfer.
             Some(last) if last.digest == Some(file_digest) => later(file_serial, last.serial),
             Some(last) => later(file_serial, last.serial.wrapping_add(1)),
             None => file_serial,
+        };
+        // The serial an acknowledged update was served at, even if the serials file was
+        // not written after it.
+        let serial = if changes.is_empty() {
+            serial
+        } else {
+            later(serial, changes.serial)
         };
         Ok(Self {
             origin: config.origin.clone(),
@@ -72,16 +90,23 @@ impl Loaded {
             file_digest,
             overlaid: false,
             serial,
-            zone: served(config, zone, serial, &Overlay::new())?,
+            zone: served(config, zone, serial, &Overlay::default(), &changes)?,
+            changes,
         })
     }
 
     /// Re-reads the file; true when its contents changed, an edit to announce. An edited
     /// file moves past the served serial even when its own is behind it, or the same:
     /// secondaries would otherwise keep the old data without a word.
-    fn reread(&mut self, config: &ZoneConfig, overlay: &Overlay) -> Result<bool, ZoneError> {
+    fn reread(
+        &mut self,
+        config: &ZoneConfig,
+        overlay: &Overlay,
+        dir: &Path,
+    ) -> Result<bool, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
+        let changes = replayable(self.changes.clone(), dir, &config.origin, file_serial);
         let file_digest = serials::digest(&zone);
         let edited = file_digest != self.file_digest;
         let serial = if edited {
@@ -98,10 +123,11 @@ impl Loaded {
                  secondaries follow (raise the serial in the file)"
             );
         }
-        self.zone = served(config, zone, serial, overlay)?;
+        self.zone = served(config, zone, serial, overlay, &changes)?;
+        self.changes = changes;
         self.file_serial = file_serial;
         self.file_digest = file_digest;
-        self.overlaid = overlaid(&config.origin, overlay);
+        self.overlaid = overlay.touches(&config.origin);
         self.serial = serial;
         Ok(edited)
     }
@@ -111,16 +137,10 @@ impl Loaded {
     fn stored(&self) -> Stored {
         Stored {
             serial: self.serial,
-            digest: (!self.overlaid).then_some(self.file_digest),
+            digest: (!self.overlaid && self.changes.is_empty()).then_some(self.file_digest),
         }
     }
 }
-
-/// TXT records that live beside the files (ACME challenges), by owner: kept across reloads.
-type Overlay = BTreeMap<Name, Vec<String>>;
-
-/// TTL of overlay records: short, they change with every order.
-const OVERLAY_TTL: u32 = 60;
 
 /// What queries are answered from: the zones and the answers prepared from them.
 pub struct Snapshot {
@@ -174,6 +194,8 @@ pub struct Zones {
     changes: tokio::sync::broadcast::Sender<Name>,
     /// `<state-dir>/zones/`: each file zone's last served serial and contents' digest.
     serials: PathBuf,
+    /// `<state-dir>/dynamic/`: each file zone's changes by RFC 2136 updates.
+    dynamic: PathBuf,
 }
 
 /// Changes a slow subscriber may fall behind by before it is told it lagged.
@@ -185,10 +207,11 @@ impl Zones {
     /// here ([`Zones::save_serials`] writes).
     pub fn load(configs: &[ZoneConfig], state_dir: &Path) -> Result<Self, Vec<ZoneError>> {
         let serials = state_dir.join("zones");
+        let dynamic = dynamic::dir(state_dir);
         let mut loaded = Vec::with_capacity(configs.len());
         let mut errors = Vec::new();
         for config in configs {
-            match Loaded::read(config, serials::read(&serials, &config.origin)) {
+            match Loaded::read(config, serials::read(&serials, &config.origin), &dynamic) {
                 Ok(zone) => loaded.push(zone),
                 Err(e) => errors.push(e),
             }
@@ -202,6 +225,7 @@ impl Zones {
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
             serials,
+            dynamic,
         })
     }
 
@@ -230,7 +254,7 @@ impl Zones {
             let Some(config) = zone.config.clone() else {
                 continue;
             };
-            match zone.reread(&config, &overlay) {
+            match zone.reread(&config, &overlay, &self.dynamic) {
                 Ok(true) => changed.push(zone.origin.clone()),
                 Ok(false) => {}
                 Err(e) => errors.push(e),
@@ -275,7 +299,12 @@ impl Zones {
             return false;
         };
         let serial = zone.zone.serial().wrapping_add(1);
-        let records = txt_records(owner, values).collect();
+        // Records set by dynamic updates at the same name stay beside the challenge.
+        let mut records = (zone.changes.sets)
+            .get(&(owner.to_lowercase(), RecordType::TXT))
+            .cloned()
+            .unwrap_or_default();
+        records.extend(overlay::txt_records(owner, values));
         let changed = match zone
             .zone
             .changed(serial, &[(owner.clone(), RecordType::TXT, records)])
@@ -292,11 +321,11 @@ impl Zones {
         {
             let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
             if values.is_empty() {
-                overlay.remove(owner);
+                overlay.txt.remove(owner);
             } else {
-                overlay.insert(owner.clone(), values.to_vec());
+                overlay.txt.insert(owner.clone(), values.to_vec());
             }
-            zone.overlaid = overlaid(&origin, &overlay);
+            zone.overlaid = overlay.touches(&origin);
         }
         let stored = zone.config.is_some().then(|| zone.stored());
         // A new snapshot: nothing prepared from the old contents is sent after this returns.
@@ -309,6 +338,72 @@ impl Zones {
         }
         let _ = self.changes.send(origin);
         true
+    }
+
+    /// Serves exactly `records` as the node's published records (SVCB, TLSA, CAA), each
+    /// set replacing the file's set of the same name and type, kept across reloads; a set
+    /// published before and absent now goes. Records outside every file zone are skipped.
+    /// Zones that change get a new serial and are announced.
+    pub fn set_published(&self, records: Vec<Record>) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut overlay = self.overlay.lock().unwrap_or_else(|e| e.into_inner());
+        let mut changed = Vec::new();
+        for zone in loaded.iter_mut().filter(|z| z.config.is_some()) {
+            // Each zone's changes are against what was published before.
+            let mut next = overlay.clone();
+            let sets = next.publish(records.clone(), &zone.origin, &zone.zone);
+            if sets.is_empty() {
+                continue;
+            }
+            let serial = zone.zone.serial().wrapping_add(1);
+            match zone.zone.changed(serial, &sets) {
+                Ok(new) => {
+                    zone.zone = Arc::new(new);
+                    zone.serial = serial;
+                    zone.overlaid = next.touches(&zone.origin);
+                    changed.push((zone.origin.clone(), zone.stored()));
+                }
+                Err(e) => tracing::error!(
+                    zone = %zone.origin,
+                    error = %e,
+                    "published records not served"
+                ),
+            }
+        }
+        overlay.published = overlay::grouped(records);
+        drop(overlay);
+        if changed.is_empty() {
+            return;
+        }
+        self.snapshot.store(Arc::new(snapshot(&loaded)));
+        drop(loaded);
+        for (origin, stored) in changed {
+            if let Err(e) = serials::write(&self.serials, &origin, stored) {
+                tracing::warn!(error = %e, "zone serial not saved; a restart may serve an older one");
+            }
+            let _ = self.changes.send(origin);
+        }
+    }
+
+    /// The records of type `rtype` at `owner`, from the deepest zone holding it as served
+    /// now; `None` when no zone holds it.
+    pub fn records_at(&self, owner: &Name, rtype: RecordType) -> Option<Vec<Record>> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let zone = loaded
+            .iter()
+            .filter(|z| z.origin.zone_of(owner))
+            .max_by_key(|z| z.origin.num_labels())?;
+        Some(zone.zone.set_records(owner, rtype))
+    }
+
+    /// The origin of the deepest zone holding `name`.
+    pub fn zone_of(&self, name: &Name) -> Option<Name> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .filter(|z| z.origin.zone_of(name))
+            .max_by_key(|z| z.origin.num_labels())
+            .map(|z| z.origin.clone())
     }
 
     /// Origins of zones as they change (files reloaded, challenges, generated zones).
@@ -337,11 +432,23 @@ impl Zones {
         self.install_generated(origin, records)
     }
 
+    /// Serves a zone built elsewhere (a transfer read straight into a [`store::Builder`])
+    /// as [`Zones::replace_generated`] does; returns it as served.
+    pub fn replace_built(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
+        let zone = self.install_zone(origin, zone)?;
+        let _ = self.changes.send(origin.clone());
+        Ok(zone)
+    }
+
     fn install_generated(&self, origin: &Name, records: Vec<Record>) -> Result<(), ZoneError> {
         let zone = Zone::from_records(origin, &records).map_err(|e| ZoneError::Generated {
             origin: origin.to_string(),
             message: e.message,
         })?;
+        self.install_zone(origin, zone).map(drop)
+    }
+
+    fn install_zone(&self, origin: &Name, zone: Zone) -> Result<Arc<Zone>, ZoneError> {
         if zone.soa().is_none() {
             return Err(ZoneError::Generated {
                 origin: origin.to_string(),
@@ -351,19 +458,20 @@ impl Zones {
         let zone = Arc::new(zone);
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         match loaded.iter_mut().find(|z| z.origin == *origin) {
-            Some(entry) => entry.zone = zone,
+            Some(entry) => entry.zone = zone.clone(),
             None => loaded.push(Loaded {
                 origin: origin.clone(),
                 config: None,
+                changes: Changes::default(),
                 file_serial: 0,
                 file_digest: [0; 32],
                 overlaid: false,
                 serial: 0,
-                zone,
+                zone: zone.clone(),
             }),
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
-        Ok(())
+        Ok(zone)
     }
 
     /// Stops serving a transferred zone (its SOA expire passed without the primary);
@@ -395,26 +503,29 @@ pub fn check_file(origin: &Name, path: &Path) -> Result<(), ZoneError> {
     parse::load(origin, path).map(drop)
 }
 
-/// A file's zone as served: with SOA serial `serial` and the overlay records inside it.
+/// The changes kept for a zone if they still apply to its file (`file_serial`), else none
+/// (set aside: the file's serial moved, the file wins).
+fn replayable(changes: Changes, dir: &Path, origin: &Name, file_serial: u32) -> Changes {
+    if changes.is_empty() || changes.file_serial == file_serial {
+        return changes;
+    }
+    dynamic::set_aside(dir, origin, &changes, file_serial);
+    Changes::default()
+}
+
+/// A file's zone as served: with SOA serial `serial`, the dynamic changes and the overlay
+/// records inside it.
 fn served(
     config: &ZoneConfig,
     zone: Zone,
     serial: u32,
     overlay: &Overlay,
+    changes: &Changes,
 ) -> Result<Arc<Zone>, ZoneError> {
     // Overlay names are checked against the deepest zone when set; here any zone holding
     // them takes them, which is the same zone unless zones nest.
-    let sets: Vec<_> = overlay
-        .iter()
-        .filter(|(owner, _)| config.origin.zone_of(owner))
-        .map(|(owner, values)| {
-            (
-                owner.clone(),
-                RecordType::TXT,
-                txt_records(owner, values).collect(),
-            )
-        })
-        .collect();
+    let sets = dynamic::merged_sets(&changes.sets, overlay, &config.origin);
+    overlay.warn_replaced(&config.origin, &zone);
     if zone.serial() == serial && sets.is_empty() {
         return Ok(Arc::new(zone));
     }
@@ -433,21 +544,6 @@ fn later(a: u32, b: u32) -> u32 {
     } else {
         b
     }
-}
-
-/// Whether any overlay record falls in the zone `origin` (as [`served`] puts them).
-fn overlaid(origin: &Name, overlay: &Overlay) -> bool {
-    overlay.keys().any(|owner| origin.zone_of(owner))
-}
-
-fn txt_records<'a>(owner: &'a Name, values: &'a [String]) -> impl Iterator<Item = Record> + 'a {
-    values.iter().map(|v| {
-        Record::from_rdata(
-            owner.clone(),
-            OVERLAY_TTL,
-            RData::TXT(TXT::new(vec![v.clone()])),
-        )
-    })
 }
 
 fn snapshot(loaded: &[Loaded]) -> Snapshot {

@@ -12,10 +12,12 @@
 //! whether a name or anything below it exists); the answer rules of RFC 1034 4.3.2 are in
 //! [`super::lookup`]. It must not read files (`parse`) or know which zones exist (`zones`).
 
-use std::collections::HashSet;
+mod build;
+
+pub use build::Builder;
 
 use hickory_proto::{
-    rr::{DNSClass, LowerName, Name, RData, Record, RecordSet, RecordType},
+    rr::{LowerName, Name, RData, Record, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding},
 };
 
@@ -64,7 +66,7 @@ pub(super) struct Set {
 /// The lookup key of a name: its labels from the root down, lowercased, each after its
 /// length. A name's descendants are exactly the keys that start with its key, so they sit
 /// together in sorted order.
-fn key_of(name: &Name) -> Vec<u8> {
+pub(super) fn key_of(name: &Name) -> Vec<u8> {
     let mut key = Vec::with_capacity(name.len() + 1);
     for label in name.iter().rev() {
         key.push(label.len() as u8);
@@ -100,140 +102,7 @@ pub(crate) fn key_of_wire(name: &[u8]) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// Collects records into a [`Zone`].
-pub struct Builder {
-    origin: Name,
-    class: DNSClass,
-    entries: Vec<Entry>,
-}
-
-struct Entry {
-    key: Box<[u8]>,
-    rtype: u16,
-    line: u32,
-    wire: Box<[u8]>,
-}
-
-impl Builder {
-    pub fn new(origin: &Name) -> Self {
-        Self {
-            origin: origin.clone(),
-            class: DNSClass::IN,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Adds `record`; `line` is reported with any error about it.
-    pub fn add(&mut self, record: &Record, line: usize) -> Result<(), BuildError> {
-        let error = |message: String| BuildError { line, message };
-        if record.dns_class != self.class {
-            return Err(error(format!(
-                "{} {} has class {}; the zone's class is {}",
-                record.name,
-                record.record_type(),
-                record.dns_class,
-                self.class
-            )));
-        }
-        let wire = encode(record).map_err(|e| {
-            error(format!(
-                "{} {} cannot be encoded: {e}",
-                record.name,
-                record.record_type()
-            ))
-        })?;
-        self.entries.push(Entry {
-            key: key_of(&record.name).into(),
-            rtype: record.record_type().into(),
-            line: line.try_into().unwrap_or(u32::MAX),
-            wire: wire.into(),
-        });
-        Ok(())
-    }
-
-    /// Sorts and packs the records. Within a record set they keep the order they came in;
-    /// a repeated record counts once, a later SOA or CNAME replaces an earlier one (as a
-    /// record set does). A CNAME beside other data at the same name is refused.
-    pub fn finish(mut self) -> Result<Zone, BuildError> {
-        self.entries
-            .sort_by(|a, b| (&a.key, a.rtype).cmp(&(&b.key, b.rtype)));
-        let mut zone = Zone {
-            origin: LowerName::new(&self.origin),
-            apex: key_of(&self.origin).into(),
-            records: Vec::new(),
-            keys: Vec::new(),
-            sets: Vec::new(),
-        };
-        let mut entries = self.entries.into_iter().peekable();
-        while let Some(first) = entries.next() {
-            let mut group = vec![first];
-            while let Some(next) =
-                entries.next_if(|e| e.key == group[0].key && e.rtype == group[0].rtype)
-            {
-                group.push(next);
-            }
-            zone.check_cname(&group[0])?;
-            let rtype = RecordType::from(group[0].rtype);
-            let line = group[0].line as usize;
-            let set = if group.len() == 1 || !needs_merging(rtype) && distinct(&group) {
-                // The common case: nothing to merge, the bytes go in as they are.
-                let start = zone.records.len();
-                for entry in &group {
-                    zone.records.extend_from_slice(&entry.wire);
-                }
-                (start, zone.records.len())
-            } else {
-                let set = merged(&group).map_err(|message| BuildError { line, message })?;
-                let start = zone.records.len();
-                for record in set.records_without_rrsigs() {
-                    let wire = encode(record).map_err(|e| BuildError {
-                        line,
-                        message: e.to_string(),
-                    })?;
-                    zone.records.extend_from_slice(&wire);
-                }
-                (start, zone.records.len())
-            };
-            zone.push_set(&group[0].key, group[0].rtype, set);
-        }
-        zone.records.shrink_to_fit();
-        zone.keys.shrink_to_fit();
-        zone.sets.shrink_to_fit();
-        Ok(zone)
-    }
-}
-
-/// SOA and CNAME sets hold one record: a later one replaces the earlier.
-fn needs_merging(rtype: RecordType) -> bool {
-    matches!(rtype, RecordType::SOA | RecordType::CNAME)
-}
-
-/// Whether no two records of a group have the same data (the owner and TTL aside).
-fn distinct(group: &[Entry]) -> bool {
-    let mut seen = HashSet::with_capacity(group.len());
-    group.iter().all(|e| seen.insert(rdata_of(&e.wire)))
-}
-
-/// The record set a group makes, by hickory's rules for inserting into one.
-fn merged(group: &[Entry]) -> Result<RecordSet, String> {
-    let mut set: Option<RecordSet> = None;
-    for entry in group {
-        let record = decode(&entry.wire).map_err(|e| e.to_string())?;
-        match &mut set {
-            None => {
-                let mut first = RecordSet::new(record.name.clone(), record.record_type(), 0);
-                first.insert(record, 0);
-                set = Some(first);
-            }
-            Some(set) => {
-                set.insert(record, 0);
-            }
-        }
-    }
-    set.ok_or_else(|| "empty record set".to_string())
-}
-
-fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+pub(super) fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
     let mut bytes = Vec::with_capacity(64);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_name_encoding(NameEncoding::Uncompressed);
@@ -241,7 +110,7 @@ fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoError> {
     Ok(bytes)
 }
 
-fn decode(wire: &[u8]) -> Result<Record, hickory_proto::ProtoError> {
+pub(super) fn decode(wire: &[u8]) -> Result<Record, hickory_proto::ProtoError> {
     Ok(Record::read(&mut BinDecoder::new(wire))?)
 }
 
@@ -314,28 +183,29 @@ impl Zone {
         });
     }
 
-    /// Refuses `entry` if its name would hold a CNAME and other data. Sets come in key
-    /// order, so the ones already pushed at this key are all there is to compare with.
-    fn check_cname(&self, entry: &Entry) -> Result<(), BuildError> {
+    /// Refuses a record set of `rtype` at `key` if its name would then hold a CNAME and
+    /// other data. Sets come in key order, so the ones already pushed at this key are all
+    /// there is to compare with; `wire` (one of its records) and `line` name it.
+    fn check_cname(
+        &self,
+        key: &[u8],
+        rtype: u16,
+        wire: &[u8],
+        line: usize,
+    ) -> Result<(), BuildError> {
         let cname = u16::from(RecordType::CNAME);
         // DNSSEC records may sit beside a CNAME (RFC 2181 10.1).
         let beside = [RecordType::RRSIG, RecordType::NSEC, RecordType::NSEC3].map(u16::from);
-        let types = self
-            .sets_at(&entry.key)
-            .iter()
-            .map(|s| s.rtype)
-            .chain([entry.rtype]);
+        let types = self.sets_at(key).iter().map(|s| s.rtype).chain([rtype]);
         let (mut has_cname, mut has_data) = (false, false);
         for rtype in types {
             has_cname |= rtype == cname;
             has_data |= rtype != cname && !beside.contains(&rtype);
         }
         if has_cname && has_data {
-            let name = decode(&entry.wire)
-                .map(|r| r.name.to_string())
-                .unwrap_or_default();
+            let name = decode(wire).map(|r| r.name.to_string()).unwrap_or_default();
             return Err(BuildError {
-                line: entry.line as usize,
+                line,
                 message: format!(
                     "{name} has a CNAME and other data (RFC 1034 3.6.2 allows only the CNAME)"
                 ),
@@ -373,6 +243,22 @@ impl Zone {
     pub(super) fn find(&self, key: &[u8], rtype: RecordType) -> Option<&Set> {
         let rtype = u16::from(rtype);
         self.sets_at(key).iter().find(|s| s.rtype == rtype)
+    }
+
+    /// Whether `owner` has records of type `rtype`.
+    pub fn has_set(&self, owner: &Name, rtype: RecordType) -> bool {
+        self.find(&key_of(owner), rtype).is_some()
+    }
+
+    /// The records of type `rtype` at `owner`, decoded.
+    pub fn set_records(&self, owner: &Name, rtype: RecordType) -> Vec<Record> {
+        self.find(&key_of(owner), rtype)
+            .map(|set| {
+                records_in(self.wire(set))
+                    .filter_map(|wire| decode(wire).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether `key` or any name below it owns records (an empty non-terminal exists).
@@ -472,12 +358,7 @@ impl Zone {
                 continue;
             }
             for wire in records_in(self.wire(set)) {
-                builder.entries.push(Entry {
-                    key: key.into(),
-                    rtype: set.rtype,
-                    line: 0,
-                    wire: wire.into(),
-                });
+                builder.push(key, set.rtype, 0, wire)?;
             }
         }
         for record in replace.iter().flat_map(|(_, _, records)| records) {

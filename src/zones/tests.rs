@@ -120,3 +120,55 @@ async fn a_reload_keeps_the_served_serial_and_an_edit_moves_past_it() {
     assert_eq!(changed, vec![origin()]);
     assert_eq!(zones.serial(&origin()).await, Some(4));
 }
+
+/// `records` as the announcer would publish them.
+fn txt(owner: &str, value: &str) -> hickory_proto::rr::Record {
+    use hickory_proto::rr::{RData, Record, rdata::TXT};
+    let owner = Name::from_ascii(owner).unwrap();
+    Record::from_rdata(owner, 60, RData::TXT(TXT::new(vec![value.into()])))
+}
+
+fn served(zones: &Zones, owner: &str) -> Vec<String> {
+    let owner = Name::from_ascii(owner).unwrap();
+    let records = zones
+        .records_at(&owner, hickory_proto::rr::RecordType::TXT)
+        .unwrap();
+    records.iter().map(|r| r.data.to_string()).collect()
+}
+
+#[tokio::test]
+async fn published_sets_replace_the_files_stay_across_reloads_and_go_when_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("example.test.zone");
+    let text = format!("{}note IN TXT \"hand-written\"\n", zone_file(7));
+    std::fs::write(&file, &text).unwrap();
+    let config = ZoneConfig {
+        origin: origin(),
+        file,
+    };
+    let zones = Zones::load(&[config], &dir.path().join("state")).unwrap();
+    let mut changes = zones.subscribe();
+    zones.set_published(vec![txt("note.example.test.", "published")]);
+    assert_eq!(served(&zones, "note.example.test."), ["published"]);
+    assert_eq!(zones.serial(&origin()).await, Some(8));
+    assert_eq!(
+        changes.try_recv().unwrap(),
+        origin(),
+        "the change is announced"
+    );
+
+    let (changed, errors) = zones.reload();
+    assert!(changed.is_empty() && errors.is_empty());
+    assert_eq!(
+        served(&zones, "note.example.test."),
+        ["published"],
+        "a reload keeps what is published"
+    );
+
+    // Publishing the same again changes nothing; dropping the set removes it.
+    zones.set_published(vec![txt("note.example.test.", "published")]);
+    assert_eq!(zones.serial(&origin()).await, Some(8));
+    zones.set_published(Vec::new());
+    assert!(served(&zones, "note.example.test.").is_empty());
+    assert_eq!(zones.serial(&origin()).await, Some(9));
+}

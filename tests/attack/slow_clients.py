@@ -7,7 +7,12 @@ soon as the server closes it. Loopback only; bounded by --seconds.
       --sources 200 --connections 6000 --seconds 30
 
 Connections are spread evenly over the targets and over source addresses 127.77.X.Y
-(--sources of them). Prints one line every 5 s and a summary at the end: connections
+(--sources of them). --rate caps how many connections are opened per second (0: as fast
+as the server closes them). On a host whose firewall tracks connections (Docker turns
+netfilter's conntrack on), every connection holds a conntrack entry for up to two minutes
+after it closes; an uncapped run opens several hundred thousand in 30 s, fills the table
+(nf_conntrack_max, 262,144 here) and the kernel then drops every new SYN, the probes'
+included: the run would measure the host's firewall, not the server. Prints one line every 5 s and a summary at the end: connections
 opened in all, open at the end, closed by the server, failed to connect.
 """
 import argparse
@@ -39,6 +44,8 @@ def main():
     parser.add_argument("--sources", type=int, default=200)
     parser.add_argument("--connections", type=int, default=6000)
     parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="connections opened per second at most (0: no cap)")
     args = parser.parse_args()
     targets = [(t, False) for t in args.tcp] + [(t, True) for t in args.tls]
     if not targets:
@@ -48,12 +55,13 @@ def main():
     if hard < args.connections + 100:
         sys.exit(f"slow_clients: the open-file limit {hard} is below {args.connections} connections")
     sources = [f"127.77.{1 + i // 250}.{1 + i % 250}" for i in range(args.sources)]
-    Attack(targets, sources, args.connections).run(args.seconds)
+    Attack(targets, sources, args.connections, args.rate).run(args.seconds)
 
 
 class Attack:
-    def __init__(self, targets, sources, connections):
+    def __init__(self, targets, sources, connections, rate):
         self.targets = targets
+        self.rate = rate
         self.sources = sources
         self.wanted = connections
         self.selector = selectors.DefaultSelector()
@@ -116,8 +124,12 @@ class Attack:
         start = time.monotonic()
         report = start + 5
         while time.monotonic() - start < seconds:
-            # Top up towards the wanted count, a few hundred at a time so events are served.
+            # Top up towards the wanted count, a few hundred at a time so events are served,
+            # and no more than --rate allows since the start.
             budget = 300
+            if self.rate > 0:
+                allowed = int(self.rate * (time.monotonic() - start)) + self.wanted
+                budget = max(0, min(budget, allowed - self.opened))
             while len(self.open) < self.wanted and budget > 0:
                 self.connect(self.next_slot)
                 self.next_slot += 1
