@@ -41,7 +41,6 @@ pub(super) struct Metrics {
     pub(super) listen: SocketAddr,
 }
 
-
 /// `[update]` (master): keys that may send RFC 2136 UPDATE, and what each may change.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
