@@ -222,6 +222,16 @@ pub fn summarize(leaf: &CertificateDer<'_>) -> Result<CertSummary, TlsError> {
     })
 }
 
+/// The leaf a server presented in a finished client handshake.
+pub fn presented_leaf(
+    conn: &rustls::ClientConnection,
+) -> Result<CertificateDer<'static>, &'static str> {
+    conn.peer_certificates()
+        .and_then(|c| c.first())
+        .cloned()
+        .ok_or("no certificate presented")
+}
+
 /// Hex SHA-256, the fingerprint form operators compare.
 /// SHA-256 of the leaf's SubjectPublicKeyInfo: what a TLSA 3 1 1 record holds.
 pub fn spki_sha256(leaf: &CertificateDer<'_>) -> Result<[u8; 32], TlsError> {

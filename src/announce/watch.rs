@@ -50,13 +50,7 @@ pub(super) async fn presented(server: SocketAddr) -> Result<SpkiHash, String> {
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        let leaf = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .ok_or("no certificate presented")?
-            .clone();
+        let leaf = crate::tls::presented_leaf(tls.get_ref().1)?;
         crate::tls::spki_sha256(&leaf).map_err(|e| e.to_string())
     };
     timeout(ASK_TIMEOUT, handshake)

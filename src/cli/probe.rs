@@ -37,13 +37,7 @@ pub(super) async fn served(
             .await
             .map_err(|e| e.to_string())?;
         answers_soa(&mut tls, zone).await?;
-        let leaf = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .ok_or("no certificate presented")?
-            .clone();
+        let leaf = tls::presented_leaf(tls.get_ref().1)?;
         tls::summarize(&leaf).map_err(|e| e.to_string())
     };
     tokio::time::timeout(limit, handshake)

@@ -118,3 +118,29 @@ san_names() {
   openssl x509 -noout -ext subjectAltName 2>/dev/null |
     tr ',' '\n' | sed -n 's/^ *DNS://p' | sort
 }
+
+# bench_certzone ROOT: sets CERTZONE to the release binary (built here) unless it is set;
+# dies if it is not an executable.
+bench_certzone() {
+  if [ -z "${CERTZONE:-}" ]; then
+    (cd "$1" && cargo build --release --quiet) || die "cargo build --release failed"
+    CERTZONE=$1/target/release/certzone
+  fi
+  [ -x "$CERTZONE" ] || die "no certzone binary at $CERTZONE"
+}
+
+# bench_netns SCRIPT VAR... -- ARGS...: unless already inside, runs SCRIPT again with ARGS in
+# a private network namespace (as root, or mapped to root), exporting CERTZONE and each VAR;
+# inside, brings lo up. Benches add their addresses to lo afterwards.
+bench_netns() {
+  local script=$1 ns
+  shift
+  if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
+    while [ "$1" != -- ]; do export "${1?bench_netns: no -- before the arguments}"; shift; done
+    shift
+    if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
+    export CERTZONE CERTZONE_BENCH_IN_NETNS=1
+    exec "${ns[@]}" -- bash "$script" "$@"
+  fi
+  ip link set lo up || die "cannot bring lo up in the network namespace"
+}

@@ -64,20 +64,11 @@ for tool in named tsig-keygen knotd openssl python3 timeout awk ip unshare; do
     die "missing '$tool' (packages: bind9 bind9-utils knot openssl python3 iproute2 util-linux)"
 done
 
-if [ -z "${CERTZONE:-}" ]; then
-  (cd "$root" && cargo build --release --quiet) || die "cargo build --release failed"
-  CERTZONE=$root/target/release/certzone
-fi
-[ -x "$CERTZONE" ] || die "no certzone binary at $CERTZONE"
+bench_certzone "$root"
 
 # Always in a private network namespace: 127.0.0.2.. must be on lo for named, and the host's
 # lo is shared with whatever else runs on this machine.
-if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
-  if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
-  export CERTZONE CERTZONE_BENCH_IN_NETNS=1 RUNS WARMUP TIMEOUT POLL_MS NS
-  exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
-fi
-ip link set lo up || die "cannot bring lo up in the network namespace"
+bench_netns "${BASH_SOURCE[0]}" RUNS WARMUP TIMEOUT POLL_MS NS -- "$@"
 for ((i = 2; i <= MAXN + 1; i++)); do
   ip addr add "127.0.0.$i/32" dev lo 2>/dev/null ||
     ip -4 -o addr show dev lo | grep -q " 127\.0\.0\.$i/" ||
@@ -456,8 +447,13 @@ for n in "${NLIST[@]}"; do
   cz_start "$nd/certzone" "$n" || { failed=1; bench_cleanup; continue; }
   dns_start bind "$nd/bind" "$n" || { failed=1; bench_cleanup; continue; }
   dns_start knot "$nd/knot" "$n" || { failed=1; bench_cleanup; continue; }
+  last_cz=0
   for ((r = 1 - WARMUP; r <= RUNS; r++)); do
     if ((r < 1)); then label="warm-up"; else label="run $r"; fi
+    # Workers start transfers of one zone at least 1 s apart (README, replication): a run
+    # sooner than that after the last would time the pacing, not the propagation.
+    sleep "$(awk -v last="$last_cz" -v t="$(now)" 'BEGIN { w = last + 1.2 - t; print (w > 0 ? w : 0) }')"
+    last_cz=$(now)
     if cz_run "$nd/certzone" "$n"; then
       printf '  N=%-3s certzone %-8s %8s ms   (log: last installed %s; %s)\n' "$n" "$label" \
         "$RESULT" "$LOG_RESULT" "$BREAKDOWN"

@@ -40,11 +40,7 @@ for tool in pebble named tsig-keygen dig lego certbot openssl timeout awk ip; do
     die "missing '$tool' (packages: pebble bind9 bind9-utils bind9-dnsutils lego certbot python3-certbot-dns-rfc2136)"
 done
 
-if [ -z "${CERTZONE:-}" ]; then
-  (cd "$root" && cargo build --release --quiet) || die "cargo build --release failed"
-  CERTZONE=$root/target/release/certzone
-fi
-[ -x "$CERTZONE" ] || die "no certzone binary at $CERTZONE"
+bench_certzone "$root"
 
 MASTER_IP=127.0.18.1
 ASKED_IP=127.0.18.2 # the worker, or BIND
@@ -55,12 +51,7 @@ DIRECTORY=https://$PEBBLE_IP:14000/dir
 
 # BIND listens only on addresses lo carries: run in a private network namespace whose lo
 # carries them (as tests/bench/acme.sh does).
-if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
-  if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
-  export CERTZONE CERTZONE_BENCH_IN_NETNS=1 RUNS WARMUP TIMEOUT
-  exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
-fi
-ip link set lo up || die "cannot bring lo up in the network namespace"
+bench_netns "${BASH_SOURCE[0]}" RUNS WARMUP TIMEOUT -- "$@"
 for a in $MASTER_IP $ASKED_IP $PEBBLE_IP; do ip addr add "$a/32" dev lo 2>/dev/null || true; done
 
 bench_workdir update

@@ -20,6 +20,17 @@ def soa_query(zone, qid):
     return struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0) + name + struct.pack(">HH", 6, 1)
 
 
+def skip_name(message, at):
+    """The offset just past the (possibly compressed) name at `at`."""
+    while True:
+        b = message[at]
+        if b & 0xC0 == 0xC0:
+            return at + 2
+        if b == 0:
+            return at + 1
+        at += 1 + b
+
+
 def serial_of(reply, qid):
     if len(reply) < 12 or struct.unpack(">H", reply[:2])[0] != qid:
         return None
@@ -30,27 +41,9 @@ def serial_of(reply, qid):
     while reply[at] != 0:  # the question's name, never compressed
         at += 1 + reply[at]
     at += 5
-    # the answer: a name (pointer or labels), type, class, ttl, rdlength, then SOA rdata
-    while True:
-        b = reply[at]
-        if b & 0xC0 == 0xC0:
-            at += 2
-            break
-        if b == 0:
-            at += 1
-            break
-        at += 1 + b
-    at += 10
-    for _ in range(2):  # mname, rname
-        while True:
-            b = reply[at]
-            if b & 0xC0 == 0xC0:
-                at += 2
-                break
-            if b == 0:
-                at += 1
-                break
-            at += 1 + b
+    # the answer: a name, type, class, ttl, rdlength, then SOA rdata: mname, rname, serial
+    at = skip_name(reply, at) + 10
+    at = skip_name(reply, skip_name(reply, at))
     return struct.unpack(">I", reply[at:at + 4])[0]
 
 

@@ -34,18 +34,9 @@ PATH=$PATH:/usr/sbin:/sbin
 for tool in named tsig-keygen knotd python3 ip unshare; do
   command -v "$tool" >/dev/null || die "missing '$tool' (packages: bind9 bind9-utils knot python3 iproute2 util-linux)"
 done
-if [ -z "${CERTZONE:-}" ]; then
-  (cd "$root" && cargo build --release --quiet) || die "cargo build --release failed"
-  CERTZONE=$root/target/release/certzone
-fi
-[ -x "$CERTZONE" ] || die "no certzone binary at $CERTZONE"
+bench_certzone "$root"
 
-if [ -z "${CERTZONE_BENCH_IN_NETNS:-}" ]; then
-  if [ "$(id -u)" = 0 ]; then ns=(unshare --net); else ns=(unshare --map-root-user --net); fi
-  export CERTZONE CERTZONE_BENCH_IN_NETNS=1 SIZES AXFR_RUNS TIMEOUT SYSTEMS
-  exec "${ns[@]}" -- bash "${BASH_SOURCE[0]}" "$@"
-fi
-ip link set lo up || die "cannot bring lo up in the network namespace"
+bench_netns "${BASH_SOURCE[0]}" SIZES AXFR_RUNS TIMEOUT SYSTEMS -- "$@"
 ip addr add 127.0.0.2/32 dev lo 2>/dev/null || true
 
 PRIMARY=127.0.0.1
