@@ -31,6 +31,7 @@ pub mod acme;
 pub mod announce;
 pub mod bundle;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dns;
@@ -45,14 +46,6 @@ pub mod tls;
 pub mod tsig;
 pub mod xfr;
 pub mod zones;
-
-/// Seconds since the Unix epoch: TSIG times and certificate validity checks.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
 
 /// Whether logs are JSON lines (`CERTZONE_LOG_FORMAT=json`): then nothing else is printed
 /// where they go.

@@ -19,6 +19,7 @@ use rcgen::{
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::{
+    clock,
     state::{self, StateError},
     tls::{self, Served, TlsError},
 };
@@ -153,7 +154,7 @@ impl LocalCa {
         let summary = tls::summarize(&served.chain[0])?;
         let same_names = sorted(&summary.subject_names) == sorted(&self.names);
         let same_issuer = issued_by(&served.chain[0], ca_cert);
-        let renew_at = renew_at(summary.not_before, summary.not_after);
+        let renew_at = clock::renewal_start(summary.not_before, summary.not_after);
         if !same_names || !same_issuer || now >= renew_at {
             return Ok(None);
         }
@@ -213,25 +214,12 @@ impl LocalCa {
             ))),
         };
         let summary = tls::summarize(&served.chain[0])?;
-        tracing::info!(names = ?self.names, not_after = %humantime(summary.not_after), "local CA issued a leaf");
+        tracing::info!(names = ?self.names, not_after = %clock::rfc3339(summary.not_after), "local CA issued a leaf");
         Ok(Leaf {
             served,
-            renew_at: renew_at(summary.not_before, summary.not_after),
+            renew_at: clock::renewal_start(summary.not_before, summary.not_after),
         })
     }
-}
-
-/// Renew when a third of the lifetime is left, as for ACME certificates.
-pub fn renew_at(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
-    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
-    not_after - lifetime / 3
-}
-
-/// RFC 3339 in UTC, for logs and banners.
-pub fn humantime(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 fn san(name: &str) -> Result<SanType, rcgen::Error> {

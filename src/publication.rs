@@ -286,7 +286,7 @@ impl Publisher {
         let PrivateKeyDer::Pkcs8(key) = served.key.as_ref() else {
             return Err(PublishError::NotPkcs8);
         };
-        let now = crate::unix_now();
+        let now = crate::clock::unix_now();
         let digest = self.input_digest(served);
         let version = self.next_version(now)?;
         let input = BundleInput {

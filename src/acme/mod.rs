@@ -31,7 +31,7 @@ use store::Store;
 
 use crate::{
     config::AcmeConfig,
-    localca::humantime,
+    clock::rfc3339,
     state::StateError,
     tls::{self, CertSlot, TlsError},
 };
@@ -188,7 +188,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
                 Next::Order => None,
                 Next::Recheck(at) => Some((at, false)),
                 Next::Renew(at) => {
-                    tracing::info!(at = %humantime(at), "next certificate renewal");
+                    tracing::info!(at = %rfc3339(at), "next certificate renewal");
                     let unix = at
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_secs());
@@ -263,7 +263,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
         let until = oldest + Duration::from_secs(3600);
         tracing::warn!(
             orders = recent.len(),
-            until = %humantime(until),
+            until = %rfc3339(until),
             "order cap per hour reached; waiting"
         );
         self.retry_at = Some(until);
@@ -424,7 +424,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
         };
         let summary = tls::summarize(&served.chain[0])?;
         if summary.not_after <= SystemTime::now() {
-            tracing::info!(not_after = %humantime(summary.not_after), "stored certificate has expired");
+            tracing::info!(not_after = %rfc3339(summary.not_after), "stored certificate has expired");
             return Ok(None);
         }
         self.install(&served).map(Some)
@@ -434,7 +434,7 @@ impl<Z: ChallengeZone> Issuer<Z> {
         let summary = self.certs.install(served)?;
         tracing::info!(
             names = ?summary.subject_names,
-            not_after = %humantime(summary.not_after),
+            not_after = %rfc3339(summary.not_after),
             sha256 = %summary.fingerprint,
             "certificate installed"
         );

@@ -1,15 +1,13 @@
 //! When to renew and how long to back off: pure functions of times, no I/O, no clock.
 //!
-//! Without ARI (RFC 9773) a certificate is renewed when a third of its lifetime is left (half
-//! for certificates under 10 days), at a random moment in a window after that point. With
-//! ARI the CA's suggested window is used. Either way, with under 1/20 of the lifetime left
+//! Without ARI (RFC 9773) a certificate is renewed once `clock::renewal_start` has passed
+//! (a third of its lifetime left, half for certificates under 10 days), at a random moment
+//! in a window after that point. With ARI the CA's suggested window is used. Either way, with under 1/20 of the lifetime left
 //! it is renewed at once. Failures back off tenfold from a base (1 min, 10 min, 100 min),
 //! then stay at a cap.
 
 use std::time::{Duration, SystemTime};
 
-/// Certificates shorter than this renew at half their life, not two thirds.
-const SHORT_LIFETIME: Duration = Duration::from_secs(10 * 86_400);
 /// After this many tenfold steps the backoff stops growing.
 const BACKOFF_STEPS: u32 = 3;
 /// The cap, as a multiple of the base: 4 hours for a 1-minute base.
@@ -38,12 +36,7 @@ impl Validity {
 /// The window in which to renew when the CA offers no ARI.
 pub(super) fn default_window(validity: Validity) -> (SystemTime, SystemTime) {
     let lifetime = validity.lifetime();
-    let left_at_start = if lifetime < SHORT_LIFETIME {
-        lifetime / 2
-    } else {
-        lifetime / 3
-    };
-    let start = validity.not_after - left_at_start;
+    let start = crate::clock::renewal_start(validity.not_before, validity.not_after);
     // The window spans a tenth of the lifetime, ending well before the urgent point.
     (start, start + lifetime / 10)
 }

@@ -47,7 +47,3 @@ pub use plan::{manifest_name, record_names};
 pub use publish::{BundleInput, publish, publish_signed};
 pub use read::{Inspection, ReaderPolicy, VerifiedBundle, inspect, read};
 pub use text::zone_text;
-
-/// The label put in front of the cluster's domain to make the default
-/// certificate zone, `_certzone.<cluster domain>.` (docs/PROTOCOL.md, "Zone").
-pub const DEFAULT_ZONE_LABEL: &str = "_certzone";

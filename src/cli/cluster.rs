@@ -18,7 +18,6 @@ use tokio::process::{Child, Command};
 use super::{EXIT_BAD_CONFIG, probe};
 use crate::{
     cluster::{Cluster, RenderedNode},
-    localca,
     tls::CertSummary,
 };
 
@@ -282,7 +281,7 @@ fn print_table(cluster: &Cluster, running: &[Running], served: &[CertSummary]) {
             r.node.node.name,
             r.node.node.role.as_str(),
             r.node.node.address.to_string(),
-            localca::humantime(s.not_after),
+            crate::clock::rfc3339(s.not_after),
             s.fingerprint
         );
     }

@@ -78,7 +78,7 @@ pub(super) fn status(path: &Path, json: bool) -> ExitCode {
         }
     };
     let mut seen = runtime.block_on(ask_all(&targets));
-    let code = judge(&mut seen, refresh, crate::unix_now());
+    let code = judge(&mut seen, refresh, crate::clock::unix_now());
     if json {
         let object = serde_json::json!({ "nodes": seen, "exit": code });
         println!("{object:#}");

@@ -22,6 +22,7 @@ use hickory_proto::{
 };
 
 use super::EXIT_BAD_CONFIG;
+use crate::clock;
 use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
 use crate::xfr::{self, Fetched, XfrError};
 
@@ -248,7 +249,7 @@ fn check_worker(
     let policy = ReaderPolicy {
         cluster_id: inspection.cluster_id.clone().unwrap_or_default(),
         worker: Some(me.clone()),
-        ..ReaderPolicy::new(setup.pinned.clone(), crate::unix_now())
+        ..ReaderPolicy::new(setup.pinned.clone(), clock::unix_now())
     };
     let result = bundle::read(&fetched.records, &setup.zone, &policy);
     let unseals = match &result {
@@ -341,7 +342,7 @@ fn print_inspection(inspection: &Inspection) {
         println!("cluster id {id:?}");
     }
     if let Some(published) = inspection.published {
-        println!("published {}", rfc3339(published));
+        println!("published {}", clock::rfc3339_secs(published));
     }
     for (id, pinned) in &inspection.signers {
         let how = if *pinned {
@@ -353,7 +354,7 @@ fn print_inspection(inspection: &Inspection) {
     }
     println!("bundle version {}", inspection.version);
     println!("names {}", inspection.names.join(" "));
-    println!("not after {}", rfc3339(inspection.not_after));
+    println!("not after {}", clock::rfc3339_secs(inspection.not_after));
     for (i, cert) in inspection.chain.iter().enumerate() {
         println!("certificate {i} subject: {}", cert.subject);
         println!("certificate {i} issuer: {}", cert.issuer);
@@ -377,12 +378,12 @@ fn inspection_json(i: &Inspection) -> serde_json::Map<String, serde_json::Value>
         "format": i.format,
         "minimum_format": i.minimum_format,
         "cluster_id": i.cluster_id,
-        "published": i.published.map(rfc3339),
+        "published": i.published.map(clock::rfc3339_secs),
         "published_unix": i.published,
         "signers": signers,
         "version": i.version,
         "names": i.names,
-        "not_after": rfc3339(i.not_after),
+        "not_after": clock::rfc3339_secs(i.not_after),
         "not_after_unix": i.not_after,
         "chain": chain,
         "sealed_keys": workers.len(),
@@ -407,14 +408,3 @@ fn unseal_text(unseals: Option<bool>) -> &'static str {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC; the raw number if out of range.
-fn rfc3339(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}

@@ -11,7 +11,7 @@ use hickory_proto::{
     serialize::binary::BinEncodable,
 };
 
-use crate::{tsig::TsigKey, unix_now};
+use crate::{clock::unix_now, tsig::TsigKey};
 
 /// What a verified request lets the response be signed with.
 pub(super) struct Signing {

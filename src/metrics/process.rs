@@ -71,6 +71,6 @@ mod tests {
         assert!(p.open_fds.is_some_and(|n| n >= 3));
         assert!(p.cpu_seconds.is_some());
         let start = p.start_time_seconds.expect("start time");
-        assert!(start <= crate::unix_now() && start > 1_500_000_000);
+        assert!(start <= crate::clock::unix_now() && start > 1_500_000_000);
     }
 }

@@ -309,7 +309,7 @@ pub fn rcode_name(rcode: usize) -> String {
 
 /// Seconds since the Unix epoch now.
 pub fn now() -> u64 {
-    crate::unix_now()
+    crate::clock::unix_now()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and dig/kdig lines to paste. `certzone ready` comes last, so whoever waits for it has
 //! the whole banner.
 
-use crate::{config::Config, localca, tls::CertSummary};
+use crate::{config::Config, tls::CertSummary};
 
 use super::certificates::Source;
 
@@ -44,7 +44,7 @@ pub(super) fn print_banner(
         out += &format!(
             "  certificate: {} (not after {}, sha256 {})\n",
             summary.subject_names.join(", "),
-            localca::humantime(summary.not_after),
+            crate::clock::rfc3339(summary.not_after),
             summary.fingerprint
         );
     }

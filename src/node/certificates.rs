@@ -15,7 +15,7 @@ use crate::{
     acme::{ChallengeZone, Issuer},
     announce::Announcer,
     config::{CertificateSource, Config, TlsConfig},
-    localca::{self, LocalCa},
+    localca::LocalCa,
     tls::{self, CertSlot, CertSummary},
     zones::Zones,
 };
@@ -107,7 +107,7 @@ impl ChallengeZone for Zones {
     }
 }
 
-/// Replaces the local CA leaf when a third of its life is left.
+/// Replaces the local CA leaf once its renewal starts (`clock::renewal_start`).
 async fn renew_local(
     ca: LocalCa,
     mut renew_at: SystemTime,
@@ -118,7 +118,7 @@ async fn renew_local(
         let wait = renew_at
             .duration_since(SystemTime::now())
             .unwrap_or_default();
-        tracing::info!(at = %localca::humantime(renew_at), "next local CA renewal");
+        tracing::info!(at = %crate::clock::rfc3339(renew_at), "next local CA renewal");
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
@@ -157,7 +157,7 @@ async fn renew_local(
 pub(super) fn log_installed(summary: &CertSummary) {
     tracing::info!(
         names = ?summary.subject_names,
-        not_after = %localca::humantime(summary.not_after),
+        not_after = %crate::clock::rfc3339(summary.not_after),
         sha256 = %summary.fingerprint,
         "certificate installed"
     );

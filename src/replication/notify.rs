@@ -74,7 +74,7 @@ fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Sent> {
     let mut signed = None;
     if let Some(key) = key {
         let signer = key.signer();
-        let (tsig, _) = signer.sign_message(&message, crate::unix_now()).ok()?;
+        let (tsig, _) = signer.sign_message(&message, crate::clock::unix_now()).ok()?;
         signed = Some((signer, tsig.data.mac.clone()));
         message.set_signature(tsig);
     }
@@ -122,7 +122,7 @@ fn ack_signed(response: &[u8], signer: &TSigner, mac: &[u8]) -> Result<(), Strin
     let (_, _, window) = signer
         .verify_message_byte(response, Some(mac), true)
         .map_err(|e| e.to_string())?;
-    if !window.contains(&crate::unix_now()) {
+    if !window.contains(&crate::clock::unix_now()) {
         return Err("TSIG time outside the fudge window".into());
     }
     Ok(())
@@ -142,7 +142,7 @@ mod tests {
         if let (Some(key), Some((_, mac))) = (sign_with, &sent.signed) {
             let context = TSigResponseContext::new(
                 sent.id,
-                crate::unix_now(),
+                crate::clock::unix_now(),
                 key.signer(),
                 mac.clone(),
                 None,

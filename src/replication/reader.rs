@@ -199,7 +199,7 @@ impl Reader {
             required_names: self.names.clone(),
             worker: Some(self.sealing.clone()),
             roots: self.roots.clone(),
-            ..ReaderPolicy::new(self.pinned.load_full().to_vec(), crate::unix_now())
+            ..ReaderPolicy::new(self.pinned.load_full().to_vec(), crate::clock::unix_now())
         };
         bundle::read(records, &self.origin, &policy)
     }
@@ -237,7 +237,7 @@ impl Reader {
                     signers = %ids(&verified.signers),
                     from = %how,
                     sha256 = %summary.fingerprint,
-                    not_after = %crate::localca::humantime(summary.not_after),
+                    not_after = %crate::clock::rfc3339(summary.not_after),
                     "certificate installed from the certificate zone"
                 );
             }

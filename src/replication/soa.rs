@@ -156,7 +156,7 @@ fn request(server: SocketAddr, zone: &Name, tsig: Option<&TSigner>) -> Result<Re
     let mac = match tsig {
         Some(signer) => {
             message
-                .finalize(signer, crate::unix_now())
+                .finalize(signer, crate::clock::unix_now())
                 .map_err(|e| bad(&e))?;
             message.signature().map(|t| t.data.mac.clone())
         }
@@ -221,7 +221,7 @@ fn authenticate(
     let verified = signer
         .verify_message_byte(answer, request_mac, true)
         .map_err(|e| e.to_string())
-        .and_then(|(_, _, window)| match window.contains(&crate::unix_now()) {
+        .and_then(|(_, _, window)| match window.contains(&crate::clock::unix_now()) {
             true => Ok(()),
             false => Err("its time is outside the fudge window".into()),
         });

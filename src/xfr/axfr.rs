@@ -145,7 +145,7 @@ fn sign(
     };
     let failed = |reason: String| XfrError::Tsig { server, reason };
     request
-        .finalize(signer, crate::unix_now())
+        .finalize(signer, crate::clock::unix_now())
         .map_err(|e| failed(format!("cannot sign the request: {e}")))?;
     let signature = request
         .signature()

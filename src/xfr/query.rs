@@ -71,7 +71,7 @@ async fn ask(
     let mut verifier = match asker.tsig {
         Some(signer) => {
             request
-                .finalize(signer, crate::unix_now())
+                .finalize(signer, crate::clock::unix_now())
                 .map_err(|e| XfrError::Tsig {
                     server: conn.server,
                     reason: format!("cannot sign the query: {e}"),

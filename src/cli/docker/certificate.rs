@@ -9,7 +9,7 @@ use rustls_pki_types::{CertificateDer, pem::PemObject};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{compose::NODE_MOUNT, engine::QUICK, project::Project};
-use crate::{cluster::Ca, localca, tls};
+use crate::{cluster::Ca, tls};
 
 /// The master's stored leaf, summarised.
 pub(super) struct Leaf {
@@ -39,7 +39,7 @@ pub(super) fn master_leaf(project: &Project) -> Option<Leaf> {
     let summary = tls::summarize(&leaf).ok()?;
     Some(Leaf {
         pin: pin(&leaf)?,
-        not_after: localca::humantime(summary.not_after),
+        not_after: crate::clock::rfc3339(summary.not_after),
         fingerprint: summary.fingerprint,
     })
 }
