@@ -9,8 +9,10 @@
 //! checked again on the retry timer; nothing falls back to unsigned queries.
 //!
 //! Ordinary zones are served as transferred, swapped whole. The certificate zone goes to the
-//! `reader` (bundle rules, install, cache, held state). Nothing here ever removes a
-//! certificate: the zone's SOA expire does not apply to it. Not implemented: IXFR
+//! `reader` (bundle rules, install, cache, held state). The zone's SOA expire never removes
+//! a certificate; the certificate's own expiry does (`withdraw_expired`): a worker serves a
+//! valid certificate whatever the primary's state, and never an expired one. An ordinary
+//! zone is withdrawn when its SOA expire passes without the primary. Not implemented: IXFR
 //! (transfers are whole).
 
 use std::{

@@ -15,6 +15,7 @@
 //! goes past it for new ones.
 
 mod dynamic;
+mod loaded;
 mod lookup;
 mod overlay;
 mod parse;
@@ -29,118 +30,17 @@ use std::{
 };
 
 use arc_swap::{ArcSwap, Guard};
-use hickory_proto::rr::{LowerName, Name, Record, RecordType, SerialNumber};
+use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 use dynamic::Changes;
+use loaded::Loaded;
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
 use overlay::Overlay;
 pub use parse::ZoneError;
-use serials::{Stored, ZoneDigest};
 pub use store::Zone;
 pub use update::{UpdateError, UpdateRequest};
 
 use crate::{config::ZoneConfig, prepared::PreparedAnswers, state};
-
-/// One zone as served now.
-struct Loaded {
-    origin: Name,
-    /// The file it comes from; `None` for zones the node generates.
-    config: Option<ZoneConfig>,
-    /// The SOA serial the file had when read.
-    file_serial: u32,
-    /// The file's zone as read: a reload that reads the same is no change to announce.
-    file_digest: ZoneDigest,
-    /// Whether records beside the file (ACME challenges) are in the served zone.
-    overlaid: bool,
-    /// The SOA serial served: the file's, or past it after challenges and restarts.
-    serial: u32,
-    /// Record sets changed by RFC 2136 updates, replayed on top of the file.
-    changes: Changes,
-    zone: Arc<Zone>,
-}
-
-impl Loaded {
-    /// A file zone, served at the serial served before a restart (`last`) when the
-    /// contents are the same, else one past it, unless the file's own serial is later.
-    fn read(config: &ZoneConfig, last: Option<Stored>, dir: &Path) -> Result<Self, ZoneError> {
-        let zone = parse::load(&config.origin, &config.file)?;
-        let file_serial = zone.serial();
-        let file_digest = serials::digest(&zone);
-        let changes = dynamic::read(dir, &config.origin)
-            .map_err(|message| ZoneError::Changes { message })?
-            .unwrap_or_default();
-        let changes = replayable(changes, dir, &config.origin, file_serial);
-        let serial = match last {
-            // Same contents, same serial: secondaries have nothing new to transfer.
-            Some(last) if last.digest == Some(file_digest) => later(file_serial, last.serial),
-            Some(last) => later(file_serial, last.serial.wrapping_add(1)),
-            None => file_serial,
-        };
-        // The serial an acknowledged update was served at, even if the serials file was
-        // not written after it.
-        let serial = if changes.is_empty() {
-            serial
-        } else {
-            later(serial, changes.serial)
-        };
-        Ok(Self {
-            origin: config.origin.clone(),
-            config: Some(config.clone()),
-            file_serial,
-            file_digest,
-            overlaid: false,
-            serial,
-            zone: served(config, zone, serial, &Overlay::default(), &changes)?,
-            changes,
-        })
-    }
-
-    /// Re-reads the file; true when its contents changed, an edit to announce. An edited
-    /// file moves past the served serial even when its own is behind it, or the same:
-    /// secondaries would otherwise keep the old data without a word.
-    fn reread(
-        &mut self,
-        config: &ZoneConfig,
-        overlay: &Overlay,
-        dir: &Path,
-    ) -> Result<bool, ZoneError> {
-        let zone = parse::load(&config.origin, &config.file)?;
-        let file_serial = zone.serial();
-        let changes = replayable(self.changes.clone(), dir, &config.origin, file_serial);
-        let file_digest = serials::digest(&zone);
-        let edited = file_digest != self.file_digest;
-        let serial = if edited {
-            later(file_serial, self.serial.wrapping_add(1))
-        } else {
-            self.serial
-        };
-        if edited && file_serial == self.file_serial {
-            tracing::warn!(
-                zone = %self.origin,
-                file_serial,
-                serial,
-                "zone file changed but its SOA serial did not; serving it with a new serial so \
-                 secondaries follow (raise the serial in the file)"
-            );
-        }
-        self.zone = served(config, zone, serial, overlay, &changes)?;
-        self.changes = changes;
-        self.file_serial = file_serial;
-        self.file_digest = file_digest;
-        self.overlaid = overlay.touches(&config.origin);
-        self.serial = serial;
-        Ok(edited)
-    }
-
-    /// What a restart needs: the serial, and the contents it stands for when they are the
-    /// file's alone.
-    fn stored(&self) -> Stored {
-        Stored {
-            serial: self.serial,
-            digest: (!self.overlaid && self.changes.is_empty()).then_some(self.file_digest),
-        }
-    }
-}
 
 /// What queries are answered from: the zones and the answers prepared from them.
 pub struct Snapshot {
@@ -501,49 +401,6 @@ impl Zones {
 /// made before a copy of it is written (`cluster render`).
 pub fn check_file(origin: &Name, path: &Path) -> Result<(), ZoneError> {
     parse::load(origin, path).map(drop)
-}
-
-/// The changes kept for a zone if they still apply to its file (`file_serial`), else none
-/// (set aside: the file's serial moved, the file wins).
-fn replayable(changes: Changes, dir: &Path, origin: &Name, file_serial: u32) -> Changes {
-    if changes.is_empty() || changes.file_serial == file_serial {
-        return changes;
-    }
-    dynamic::set_aside(dir, origin, &changes, file_serial);
-    Changes::default()
-}
-
-/// A file's zone as served: with SOA serial `serial`, the dynamic changes and the overlay
-/// records inside it.
-fn served(
-    config: &ZoneConfig,
-    zone: Zone,
-    serial: u32,
-    overlay: &Overlay,
-    changes: &Changes,
-) -> Result<Arc<Zone>, ZoneError> {
-    // Overlay names are checked against the deepest zone when set; here any zone holding
-    // them takes them, which is the same zone unless zones nest.
-    let sets = dynamic::merged_sets(&changes.sets, overlay, &config.origin);
-    overlay.warn_replaced(&config.origin, &zone);
-    if zone.serial() == serial && sets.is_empty() {
-        return Ok(Arc::new(zone));
-    }
-    let zone = zone.changed(serial, &sets).map_err(|e| ZoneError::Syntax {
-        path: config.file.clone(),
-        line: e.line,
-        message: e.message,
-    })?;
-    Ok(Arc::new(zone))
-}
-
-/// The later of two serials in RFC 1982 order.
-fn later(a: u32, b: u32) -> u32 {
-    if SerialNumber::new(a) > SerialNumber::new(b) {
-        a
-    } else {
-        b
-    }
 }
 
 fn snapshot(loaded: &[Loaded]) -> Snapshot {
