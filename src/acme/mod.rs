@@ -30,8 +30,8 @@ use schedule::Validity;
 use store::Store;
 
 use crate::{
-    config::AcmeConfig,
     clock::rfc3339,
+    config::AcmeConfig,
     state::StateError,
     tls::{self, CertSlot, TlsError},
 };

@@ -22,8 +22,8 @@ use hickory_proto::{
 };
 
 use super::EXIT_BAD_CONFIG;
-use crate::clock;
 use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
+use crate::clock;
 use crate::xfr::{self, Fetched, XfrError};
 
 /// Exit code for a bundle that fails a check.
@@ -407,4 +407,3 @@ fn unseal_text(unseals: Option<bool>) -> &'static str {
         None => "not checked (an earlier check failed)",
     }
 }
-

@@ -74,7 +74,9 @@ fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Sent> {
     let mut signed = None;
     if let Some(key) = key {
         let signer = key.signer();
-        let (tsig, _) = signer.sign_message(&message, crate::clock::unix_now()).ok()?;
+        let (tsig, _) = signer
+            .sign_message(&message, crate::clock::unix_now())
+            .ok()?;
         signed = Some((signer, tsig.data.mac.clone()));
         message.set_signature(tsig);
     }

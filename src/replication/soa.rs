@@ -221,10 +221,12 @@ fn authenticate(
     let verified = signer
         .verify_message_byte(answer, request_mac, true)
         .map_err(|e| e.to_string())
-        .and_then(|(_, _, window)| match window.contains(&crate::clock::unix_now()) {
-            true => Ok(()),
-            false => Err("its time is outside the fudge window".into()),
-        });
+        .and_then(
+            |(_, _, window)| match window.contains(&crate::clock::unix_now()) {
+                true => Ok(()),
+                false => Err("its time is outside the fudge window".into()),
+            },
+        );
     match crate::xfr::tsig_failure(&message, verified) {
         None => Ok(()),
         Some(reason) => Err(fail(reason)),

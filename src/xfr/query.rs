@@ -69,14 +69,12 @@ async fn ask(
     request.add_query(Query::query(name.clone(), kind));
     request.metadata.id = super::stream::random_id();
     let mut verifier = match asker.tsig {
-        Some(signer) => {
-            request
-                .finalize(signer, crate::clock::unix_now())
-                .map_err(|e| XfrError::Tsig {
-                    server: conn.server,
-                    reason: format!("cannot sign the query: {e}"),
-                })?
-        }
+        Some(signer) => request
+            .finalize(signer, crate::clock::unix_now())
+            .map_err(|e| XfrError::Tsig {
+                server: conn.server,
+                reason: format!("cannot sign the query: {e}"),
+            })?,
         None => None,
     };
     let id = conn.send_message(&mut request).await?;

@@ -36,7 +36,11 @@ pub(super) struct Loaded {
 impl Loaded {
     /// A file zone, served at the serial served before a restart (`last`) when the
     /// contents are the same, else one past it, unless the file's own serial is later.
-    pub(super) fn read(config: &ZoneConfig, last: Option<Stored>, dir: &Path) -> Result<Self, ZoneError> {
+    pub(super) fn read(
+        config: &ZoneConfig,
+        last: Option<Stored>,
+        dir: &Path,
+    ) -> Result<Self, ZoneError> {
         let zone = parse::load(&config.origin, &config.file)?;
         let file_serial = zone.serial();
         let file_digest = serials::digest(&zone);
