@@ -97,11 +97,9 @@ fn code_only(text: &str) -> String {
             let close: Vec<u8> = std::iter::once(b'"')
                 .chain(std::iter::repeat_n(b'#', hashes))
                 .collect();
+            // `r##"` becomes `"` and blanks, so lengths stay put.
             out.push(b'"');
-            for _ in i + 1..=j {
-                out.push(b' ');
-            }
-            out.pop();
+            out.extend(std::iter::repeat_n(b' ', j - i));
             i = j + 1;
             while i < b.len() && !b[i..].starts_with(&close) {
                 blank(&mut out, b[i]);
@@ -127,7 +125,10 @@ fn code_only(text: &str) -> String {
         } else if c == b'\'' {
             // A character literal ('x', '\n', '\u{..}', '{') or a lifetime ('a).
             let end = if next == Some(b'\\') {
-                b[i + 2..].iter().position(|&x| x == b'\'').map(|p| i + 2 + p)
+                b[i + 2..]
+                    .iter()
+                    .position(|&x| x == b'\'')
+                    .map(|p| i + 2 + p)
             } else if b.get(i + 2) == Some(&b'\'') {
                 Some(i + 2)
             } else {
@@ -282,7 +283,10 @@ fn use_paths(code: &str, mut i: usize, prefix: &[String], out: &mut Vec<Vec<Stri
         if b.get(i) == Some(&b'{') {
             i += 1;
             loop {
-                while b.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == b',') {
+                while b
+                    .get(i)
+                    .is_some_and(|c| c.is_ascii_whitespace() || *c == b',')
+                {
                     i += 1;
                 }
                 if b.get(i) == Some(&b'}') || i >= b.len() {

@@ -384,6 +384,7 @@ pub(super) async fn caa_identities(config: &AcmeConfig) -> Result<Vec<String>, A
     let fail = |detail: String| AcmeError::Ca {
         action: "read the directory",
         detail,
+        problem: None,
     };
     let request = http::Request::get(&config.directory)
         .body(BodyWrapper::from(Vec::new()))

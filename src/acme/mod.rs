@@ -11,6 +11,7 @@
 //! Not implemented yet: http-01 and tls-alpn-01, a custom resolver for reaching the CA.
 
 mod client;
+mod error;
 mod propagation;
 mod schedule;
 mod store;
@@ -25,6 +26,7 @@ use instant_acme::{Account, CertificateIdentifier};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use error::AcmeError;
 pub use propagation::Laggard;
 use schedule::Validity;
 use store::Store;
@@ -33,49 +35,11 @@ use crate::{
     clock::rfc3339,
     config::AcmeConfig,
     state::StateError,
-    tls::{self, CertSlot, TlsError},
+    tls::{self, CertSlot},
 };
 
 /// ARI windows are fetched again at least this often (RFC 9773 asks for twice a day).
 const ARI_RECHECK: Duration = Duration::from_secs(12 * 3600);
-
-#[derive(Debug, thiserror::Error)]
-pub enum AcmeError {
-    #[error("failed to {action}: {detail}")]
-    Ca {
-        action: &'static str,
-        detail: String,
-    },
-    #[error("failed to read CA roots {path}: {reason}")]
-    Roots { path: String, reason: String },
-    #[error(transparent)]
-    Propagation(#[from] Laggard),
-    #[error("order failed: {0}")]
-    Order(String),
-    #[error("failed to make the certificate key or request: {0}")]
-    Key(rcgen::Error),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("the CA's certificate is unusable: {0}")]
-    Tls(#[from] TlsError),
-}
-
-impl AcmeError {
-    /// Wraps an instant-acme error, showing an ACME problem's type and detail.
-    fn ca(action: &'static str) -> impl FnOnce(instant_acme::Error) -> Self {
-        move |error| {
-            let detail = match &error {
-                instant_acme::Error::Api(problem) => client::describe(problem),
-                other => other.to_string(),
-            };
-            Self::Ca { action, detail }
-        }
-    }
-
-    fn is_account_gone(&self) -> bool {
-        matches!(self, Self::Ca { detail, .. } if detail.contains("accountDoesNotExist"))
-    }
-}
 
 /// Where challenge records go: the consumer's view of the zones.
 pub trait ChallengeZone: Send + Sync + 'static {

@@ -1,4 +1,3 @@
-
 use super::*;
 
 const ZONE: &str = "$ORIGIN example.test.
