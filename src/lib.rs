@@ -46,9 +46,3 @@ pub mod tls;
 pub mod tsig;
 pub mod xfr;
 pub mod zones;
-
-/// Whether logs are JSON lines (`CERTZONE_LOG_FORMAT=json`): then nothing else is printed
-/// where they go.
-pub(crate) fn json_logs() -> bool {
-    std::env::var("CERTZONE_LOG_FORMAT").is_ok_and(|v| v == "json")
-}

@@ -58,7 +58,7 @@ pub(super) fn print_banner(
         _ => None,
     };
     out += &examples(config, ca.as_deref());
-    if crate::json_logs() {
+    if json_logs() {
         // Log shippers read one JSON object per line: the banner goes as one event.
         let (role, certificate) = (config.role.as_str(), summary.map(|s| &s.fingerprint));
         tracing::info!(role, zones = %zones.join(" "), certificate, "certzone ready");
@@ -127,4 +127,10 @@ fn examples(config: &Config, ca: Option<&str>) -> String {
         );
     }
     out
+}
+
+/// Whether logs are JSON lines (`CERTZONE_LOG_FORMAT=json`): then nothing else is printed
+/// where they go.
+fn json_logs() -> bool {
+    std::env::var("CERTZONE_LOG_FORMAT").is_ok_and(|v| v == "json")
 }
