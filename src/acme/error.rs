@@ -7,6 +7,10 @@ use crate::{state::StateError, tls::TlsError};
 /// The problem type a CA answers with when it no longer knows the account (RFC 8555 7.3.1).
 const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
 
+/// What stops an order before it starts, from outside this layer (`Announce`): the
+/// error is kept as its own type, not turned into text.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AcmeError {
     #[error("failed to {action}: {detail}")]
@@ -23,6 +27,9 @@ pub enum AcmeError {
     Propagation(#[from] Laggard),
     #[error("order failed: {0}")]
     Order(String),
+    /// The announcer's error, kept whole (a CAA refusal names its record).
+    #[error("order failed: {0}")]
+    Announce(Refusal),
     #[error("failed to make the certificate key or request: {0}")]
     Key(rcgen::Error),
     #[error(transparent)]

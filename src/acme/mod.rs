@@ -26,7 +26,7 @@ use instant_acme::{Account, CertificateIdentifier};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use error::AcmeError;
+pub use error::{AcmeError, Refusal};
 pub use propagation::Laggard;
 use schedule::Validity;
 use store::Store;
@@ -54,10 +54,10 @@ pub trait Announce: Send + Sync + 'static {
     /// enough).
     fn next_key(
         &self,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<rcgen::KeyPair, String>> + Send + '_>>;
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<rcgen::KeyPair, Refusal>> + Send + '_>>;
     /// Called with the account's URL and the CA's CAA identities before every order; an
     /// error (a CAA record the CA would refuse on) refuses the order.
-    fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String>;
+    fn before_order(&self, account: &str, identities: &[String]) -> Result<(), Refusal>;
     /// Whether the account matters before the first order (CAA is published or checked):
     /// then the issuer loads it at start.
     fn pins_account(&self) -> bool;
@@ -317,8 +317,8 @@ impl<Z: ChallengeZone> Issuer<Z> {
                 let identities = self.identities().await;
                 announce
                     .before_order(account.id(), &identities)
-                    .map_err(AcmeError::Order)?;
-                Some(announce.next_key().await.map_err(AcmeError::Order)?)
+                    .map_err(AcmeError::Announce)?;
+                Some(announce.next_key().await.map_err(AcmeError::Announce)?)
             }
             None => None,
         };

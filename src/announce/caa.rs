@@ -4,6 +4,18 @@
 
 use hickory_proto::rr::{Name, rdata::CAA};
 
+/// A CAA record set that makes the CA refuse an order, with the records shown as a zone
+/// file would hold them.
+#[derive(Debug, thiserror::Error)]
+pub enum CaaRefusal {
+    #[error("CAA record {record} is for another ACME account (ours is {account})")]
+    OtherAccount { record: String, account: String },
+    #[error("CAA record {record} does not allow dns-01 validation")]
+    NoDns01 { record: String },
+    #[error("CAA record {records} allows only other CAs (this one is {identities})")]
+    OtherCas { records: String, identities: String },
+}
+
 /// The `issue` properties of the relevant record set at `owner` allow `account` at a CA
 /// known as one of `identities`; an empty set, or one without `issue`, allows any CA.
 pub(super) fn check(
@@ -11,7 +23,7 @@ pub(super) fn check(
     set: &[CAA],
     identities: &[String],
     account: &str,
-) -> Result<(), String> {
+) -> Result<(), CaaRefusal> {
     let issues: Vec<(&CAA, Issue)> = set
         .iter()
         .filter(|caa| caa.tag.eq_ignore_ascii_case("issue"))
@@ -41,19 +53,21 @@ pub(super) fn check(
         )
     };
     if let Some((caa, issue)) = issues.iter().find(|(_, issue)| ours(issue)) {
-        let why = if issue.account.as_deref().is_some_and(|a| a != account) {
-            format!("is for another ACME account (ours is {account})")
+        let record = shown(caa);
+        return Err(if issue.account.as_deref().is_some_and(|a| a != account) {
+            CaaRefusal::OtherAccount {
+                record,
+                account: account.to_owned(),
+            }
         } else {
-            "does not allow dns-01 validation".into()
-        };
-        return Err(format!("CAA record {} {why}", shown(caa)));
+            CaaRefusal::NoDns01 { record }
+        });
     }
     let records: Vec<String> = issues.iter().map(|(caa, _)| shown(caa)).collect();
-    Err(format!(
-        "CAA record {} allows only other CAs (this one is {})",
-        records.join(", "),
-        identities.join(" or ")
-    ))
+    Err(CaaRefusal::OtherCas {
+        records: records.join(", "),
+        identities: identities.join(" or "),
+    })
 }
 
 /// One `issue` value: `issuer-domain-name *(";" tag "=" value)`.
@@ -136,6 +150,8 @@ mod tests {
             .is_ok()
         );
         let other = check(&[issue("ca.test; accounturi=https://ca.test/acct/2")]).unwrap_err();
+        assert!(matches!(other, CaaRefusal::OtherAccount { .. }), "{other}");
+        let other = other.to_string();
         assert!(
             other.contains(
                 "ns1.example.test. CAA 0 issue \"ca.test; accounturi=https://ca.test/acct/2\""
@@ -143,8 +159,12 @@ mod tests {
             "{other}"
         );
         let method = check(&[issue("ca.test; validationmethods=http-01")]).unwrap_err();
+        assert!(matches!(method, CaaRefusal::NoDns01 { .. }), "{method}");
+        let method = method.to_string();
         assert!(method.contains("dns-01"), "{method}");
         let ca = check(&[issue("letsencrypt.org"), issue(";")]).unwrap_err();
+        assert!(matches!(ca, CaaRefusal::OtherCas { .. }), "{ca}");
+        let ca = ca.to_string();
         assert!(
             ca.contains("only other CAs") && ca.contains("letsencrypt.org"),
             "{ca}"

@@ -42,6 +42,11 @@ pub enum AnnounceError {
     Key(rcgen::Error),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{refusal}; refusing to order for {name}")]
+    Caa {
+        refusal: caa::CaaRefusal,
+        name: String,
+    },
 }
 
 /// How long a new TLSA waits for lagging nameservers before its lead time counts anyway.
@@ -287,7 +292,7 @@ impl Announcer {
     /// Before an order: pins CAA to `account` at the CA (`caa-issuer`, else the first of
     /// the directory's `identities`), then checks the CAA records that apply to every
     /// name. An error names the record that would make the CA refuse.
-    pub fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String> {
+    pub fn before_order(&self, account: &str, identities: &[String]) -> Result<(), AnnounceError> {
         let mut ids: Vec<String> = self.config.caa_issuer.iter().cloned().collect();
         ids.extend(identities.iter().map(|i| i.to_lowercase()));
         let mut state = self.lock();
@@ -326,8 +331,10 @@ impl Announcer {
         }
         for name in &self.names {
             let (owner, set) = self.relevant_caa(name);
-            caa::check(&owner, &set, &ids, account)
-                .map_err(|e| format!("{e}; refusing to order for {name}"))?;
+            caa::check(&owner, &set, &ids, account).map_err(|refusal| AnnounceError::Caa {
+                refusal,
+                name: name.to_string(),
+            })?;
         }
         Ok(())
     }
@@ -367,14 +374,21 @@ impl Announcer {
 }
 
 impl crate::acme::Announce for Announcer {
+    // Errors cross into `acme` boxed, as their own types.
+
     fn next_key(
         &self,
-    ) -> Pinned<Box<dyn Future<Output = Result<rcgen::KeyPair, String>> + Send + '_>> {
-        Box::pin(async move { Self::next_key(self).await.map_err(|e| e.to_string()) })
+    ) -> Pinned<Box<dyn Future<Output = Result<rcgen::KeyPair, crate::acme::Refusal>> + Send + '_>>
+    {
+        Box::pin(async move { Ok(Self::next_key(self).await?) })
     }
 
-    fn before_order(&self, account: &str, identities: &[String]) -> Result<(), String> {
-        Self::before_order(self, account, identities)
+    fn before_order(
+        &self,
+        account: &str,
+        identities: &[String],
+    ) -> Result<(), crate::acme::Refusal> {
+        Ok(Self::before_order(self, account, identities)?)
     }
 
     fn pins_account(&self) -> bool {
