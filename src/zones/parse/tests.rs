@@ -60,6 +60,45 @@ $ORIGIN example.test.
 back IN CNAME www.sub
 ";
 
+/// The types read without hickory's parser, in the forms a file may give them.
+const COMMON: &str = "$ORIGIN example.test.
+$TTL 300
+@ IN SOA ns1 hostmaster 1 3600 600 86400 300
+@ IN NS ns1
+@ NS ns2.example.test.
+@ IN NS Other.Test.
+ns1 IN A 192.0.2.1
+ns2 A 192.0.2.2
+Mixed.Case 60 IN A 192.0.2.3
+v6 IN AAAA 2001:db8::1
+v6 IN AAAA ::ffff:192.0.2.9
+v6b IN AAAA ( 2001:db8:0:0:0:0:0:2 )
+@ IN MX 10 mail
+@ IN MX ( 20 ; backup
+    mail2 )
+@ IN MX 0 .
+mail IN CNAME ns1
+alias 120 CNAME example.test.
+1 IN PTR host.example.test.
+2 IN PTR host
+";
+
+#[test]
+fn the_common_types_read_as_hickory_reads_them() {
+    let path = Path::new("common.zone");
+    let want = hickory_reads(&origin(), COMMON, path);
+    assert_eq!(want.len(), 17, "{want:?}");
+    assert_eq!(we_read(&origin(), COMMON, path), want);
+    // What does not read as plain data still gets hickory's message, on its line.
+    let bad = format!("{COMMON}bad IN A 192.0.2.256\n");
+    match parse(&origin(), &bad, path) {
+        Err(ZoneError::Syntax { line: 21, message, .. }) => {
+            assert!(message.contains("IPv4 address"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn reads_the_records_hickorys_parser_reads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
