@@ -463,3 +463,45 @@ fn the_scanner_sees_code_not_strings_or_comments() {
     let names: Vec<String> = paths.iter().map(|p| p.join("::")).collect();
     assert_eq!(names, ["a", "a::B", "c::d", "f"]);
 }
+
+/// README.md and the docs rendered by a Markdown renderer (Python's `markdown`, as a
+/// reader's viewer would): every line that starts with `|` outside code blocks comes out
+/// as a table row, so no table is broken into raw pipes.
+#[test]
+fn markdown_tables_render_as_tables() {
+    for doc in ["README.md", "docs/ARCHITECTURE.md", "docs/PROTOCOL.md"] {
+        let path = root().join(doc);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut fenced = false;
+        let mut rows = 0;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+            } else if !fenced && line.trim_start().starts_with('|') {
+                let separator = line.trim().chars().all(|c| "|-: ".contains(c));
+                rows += usize::from(!separator);
+            }
+        }
+        let output = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import sys, markdown; print(markdown.markdown(open(sys.argv[1]).read(), \
+                 extensions=['tables', 'fenced_code']))",
+            ])
+            .arg(&path)
+            .output()
+            .expect("python3 runs (tests/setup.sh installs python3-markdown)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let html = String::from_utf8(output.stdout).unwrap();
+        let rendered = html.matches("<tr>").count();
+        assert_eq!(
+            rendered, rows,
+            "{doc}: {rows} table lines but {rendered} rendered rows: a table is broken"
+        );
+        assert!(rows > 0 || doc != "README.md", "README.md has its tables");
+    }
+}

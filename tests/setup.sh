@@ -10,17 +10,19 @@
 # for the attack tests (tests/exposure.rs, tests/attacks.rs) dnsperf (floods), python3
 # with python3-h2 (tests/attack/*.py write HTTP/2 frames by hand) and prlimit (util-linux:
 # a node with 256 open files); prometheus and promtool (prometheus: tests/monitoring.rs
-# scrapes a cluster with it and checks dist/prometheus/alerts.yml).
+# scrapes a cluster with it and checks dist/prometheus/alerts.yml); python3-markdown (the
+# layout test renders README.md and checks that its tables come out as tables).
 set -euo pipefail
 packages=(knot-dnsutils bind9-dnsutils bind9 bind9-utils pebble lego knot iproute2 busybox-static openssl
-  unbound strace dnsperf python3 python3-h2 util-linux certbot python3-certbot-dns-rfc2136 prometheus)
+  unbound strace dnsperf python3 python3-h2 util-linux certbot python3-certbot-dns-rfc2136 prometheus
+  python3-markdown)
 tools=(kdig dig nsupdate named tsig-keygen pebble lego certbot knotd ip busybox openssl unbound strace
   dnsperf prlimit prometheus promtool)
 missing=0
 for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
 done
-/usr/bin/python3 -c 'import h2, hpack, hyperframe' 2>/dev/null || missing=1
+/usr/bin/python3 -c 'import h2, hpack, hyperframe, markdown' 2>/dev/null || missing=1
 [ "$missing" = 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "tests/setup.sh: missing test tools; install them with:" >&2
