@@ -118,19 +118,27 @@ fn path(dir: &Path, origin: &Name) -> PathBuf {
     dir.join(format!("{}changes", origin.to_lowercase()))
 }
 
-/// The changes kept for `origin`; an unreadable file is an error naming it (the node
-/// refuses to start rather than silently lose acknowledged updates).
-pub(super) fn read(dir: &Path, origin: &Name) -> Result<Option<Changes>, String> {
+/// Why kept changes cannot be read: the node refuses to start rather than silently lose
+/// acknowledged updates.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangesError {
+    #[error(transparent)]
+    Read(#[from] state::StateError),
+    #[error(
+        "dynamic changes {} are unreadable (move the file away to start without them)",
+        .0.display()
+    )]
+    Unreadable(PathBuf),
+}
+
+/// The changes kept for `origin`; an unreadable file is an error naming it.
+pub(super) fn read(dir: &Path, origin: &Name) -> Result<Option<Changes>, ChangesError> {
     let path = path(dir, origin);
-    let bytes = state::read_optional(&path).map_err(|e| e.to_string())?;
-    match bytes {
+    match state::read_optional(&path)? {
         None => Ok(None),
-        Some(bytes) => Changes::decode(&bytes).map(Some).ok_or_else(|| {
-            format!(
-                "dynamic changes {} are unreadable (move the file away to start without them)",
-                path.display()
-            )
-        }),
+        Some(bytes) => Changes::decode(&bytes)
+            .map(Some)
+            .ok_or(ChangesError::Unreadable(path)),
     }
 }
 

@@ -45,7 +45,7 @@ impl Loaded {
         let file_serial = zone.serial();
         let file_digest = serials::digest(&zone);
         let changes = dynamic::read(dir, &config.origin)
-            .map_err(|message| ZoneError::Changes { message })?
+            .map_err(ZoneError::Changes)?
             .unwrap_or_default();
         let changes = replayable(changes, dir, &config.origin, file_serial);
         let serial = match last {

@@ -39,8 +39,8 @@ pub enum ZoneError {
     },
     #[error("generated zone {origin} is unusable: {message}")]
     Generated { origin: String, message: String },
-    #[error("{message}")]
-    Changes { message: String },
+    #[error(transparent)]
+    Changes(#[from] super::dynamic::ChangesError),
     #[error("zone file {path}: no SOA record at the apex {origin}")]
     NoSoa { path: PathBuf, origin: String },
     #[error("zone file {path} line {line}: {name} is outside the zone {origin}")]
