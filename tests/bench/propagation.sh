@@ -22,10 +22,11 @@
 # Each primary's CPU time (user + system, from /proc) over each run, and its peak RSS over the
 #   runs (VmHWM, reset through /proc/PID/clear_refs after start-up), are shown beside it.
 # COMBINED=RECORDS (e.g. 1000000): the third curve instead. certzone only, N = NS: the master
-#   also serves big.test, RECORDS records (zone_gen.py), which every worker replicates; a run
-#   rewrites big.test (serial + 1) AND installs a new leaf, then one SIGHUP: time = SIGHUP ->
-#   every worker presents the new leaf over DoT while all of them transfer big.test. The
-#   transfers' end (every worker answering the new big.test serial) is shown beside it.
+#   also serves big.test, RECORDS records (zone_gen.py), which every worker replicates. A run
+#   rewrites big.test (serial + 1) and sends SIGHUP; once the master serves the new serial
+#   (NOTIFY is out, every worker starts its transfer), a new leaf and a second SIGHUP: time =
+#   that SIGHUP -> every worker presents the new leaf over DoT. The transfers' end (every
+#   worker answering the new big.test serial, from the same moment) is shown beside it.
 # The trigger and the polling are done by one process (propagation_probe.py): it probes every
 # target once (warm-up), takes t0, sends SIGHUP, and polls all targets in parallel, each again
 # 2 ms after a miss, until each shows the new state. The TLS probe reads the leaf from a TLS 1.2
@@ -296,7 +297,13 @@ log_epochs() {
 # cz_run DIR N: one renewal; sets RESULT (probe, ms) and LOG_RESULT (log lines, ms).
 cz_run() {
   local d=$1 n=$2 fp t0 i last=0 e cpu0
-  [ -n "$COMBINED" ] && big_zone "$d/big.test.zone" $((++BIG_SERIAL))
+  if [ -n "$COMBINED" ]; then
+    # First big.test changes and the workers start transferring it; then the renewal.
+    big_zone "$d/big.test.zone" $((++BIG_SERIAL))
+    kill -HUP "$CZ_MASTER"
+    python3 "$here/wait_soa.py" "$MASTER_IP" "$CZ_DNS" big.test "$BIG_SERIAL" \
+      --timeout "$TIMEOUT" >/dev/null || { echo "bench: the master never served big.test serial $BIG_SERIAL" >&2; return 1; }
+  fi
   fp=$(new_leaf "$d")
   cpu0=$(cpu_ms "$CZ_MASTER")
   if ! probe tls --hup "$CZ_MASTER" --timeout "$TIMEOUT" --name "$NAME" --sha256 "$fp" \
