@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::{exchange, wire};
+use crate::{dns::client::exchange, wire};
 
 /// Connected UDP sockets per upstream: ids stay unique among queries in flight on each.
 const UDP_SOCKETS: usize = 4;
