@@ -194,6 +194,99 @@ pub fn question_type(message: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
+    /// `www.example.` in wire form.
+    const WWW: &[u8] = b"\x03www\x07example\x00";
+
+    #[test]
+    fn an_uncompressed_name_is_read_to_its_root_label() {
+        let mut bytes = WWW.to_vec();
+        bytes.extend_from_slice(&[0, 1, 0, 1]);
+        assert_eq!(uncompressed_name(&bytes), Some(WWW));
+        assert_eq!(skip_name(&bytes, 0), Some(WWW.len()));
+        assert_eq!(name_len(&bytes), WWW.len());
+        assert_eq!(uncompressed_name(&[0]), Some(&[0][..]));
+        assert_eq!(skip_name(&[0], 0), Some(1));
+    }
+
+    #[test]
+    fn a_pointer_ends_a_scan_and_is_refused_where_names_are_uncompressed() {
+        // header, then `www.example.`, then `mail` + a pointer to `example.` at 16
+        let mut message = vec![0; HEADER_LEN];
+        message.extend_from_slice(WWW);
+        let second = message.len();
+        message.extend_from_slice(b"\x04mail\xC0\x10");
+        assert_eq!(skip_name(&message, second), Some(message.len()));
+        assert_eq!(uncompressed_name(&message[second..]), None);
+        let mut out = Vec::new();
+        assert_eq!(expand_name(&message, second, &mut out), Ok(message.len()));
+        assert_eq!(out, b"\x04mail\x07example\x00");
+        // a pointer whose second byte is missing
+        assert_eq!(skip_name(&[0xC0], 0), None);
+    }
+
+    #[test]
+    fn loops_and_forward_pointers_are_refused() {
+        let mut looped = vec![0; HEADER_LEN];
+        looped.extend_from_slice(&[0xC0, 12]);
+        assert!(expand_name(&looped, HEADER_LEN, &mut Vec::new()).is_err());
+        let mut forward = vec![0; HEADER_LEN];
+        forward.extend_from_slice(&[0xC0, 14, 0]);
+        assert!(expand_name(&forward, HEADER_LEN, &mut Vec::new()).is_err());
+        // a chain of backward pointers longer than any real message needs
+        let mut chain = vec![0u8];
+        for i in 0..200u16 {
+            let previous = if i == 0 { 0 } else { 1 + 2 * (i - 1) };
+            chain.extend_from_slice(&(0xC000 | previous).to_be_bytes());
+        }
+        let last = chain.len() - 2;
+        assert_eq!(
+            expand_name(&chain, last, &mut Vec::new()),
+            Err("a name with too many pointers")
+        );
+    }
+
+    #[test]
+    fn lengths_are_bounded_by_label_and_name() {
+        // labels of 64..=191 are the retired extended types
+        for len in [0x40, 0x7F, 0x80, 0xBF] {
+            assert_eq!(uncompressed_name(&[len, 0]), None);
+            assert_eq!(skip_name(&[len, 0], 0), None);
+            assert!(expand_name(&[len, 0], 0, &mut Vec::new()).is_err());
+        }
+        // three labels of 63, one of `last` and the root
+        let name = |last: u8| {
+            let mut name = Vec::new();
+            for len in [63, 63, 63, last] {
+                name.push(len);
+                name.extend(std::iter::repeat_n(b'a', usize::from(len)));
+            }
+            name.push(0);
+            name
+        };
+        let over = name(62);
+        assert_eq!(over.len(), 256);
+        assert_eq!(uncompressed_name(&over), None);
+        assert!(expand_name(&over, 0, &mut Vec::new()).is_err());
+        let most = name(61);
+        assert_eq!(uncompressed_name(&most).map(<[u8]>::len), Some(255));
+        let mut out = Vec::new();
+        assert_eq!(expand_name(&most, 0, &mut out), Ok(255));
+        assert_eq!(out, most);
+    }
+
+    #[test]
+    fn truncated_input_never_reads_past_the_end() {
+        let cut = &WWW[..WWW.len() - 1];
+        for end in 0..=cut.len() {
+            let bytes = &cut[..end];
+            assert_eq!(uncompressed_name(bytes), None);
+            assert_eq!(skip_name(bytes, 0), None);
+            assert!(expand_name(bytes, 0, &mut Vec::new()).is_err());
+            assert!(name_len(bytes) <= bytes.len());
+        }
+        assert_eq!(skip_name(WWW, WWW.len()), None);
+    }
+
     #[test]
     fn truncation_keeps_question_and_sets_tc() {
         // id 0x1234, QR, one question "a." A IN, one answer record (ignored).

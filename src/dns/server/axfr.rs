@@ -74,9 +74,9 @@ impl Iterator for Answers {
     }
 }
 
-/// The answer to a transfer request received over a stream from `peer`.
 static REFUSED: super::ratelog::RateLog = super::ratelog::RateLog::new();
 
+/// The answer to a transfer request received over a stream from `peer`.
 pub(super) async fn respond(
     raw: &[u8],
     request: &Message,
@@ -106,13 +106,9 @@ pub(super) async fn respond(
         Ok(signing) => signing,
         Err(rejection) => {
             refused(rejection.reason);
-            return match rejection.response(id, query) {
-                Ok(answer) => vec![answer].into(),
-                Err(e) => {
-                    super::signing_failed("transfer refusal", &e);
-                    Vec::new().into()
-                }
-            };
+            let answer = rejection.response(id, query);
+            let answer = answer.map_err(|e| super::signing_failed("transfer refusal", &e));
+            return Vec::from_iter(answer.ok()).into();
         }
     };
     let Some(zone) = zones.transfer_zone(&query.name().into()) else {

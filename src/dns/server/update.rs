@@ -59,11 +59,8 @@ pub(super) async fn respond(
     let zone = match message.queries.as_slice() {
         [zone] if zone.query_type() == RecordType::SOA => zone.clone(),
         _ => {
-            return Some(reply(
-                id,
-                message.queries.first().cloned(),
-                ResponseCode::FormErr,
-            ));
+            let first = message.queries.first().cloned();
+            return Some(reply(id, first, ResponseCode::FormErr));
         }
     };
     let tried = message
