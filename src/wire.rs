@@ -36,12 +36,14 @@ fn label(len: u8) -> Label {
 }
 
 /// The offset just past the (possibly compressed) name at `at` in `message`: after its
-/// root label, or after the first pointer. `None` when it runs past the message or holds a
-/// label of an unknown kind. Pointers are not followed, so no length is checked.
-pub fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
+/// root label, or after the first pointer. `None` when it runs past the message, holds a
+/// label of an unknown kind, or ends at its root over [`MAX_NAME`] bytes. Pointers are not
+/// followed, so the labels they lead to are not counted.
+pub fn skip_name(message: &[u8], start: usize) -> Option<usize> {
+    let mut at = start;
     loop {
         match label(*message.get(at)?) {
-            Label::Root => return Some(at + 1),
+            Label::Root => return (at + 1 - start <= MAX_NAME).then_some(at + 1),
             Label::Pointer => return (at + 2 <= message.len()).then_some(at + 2),
             Label::Data(len) => at += 1 + len,
             Label::Unknown => return None,
@@ -266,9 +268,11 @@ mod tests {
         let over = name(62);
         assert_eq!(over.len(), 256);
         assert_eq!(uncompressed_name(&over), None);
+        assert_eq!(skip_name(&over, 0), None);
         assert!(expand_name(&over, 0, &mut Vec::new()).is_err());
         let most = name(61);
         assert_eq!(uncompressed_name(&most).map(<[u8]>::len), Some(255));
+        assert_eq!(skip_name(&most, 0), Some(255));
         let mut out = Vec::new();
         assert_eq!(expand_name(&most, 0, &mut out), Ok(255));
         assert_eq!(out, most);
