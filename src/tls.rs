@@ -4,6 +4,10 @@
 //! `ResolvesServerCert` over `ArcSwap`. Installing a certificate changes what new handshakes
 //! get; connections already open keep the certificate they started with. It must not know
 //! where certificates come from (local CA, files, ACME, the certificate zone).
+//!
+//! Also the client side's configs: [`client_config`], the one builder every TLS client of
+//! this process uses (one provider and protocol set), and [`probe_client_config`] for
+//! reading which leaf a server presents.
 
 use std::{fmt, path::Path, sync::Arc, time::SystemTime};
 
