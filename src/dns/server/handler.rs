@@ -4,8 +4,8 @@
 //! zones (authoritative answers by [`super::answer`], REFUSED for names outside every zone)
 //! or, with `[forward]`, to the upstreams. It drops every response (QR=1) unanswered. It
 //! owns what may be prepared: answers from the zones to plain queries (see
-//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It must not know about sockets: listeners hand it bytes and send back what it
-//! returns.
+//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It
+//! must not know about sockets: listeners hand it bytes and send back what it returns.
 
 use std::{net::SocketAddr, sync::Arc};
 

@@ -119,8 +119,7 @@ impl Upstream {
     }
 
     async fn connect(&self) -> io::Result<Conn> {
-        let tcp = TcpStream::connect(self.address).await?;
-        tcp.set_nodelay(true)?;
+        let tcp = exchange::connect(self.address, None).await?;
         match &self.kind {
             Kind::Tls { name, connector } => Ok(Conn::Tls(Box::new(
                 connector.connect(name.clone(), tcp).await?,
