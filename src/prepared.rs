@@ -15,9 +15,10 @@
 //!
 //! Owns the key, the bounded store (by bytes, so a flood of random names cannot grow it past
 //! [`MAX_BYTES`]) and the patching. It must not decide what may be stored
-//! (`dns::server::handler` stores authoritative lookups only) nor outlive its zones: `zones` makes an empty one with
-//! every snapshot it serves, so any zone change is seen by the very next query. Pure: no
-//! I/O, no async, no allocation on a hit once the output buffer has grown.
+//! (`dns::server::handler` stores authoritative lookups only) nor outlive its zones:
+//! `zones` makes an empty one with every snapshot it serves, so any zone change is seen by
+//! the very next query. Pure: no I/O, no async, no allocation on a hit once the output
+//! buffer has grown.
 
 use std::{
     hash::{BuildHasher, RandomState},

@@ -3,8 +3,8 @@
 //! connecting and framing every client uses: forwarding's upstream sockets, NOTIFY out,
 //! SOA checks, the ACME propagation check, the announce watch, and transfers in (which
 //! read many framed answers to one query through [`connect`], [`send_framed`],
-//! [`recv_length`] and [`recv_body`]). Callers bound the wait with a timeout; nothing here interprets a
-//! message beyond its id.
+//! [`recv_length`] and [`recv_body`]). Callers bound the wait with a timeout; nothing here
+//! interprets a message beyond its id.
 
 use std::net::{IpAddr, SocketAddr};
 
