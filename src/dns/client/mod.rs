@@ -1,5 +1,5 @@
 //! The DNS client: what a node asks other servers. One exchange and its framing
-//! ([`exchange`]: UDP, TCP, any stream) used by every caller (forwarding's upstream
+//! (`exchange`: UDP, TCP, any stream) used by every caller (forwarding's upstream
 //! sockets, NOTIFY out, SOA checks, ACME propagation, the announce watch), and transfers
 //! in ([`transfer`]: AXFR with TSIG, or the bundle by queries).
 //!
