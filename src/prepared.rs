@@ -8,15 +8,17 @@
 //! datagram (truncation). EDNS option contents are left out: no option is answered (there
 //! is no NSID to send). A Client Subnet option keeps the query off this path. Only the
 //! header's id and the question depend on the query beyond its key: the question is
-//! echoed exactly as sent and compression decides on lowercased names (`dns::message`), so
-//! pointers into the question read back in the new query's case, which the comparison
-//! tests in `tests/fast_path.rs` and `tests/differential.rs` check byte for byte.
+//! echoed exactly as sent and compression decides on lowercased names
+//! (`dns::server::message`), so pointers into the question read back in the new query's
+//! case, which the comparison tests in `tests/fast_path.rs` and `tests/differential.rs`
+//! check byte for byte. The name is read with [`crate::wire::uncompressed_name`].
 //!
 //! Owns the key, the bounded store (by bytes, so a flood of random names cannot grow it past
-//! [`MAX_BYTES`]) and the patching. It must not decide what may be stored (`dns::handler`
-//! stores authoritative lookups only) nor outlive its zones: `zones` makes an empty one with
-//! every snapshot it serves, so any zone change is seen by the very next query. Pure: no
-//! I/O, no async, no allocation on a hit once the output buffer has grown.
+//! [`MAX_BYTES`]) and the patching. It must not decide what may be stored
+//! (`dns::server::handler` stores authoritative lookups only) nor outlive its zones:
+//! `zones` makes an empty one with every snapshot it serves, so any zone change is seen by
+//! the very next query. Pure: no I/O, no async, no allocation on a hit once the output
+//! buffer has grown.
 
 use std::{
     hash::{BuildHasher, RandomState},
@@ -24,6 +26,8 @@ use std::{
 };
 
 use hashbrown::HashTable;
+
+use crate::wire::{HEADER_LEN, MAX_NAME, uncompressed_name};
 
 /// Bytes kept across all shards: keys, responses and [`ENTRY_OVERHEAD`] each.
 pub const MAX_BYTES: usize = 4 << 20;
@@ -34,13 +38,11 @@ const ENTRY_OVERHEAD: usize = 48;
 /// Independent locks, so receive loops on different cores rarely meet.
 const SHARDS: usize = 16;
 
-const HEADER_LEN: usize = 12;
-const MAX_NAME: usize = 255;
 /// Key bytes before the name: flags 2, type 2, class 2, datagram 1, EDNS present 1,
 /// EDNS payload size 2, EDNS extended rcode, version and flags 4.
 const FIXED_KEY: usize = 14;
 const TYPE_OPT: u16 = 41;
-/// Zone transfers go to `dns::axfr`, never through here.
+/// Zone transfers go to `dns::server::axfr`, never through here.
 const TYPES_TRANSFER: [u16; 2] = [251, 252];
 /// EDNS Client Subnet (RFC 7871): hickory parses it and refuses malformed ones.
 const OPTION_SUBNET: u16 = 8;
@@ -68,7 +70,7 @@ impl<'q> Question<'q> {
         if count(4) != 1 || count(6) != 0 || count(8) != 0 || additional > 1 {
             return None;
         }
-        let name = name(&query[HEADER_LEN..])?;
+        let name = uncompressed_name(&query[HEADER_LEN..])?;
         let (type_class, rest) = query[HEADER_LEN + name.len()..].split_at_checked(4)?;
         if TYPES_TRANSFER.contains(&u16::from_be_bytes([type_class[0], type_class[1]])) {
             return None;
@@ -210,21 +212,6 @@ fn echoes(question: &Question<'_>, response: &[u8]) -> bool {
         && response[name_end..name_end + 4] == question.key[2..6]
 }
 
-/// The uncompressed name at the start of `bytes`, root label included.
-fn name(bytes: &[u8]) -> Option<&[u8]> {
-    let mut at = 0;
-    loop {
-        match *bytes.get(at)? {
-            0 => break,
-            // Compression pointers and the reserved label types take the full path.
-            len @ 1..=63 => at += 1 + usize::from(len),
-            _ => return None,
-        }
-    }
-    let len = at + 1;
-    (len <= MAX_NAME).then(|| &bytes[..len])
-}
-
 /// The OPT record that must fill `bytes` exactly (RFC 6891 6.1.2): root owner, type OPT,
 /// options well-formed. Returns its payload size and TTL fields.
 fn opt(bytes: &[u8]) -> Option<&[u8]> {
@@ -270,7 +257,7 @@ mod tests {
 
     /// A response to `query` (first question echoed), with `rest` after the question.
     fn response_to(query: &[u8], rest: &[u8]) -> Vec<u8> {
-        let name_end = HEADER_LEN + name(&query[HEADER_LEN..]).unwrap().len() + 4;
+        let name_end = HEADER_LEN + uncompressed_name(&query[HEADER_LEN..]).unwrap().len() + 4;
         let mut r = query[..name_end].to_vec();
         r[2] |= 0x84;
         r[10..12].fill(0);

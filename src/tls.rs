@@ -4,6 +4,10 @@
 //! `ResolvesServerCert` over `ArcSwap`. Installing a certificate changes what new handshakes
 //! get; connections already open keep the certificate they started with. It must not know
 //! where certificates come from (local CA, files, ACME, the certificate zone).
+//!
+//! Also the client side's configs: [`client_config`], the one builder every TLS client of
+//! this process uses (one provider and protocol set), and [`probe_client_config`] for
+//! reading which leaf a server presents.
 
 use std::{fmt, path::Path, sync::Arc, time::SystemTime};
 
@@ -292,14 +296,30 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     })
 }
 
+/// The TLS client config of every connection this process makes that trusts certificates:
+/// DoT upstreams, the ACME CA, the docker test CA. ring is the one provider, with rustls's
+/// safe default protocol versions; the caller chooses the roots.
+pub fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    client_builder(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn client_builder(
+    provider: Arc<CryptoProvider>,
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier> {
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        // Local invariant: ring's default provider supports the safe default versions.
+        .expect("ring supports the default protocol versions")
+}
+
 /// A DoT client config that accepts any certificate, still checking the handshake's
 /// signatures: for reading which leaf a server presents (`cluster up`'s table, the TLSA
 /// rollover's check of the workers), never for trusting it.
 pub fn probe_client_config() -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
+    let mut config = client_builder(provider.clone())
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();

@@ -47,14 +47,7 @@ pub(super) fn http_client(config: &AcmeConfig) -> Result<Box<dyn HttpClient>, Ac
             roots.add(cert).map_err(|e| root_error(path, e))?;
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    // Local invariant: ring's default provider supports the safe default versions.
-    .expect("ring supports the default protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = crate::tls::client_config(roots);
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);

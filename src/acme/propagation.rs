@@ -13,7 +13,7 @@ use hickory_proto::{
 };
 use tokio::time::timeout;
 
-use crate::dns::exchange;
+use crate::dns::client::exchange;
 
 /// Pause between rounds of queries.
 const INTERVAL: Duration = Duration::from_millis(25);

@@ -11,7 +11,7 @@ use rustls::pki_types::ServerName;
 use tokio::{net::TcpStream, time::timeout};
 
 use super::SpkiHash;
-use crate::dns::exchange;
+use crate::dns::client::exchange;
 
 /// One query's or handshake's wait before it counts as unanswered.
 const ASK_TIMEOUT: Duration = Duration::from_millis(1000);

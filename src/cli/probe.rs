@@ -51,7 +51,7 @@ async fn answers_soa(
     zone: &Name,
 ) -> Result<(), String> {
     let mut query = Message::query();
-    query.metadata.id = crate::dns::exchange::random_id();
+    query.metadata.id = crate::dns::client::exchange::random_id();
     query.add_query(Query::query(zone.clone(), RecordType::SOA));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();

@@ -218,13 +218,16 @@ async fn ask(target: &Target) -> Seen {
 /// The SOA serial `server` answers for `zone` over TCP.
 async fn soa_serial(server: SocketAddr, zone: &Name) -> Result<u32, String> {
     let mut query = Message::query();
-    query.metadata.id = crate::dns::exchange::random_id();
+    query.metadata.id = crate::dns::client::exchange::random_id();
     query.add_query(Query::query(zone.clone(), RecordType::SOA));
     let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(ASK_TIMEOUT, crate::dns::exchange::tcp(server, None, &bytes))
-        .await
-        .map_err(|_| "no answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
+    let answer = tokio::time::timeout(
+        ASK_TIMEOUT,
+        crate::dns::client::exchange::tcp(server, None, &bytes),
+    )
+    .await
+    .map_err(|_| "no answer in time".to_string())?
+    .map_err(|e| e.to_string())?;
     let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
     answer
         .answers

@@ -6,7 +6,7 @@
 //!
 //! Owns argument handling, the report and its exit codes: 0 valid, 3
 //! invalid (the `BundleError` message names the check), 1 network errors,
-//! 2 unusable arguments or key files. The fetch is `xfr`'s, the checks are
+//! 2 unusable arguments or key files. The fetch is `dns::client::transfer`'s, the checks are
 //! `bundle`'s; this file must not repeat either.
 
 use std::{
@@ -24,7 +24,7 @@ use hickory_proto::{
 use super::EXIT_BAD_CONFIG;
 use crate::bundle::{self, BundleError, Inspection, ReaderPolicy, VerifyingKey, WorkerSecretKey};
 use crate::clock;
-use crate::xfr::{self, Fetched, XfrError};
+use crate::dns::client::transfer::{self as xfr, Fetched, XfrError};
 
 /// Exit code for a bundle that fails a check.
 const EXIT_INVALID: u8 = 3;

@@ -6,7 +6,7 @@
 
 mod cache;
 mod held;
-mod notify;
+mod notifier;
 mod reader;
 mod soa;
 mod worker;
@@ -67,7 +67,7 @@ pub async fn notifier(
                     return false;
                 };
                 let acknowledged =
-                    notify::notify(target, source, &zone, serial, key.as_deref()).await;
+                    notifier::notify(target, source, &zone, serial, key.as_deref()).await;
                 crate::metrics::STATS.record(|m| {
                     let n = m.notify.entry(target.to_string()).or_default();
                     n.sent += 1;

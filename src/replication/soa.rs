@@ -18,7 +18,7 @@ use hickory_proto::{
 };
 use tokio::{net::UdpSocket, time::timeout};
 
-use crate::dns::exchange;
+use crate::dns::client::exchange;
 
 const WAIT: Duration = Duration::from_secs(2);
 
@@ -227,7 +227,7 @@ fn authenticate(
                 false => Err("its time is outside the fudge window".into()),
             },
         );
-    match crate::xfr::tsig_failure(&message, verified) {
+    match crate::tsig::client::failure(&message, verified) {
         None => Ok(()),
         Some(reason) => Err(fail(reason)),
     }

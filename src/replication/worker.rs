@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use super::{cache, reader::Reader, soa};
 use crate::{
     dns::Notifiable,
+    dns::client::transfer::{self as xfr, XfrError},
     tls::CertSlot,
-    xfr::{self, XfrError},
     zones::{Zones, store::Builder},
 };
 

@@ -16,6 +16,10 @@ mod build;
 
 pub use build::Builder;
 
+pub use crate::wire::name_len;
+
+use crate::wire;
+
 use hickory_proto::{
     rr::{LowerName, Name, RData, Record, RecordType},
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding},
@@ -78,21 +82,15 @@ pub(super) fn key_of(name: &Name) -> Vec<u8> {
 /// The lookup key of an uncompressed wire-form name (see [`key_of`]); `None` if it is not
 /// one (a pointer, a bad label length, bytes after the root).
 pub(crate) fn key_of_wire(name: &[u8]) -> Option<Vec<u8>> {
+    if wire::uncompressed_name(name)?.len() != name.len() {
+        return None;
+    }
     let mut labels = Vec::with_capacity(8);
     let mut at = 0;
-    loop {
-        let len = usize::from(*name.get(at)?);
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        labels.push(name.get(at + 1..at + 1 + len)?);
+    while name[at] != 0 {
+        let len = usize::from(name[at]);
+        labels.push(&name[at + 1..at + 1 + len]);
         at += 1 + len;
-    }
-    if at + 1 != name.len() {
-        return None;
     }
     let mut key = Vec::with_capacity(name.len());
     for label in labels.iter().rev() {
@@ -112,18 +110,6 @@ pub(super) fn encode(record: &Record) -> Result<Vec<u8>, hickory_proto::ProtoErr
 
 pub(super) fn decode(wire: &[u8]) -> Result<Record, hickory_proto::ProtoError> {
     Ok(Record::read(&mut BinDecoder::new(wire))?)
-}
-
-/// The length of the uncompressed name at the start of `wire`.
-pub fn name_len(wire: &[u8]) -> usize {
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        at += 1 + len as usize;
-        if len == 0 {
-            break;
-        }
-    }
-    at.min(wire.len())
 }
 
 /// One record's data, after its owner, type, class, TTL and length.

@@ -133,10 +133,9 @@ fn common(
         (RecordType::NS, [target]) => RData::NS(NS(name(target.text)?)),
         (RecordType::CNAME, [target]) => RData::CNAME(CNAME(name(target.text)?)),
         (RecordType::PTR, [target]) => RData::PTR(PTR(name(target.text)?)),
-        (RecordType::MX, [preference, exchange]) => RData::MX(MX::new(
-            preference.text.parse().ok()?,
-            name(exchange.text)?,
-        )),
+        (RecordType::MX, [preference, exchange]) => {
+            RData::MX(MX::new(preference.text.parse().ok()?, name(exchange.text)?))
+        }
         _ => return None,
     })
 }
@@ -411,7 +410,10 @@ mod tests {
     #[test]
     fn other_types_are_left_to_hickory_and_errors_are_named() {
         assert!(read("www IN A 192.0.2.1").is_some(), "A is read here");
-        assert!(read("www IN A 192.0.2.256").is_none(), "a bad A is hickory's to name");
+        assert!(
+            read("www IN A 192.0.2.256").is_none(),
+            "a bad A is hickory's to name"
+        );
         assert!(read("svc SVCB 1 . alpn=h2").is_none());
         for (bad, words) in [
             ("g TYPE65280 \\# 4 0a0000", "says 4 bytes"),

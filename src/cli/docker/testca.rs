@@ -160,12 +160,7 @@ async fn get(ca: &[u8], address: Ipv4Addr, port: u16, path: &str) -> Result<Stri
             .add(cert.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = crate::tls::client_config(roots);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let exchange = async {
         let tcp = tokio::net::TcpStream::connect((address, port)).await?;

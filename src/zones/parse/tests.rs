@@ -92,7 +92,9 @@ fn the_common_types_read_as_hickory_reads_them() {
     // What does not read as plain data still gets hickory's message, on its line.
     let bad = format!("{COMMON}bad IN A 192.0.2.256\n");
     match parse(&origin(), &bad, path) {
-        Err(ZoneError::Syntax { line: 21, message, .. }) => {
+        Err(ZoneError::Syntax {
+            line: 21, message, ..
+        }) => {
             assert!(message.contains("IPv4 address"), "{message}")
         }
         other => panic!("{other:?}"),

@@ -9,6 +9,8 @@
 //! in the data; any other data is copied as it is. Owns this byte walk only: it must not
 //! judge what the records say (that is the transfer's and the zone's).
 
+use crate::wire;
+
 /// The parts of a message header a transfer checks.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Header {
@@ -22,7 +24,7 @@ pub(super) struct Header {
 
 /// The offset of the first answer record and the header, or what is wrong.
 pub(super) fn header(message: &[u8]) -> Result<(Header, usize), &'static str> {
-    if message.len() < 12 {
+    if message.len() < wire::HEADER_LEN {
         return Err("a message shorter than its header");
     }
     let word = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
@@ -33,9 +35,9 @@ pub(super) fn header(message: &[u8]) -> Result<(Header, usize), &'static str> {
         rcode: message[3] & 0x0F,
         answers: word(6),
     };
-    let mut at = 12;
+    let mut at = wire::HEADER_LEN;
     for _ in 0..word(4) {
-        at = skip_name(message, at).ok_or("a question name that runs past the message")?;
+        at = wire::skip_name(message, at).ok_or("a question name that runs past the message")?;
         at += 4;
     }
     if at > message.len() {
@@ -51,7 +53,7 @@ pub(super) fn record(
     at: usize,
     out: &mut Vec<u8>,
 ) -> Result<(usize, u16), &'static str> {
-    let after_owner = name(message, at, out)?;
+    let after_owner = wire::expand_name(message, at, out)?;
     let fixed = message
         .get(after_owner..after_owner + 10)
         .ok_or("a record that runs past the message")?;
@@ -72,8 +74,42 @@ pub(super) fn record(
     Ok((end, rtype))
 }
 
-/// Where names sit in the data of the types that may compress them: `(fixed bytes before,
-/// names)` patterns, read in order; anything else is copied.
+/// One piece of a record's data, in order.
+#[derive(Clone, Copy)]
+enum Part {
+    /// bytes copied as they are
+    Fixed(usize),
+    /// a name that may be compressed
+    Name,
+    /// this many character strings (a length byte, then that many bytes)
+    Strings(usize),
+}
+
+/// Where names sit in the data of the types that may compress them; `None` for the types
+/// whose data is copied as it is.
+fn layout(rtype: u16) -> Option<&'static [Part]> {
+    use Part::{Fixed, Name, Strings};
+    Some(match rtype {
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME: one name
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => &[Name],
+        // SOA: two names and five numbers
+        6 => &[Name, Name, Fixed(20)],
+        // MINFO, RP: two names
+        14 | 17 => &[Name, Name],
+        // MX, AFSDB, RT: a number and a name
+        15 | 18 | 21 => &[Fixed(2), Name],
+        // PX: a number and two names
+        26 => &[Fixed(2), Name, Name],
+        // SRV: three numbers and a name
+        33 => &[Fixed(6), Name],
+        // NAPTR: two numbers, three character strings and a name
+        35 => &[Fixed(4), Strings(3), Name],
+        _ => return None,
+    })
+}
+
+/// Appends the data between `start` and `end` (inside `message`) to `out`, names made
+/// whole where [`layout`] says they are.
 fn data(
     message: &[u8],
     rtype: u16,
@@ -81,64 +117,32 @@ fn data(
     end: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), &'static str> {
-    let bytes = |from: usize, n: usize, out: &mut Vec<u8>| -> Result<usize, &'static str> {
-        let part = message.get(from..from + n).filter(|_| from + n <= end);
-        out.extend_from_slice(part.ok_or("record data shorter than its type needs")?);
-        Ok(from + n)
-    };
-    let in_data = |from: usize, out: &mut Vec<u8>| -> Result<usize, &'static str> {
-        let next = name(message, from, out)?;
-        if next > end {
-            return Err("a name that runs past its record data");
-        }
-        Ok(next)
+    let Some(parts) = layout(rtype) else {
+        out.extend_from_slice(&message[start..end]);
+        return Ok(());
     };
     let mut at = start;
-    match rtype {
-        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME: one name
-        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => at = in_data(at, out)?,
-        // SOA: two names and five numbers
-        6 => {
-            at = in_data(at, out)?;
-            at = in_data(at, out)?;
-            at = bytes(at, 20, out)?;
-        }
-        // MINFO, RP: two names
-        14 | 17 => {
-            at = in_data(at, out)?;
-            at = in_data(at, out)?;
-        }
-        // MX, AFSDB, RT: a number and a name
-        15 | 18 | 21 => {
-            at = bytes(at, 2, out)?;
-            at = in_data(at, out)?;
-        }
-        // PX: a number and two names
-        26 => {
-            at = bytes(at, 2, out)?;
-            at = in_data(at, out)?;
-            at = in_data(at, out)?;
-        }
-        // SRV: three numbers and a name
-        33 => {
-            at = bytes(at, 6, out)?;
-            at = in_data(at, out)?;
-        }
-        // NAPTR: two numbers, three character strings and a name
-        35 => {
-            at = bytes(at, 4, out)?;
-            for _ in 0..3 {
-                let len = usize::from(
-                    *message
+    for part in parts {
+        at = match *part {
+            Part::Fixed(n) => fixed(message, at, n, end, out)?,
+            Part::Name => {
+                let next = wire::expand_name(message, at, out)?;
+                if next > end {
+                    return Err("a name that runs past its record data");
+                }
+                next
+            }
+            Part::Strings(count) => {
+                for _ in 0..count {
+                    let len = message
                         .get(at)
                         .filter(|_| at < end)
-                        .ok_or("a NAPTR string past its data")?,
-                );
-                at = bytes(at, 1 + len, out)?;
+                        .ok_or("a NAPTR string past its data")?;
+                    at = fixed(message, at, 1 + usize::from(*len), end, out)?;
+                }
+                at
             }
-            at = in_data(at, out)?;
-        }
-        _ => at = bytes(at, end - start, out)?,
+        };
     }
     if at != end {
         return Err("record data longer than its type holds");
@@ -146,58 +150,17 @@ fn data(
     Ok(())
 }
 
-/// Appends the name at `at`, pointers followed, to `out` uncompressed; returns the offset
-/// just after the name where it starts (after the first pointer, if any).
-fn name(message: &[u8], mut at: usize, out: &mut Vec<u8>) -> Result<usize, &'static str> {
-    let mut after = None;
-    let mut total = 0usize;
-    // A pointer must point backwards, so a name can follow at most as many pointers as
-    // there are bytes before it; 128 is far above any real message and stops loops early.
-    for _ in 0..128 {
-        let len = *message.get(at).ok_or("a name that runs past the message")?;
-        match len {
-            0 => {
-                out.push(0);
-                return Ok(after.unwrap_or(at + 1));
-            }
-            l if l & 0xC0 == 0xC0 => {
-                let low = *message
-                    .get(at + 1)
-                    .ok_or("a pointer that runs past the message")?;
-                let target = usize::from(u16::from_be_bytes([l & 0x3F, low]));
-                if target >= at {
-                    return Err("a name pointer that does not point backwards");
-                }
-                after.get_or_insert(at + 2);
-                at = target;
-            }
-            l if l & 0xC0 != 0 => return Err("a label of an unknown kind"),
-            l => {
-                let label = message
-                    .get(at..at + 1 + usize::from(l))
-                    .ok_or("a label that runs past the message")?;
-                total += label.len();
-                if total > 254 {
-                    return Err("a name longer than 255 bytes");
-                }
-                out.extend_from_slice(label);
-                at += label.len();
-            }
-        }
-    }
-    Err("a name with too many pointers")
-}
-
-/// The offset just past the (possibly compressed) name at `at`.
-fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        match *message.get(at)? {
-            0 => return Some(at + 1),
-            l if l & 0xC0 == 0xC0 => return Some(at + 2),
-            l if l & 0xC0 != 0 => return None,
-            l => at += 1 + usize::from(l),
-        }
-    }
+/// Copies `n` bytes at `from`, which must end by `end`; returns the offset after them.
+fn fixed(
+    message: &[u8],
+    from: usize,
+    n: usize,
+    end: usize,
+    out: &mut Vec<u8>,
+) -> Result<usize, &'static str> {
+    let part = message.get(from..from + n).filter(|_| from + n <= end);
+    out.extend_from_slice(part.ok_or("record data shorter than its type needs")?);
+    Ok(from + n)
 }
 
 #[cfg(test)]

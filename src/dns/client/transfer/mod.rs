@@ -1,4 +1,4 @@
-//! The client side of getting a certificate zone from a server: AXFR over
+//! Transfers in: getting a zone from a server as a client. AXFR over
 //! TCP (TSIG-signed when a key is given, every response message checked),
 //! and, when the server refuses transfers, the bundle's records one plain
 //! query at a time (docs/PROTOCOL.md, "Reading by queries"). With a key, only
@@ -11,8 +11,8 @@
 
 mod answers;
 mod axfr;
+mod conn;
 mod query;
-mod stream;
 
 #[cfg(test)]
 mod tests;
@@ -126,40 +126,6 @@ pub enum XfrError {
         server: SocketAddr,
         source: BundleError,
     },
-}
-
-/// What a TSIG-checked answer failed on, for messages: "the REFUSED answer is not
-/// TSIG-signed", "the NOTAUTH answer carries TSIG error BADKEY", ...
-pub(crate) fn tsig_failure(
-    message: &hickory_proto::op::Message,
-    verified: Result<(), String>,
-) -> Option<String> {
-    let rcode = rcode_name(message.metadata.response_code);
-    let Some(tsig) = message.signature() else {
-        return Some(format!("the {rcode} answer is not TSIG-signed"));
-    };
-    let reason = verified.err()?;
-    Some(match tsig.data.error {
-        Some(error) => format!(
-            "the {rcode} answer carries TSIG error {}",
-            format!("{error:?}").to_uppercase()
-        ),
-        None => format!("the {rcode} answer's TSIG does not verify: {reason}"),
-    })
-}
-
-/// The rcode as zone files and dig spell it.
-pub(crate) fn rcode_name(rcode: ResponseCode) -> String {
-    match rcode {
-        ResponseCode::NoError => "NOERROR".into(),
-        ResponseCode::FormErr => "FORMERR".into(),
-        ResponseCode::ServFail => "SERVFAIL".into(),
-        ResponseCode::NXDomain => "NXDOMAIN".into(),
-        ResponseCode::NotImp => "NOTIMP".into(),
-        ResponseCode::Refused => "REFUSED".into(),
-        ResponseCode::NotAuth => "NOTAUTH".into(),
-        other => other.to_string(),
-    }
 }
 
 impl XfrError {

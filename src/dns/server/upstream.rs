@@ -24,7 +24,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::{exchange, wire};
+use crate::{dns::client::exchange, wire};
 
 /// Connected UDP sockets per upstream: ids stay unique among queries in flight on each.
 const UDP_SOCKETS: usize = 4;
@@ -119,8 +119,7 @@ impl Upstream {
     }
 
     async fn connect(&self) -> io::Result<Conn> {
-        let tcp = TcpStream::connect(self.address).await?;
-        tcp.set_nodelay(true)?;
+        let tcp = exchange::connect(self.address, None).await?;
         match &self.kind {
             Kind::Tls { name, connector } => Ok(Conn::Tls(Box::new(
                 connector.connect(name.clone(), tcp).await?,

@@ -10,7 +10,10 @@
 //! take: 512 bytes without EDNS, else the client's size within 512 and the node's cap
 //! (RFC 6891 6.2.5). It must not know about sockets, forwarding or TSIG keys (`handler`).
 
-use crate::zones::{Rcode, ZoneIndex};
+use crate::{
+    wire,
+    zones::{Rcode, ZoneIndex},
+};
 
 use super::message::{HEADER_LEN, Message, Section};
 
@@ -69,7 +72,7 @@ impl<'q> Query<'q> {
             return Some(Err(malformed(&[])));
         }
         // The question's name cannot point anywhere but into the header: it must be whole.
-        let Some(question_end) = name_end(bytes, HEADER_LEN)
+        let Some(question_end) = wire::skip_name(bytes, HEADER_LEN)
             .filter(|&end| bytes[end - 1] == 0)
             .map(|end| end + 4)
             .filter(|&end| end <= bytes.len())
@@ -261,26 +264,6 @@ fn opt(query: &Query<'_>, limits: Limits, extended_rcode: u8) -> Vec<u8> {
     record
 }
 
-/// The end of the possibly compressed name at `at`.
-fn name_end(message: &[u8], mut at: usize) -> Option<usize> {
-    let mut length = 0;
-    loop {
-        let len = *message.get(at)?;
-        match len {
-            0 => return (length < 255).then_some(at + 1),
-            l if l & 0xC0 == 0xC0 => {
-                message.get(at + 1)?;
-                return Some(at + 2);
-            }
-            l if l & 0xC0 == 0 => {
-                length += 1 + usize::from(l);
-                at += 1 + usize::from(l);
-            }
-            _ => return None,
-        }
-    }
-}
-
 /// Records after the question, read one at a time.
 struct Records<'a> {
     bytes: &'a [u8],
@@ -291,7 +274,7 @@ impl Records<'_> {
     /// Whether the owner is the root, then type, class and TTL; `None` if malformed.
     fn next(&mut self) -> Option<(bool, u16, u16, u32)> {
         let owner_is_root = *self.bytes.get(self.at)? == 0;
-        let end = name_end(self.bytes, self.at)?;
+        let end = wire::skip_name(self.bytes, self.at)?;
         let fixed = self.bytes.get(end..end + 10)?;
         let field = |at: usize| u16::from_be_bytes([fixed[at], fixed[at + 1]]);
         let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);

@@ -4,8 +4,8 @@
 //! zones (authoritative answers by [`super::answer`], REFUSED for names outside every zone)
 //! or, with `[forward]`, to the upstreams. It drops every response (QR=1) unanswered. It
 //! owns what may be prepared: answers from the zones to plain queries (see
-//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It must not know about sockets: listeners hand it bytes and send back what it
-//! returns.
+//! [`crate::prepared`]), never transfers, NOTIFY, TSIG-signed or forwarded messages. It
+//! must not know about sockets: listeners hand it bytes and send back what it returns.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -17,13 +17,12 @@ use super::{
     axfr::{self, TransferPolicy},
     forward::Forwarder,
     notify::{self, NotifyPolicy},
-    signing,
     update::{self, UpdatePolicy},
-    wire,
 };
 use crate::{
     metrics::{DropReason, STATS},
     prepared::Question,
+    tsig, wire,
     zones::{ZoneIndex, Zones},
 };
 
@@ -234,21 +233,24 @@ impl Handler {
         limits: answer::Limits,
     ) -> Option<Vec<u8>> {
         let message = hickory_proto::op::Message::from_vec(query).ok()?;
-        match signing::authenticate(query, &message, &self.tsig_keys()) {
+        match tsig::server::authenticate(query, &message, &self.tsig_keys()) {
             Ok(signing) => {
                 let mut answer = answer::respond(query, zones, limits)?;
-                signing::sign_single(&mut answer, signing);
+                tsig::server::sign_single(&mut answer, signing)
+                    .map_err(|e| super::signing_failed("answer", &e))
+                    .ok()?;
                 Some(answer)
             }
-            Err(rejection) => {
-                Some(rejection.response(message.metadata.id, message.queries.first()?.clone()))
-            }
+            Err(rejection) => rejection
+                .response(message.metadata.id, message.queries.first()?.clone())
+                .map_err(|e| super::signing_failed("refusal", &e))
+                .ok(),
         }
     }
 
     /// Every key this node knows: transfer keys, its primary's and update keys (RFC 2136
     /// clients such as certbot's find the zone with signed SOA queries).
-    fn tsig_keys(&self) -> Vec<crate::tsig::TsigKey> {
+    fn tsig_keys(&self) -> Vec<tsig::TsigKey> {
         let transfer = self.transfer.iter().flat_map(|t| t.keys.iter());
         let notify = self.notify.iter().flat_map(|n| n.keys.iter());
         let update = self

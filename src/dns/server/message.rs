@@ -8,14 +8,14 @@
 //! answers rely on. Names inside record data are compressed only for the types of RFC 1035
 //! whose data may be compressed (NS, CNAME, PTR, MX, SOA; RFC 3597 4); all other data is
 //! copied as stored. This module owns the bytes; what goes in which section is decided by
-//! `zones::lookup` and `dns::answer`.
+//! `zones::lookup` and `answer`.
 
-use crate::zones::{
-    Item,
-    store::{name_len, records_in},
+pub(crate) use crate::wire::HEADER_LEN;
+use crate::{
+    wire::name_len,
+    zones::{Item, store::records_in},
 };
 
-pub(crate) const HEADER_LEN: usize = 12;
 /// Offsets a compression pointer can reach.
 const MAX_POINTER: usize = 0x3FFF;
 

@@ -22,14 +22,14 @@ use hickory_proto::{
     rr::{Name, RData, RecordType, SerialNumber},
 };
 
-use super::{
-    exchange,
-    ratelog::RateLog,
-    signing::{self, Signing},
-};
+use super::ratelog::RateLog;
 use crate::{
     config::UpdateKey,
-    tsig::TsigKey,
+    dns::client::exchange,
+    tsig::{
+        TsigKey,
+        server::{self as tsig_server, Signing},
+    },
     zones::{UpdateError, UpdateRequest, Zones},
 };
 
@@ -59,11 +59,8 @@ pub(super) async fn respond(
     let zone = match message.queries.as_slice() {
         [zone] if zone.query_type() == RecordType::SOA => zone.clone(),
         _ => {
-            return Some(reply(
-                id,
-                message.queries.first().cloned(),
-                ResponseCode::FormErr,
-            ));
+            let first = message.queries.first().cloned();
+            return Some(reply(id, first, ResponseCode::FormErr));
         }
     };
     let tried = message
@@ -82,11 +79,14 @@ pub(super) async fn respond(
         return Some(reply(id, Some(zone), ResponseCode::Refused));
     };
     let keys: Vec<TsigKey> = policy.keys.iter().map(|(k, _)| k.clone()).collect();
-    let signing = match signing::authenticate(query, &message, &keys) {
+    let signing = match tsig_server::authenticate(query, &message, &keys) {
         Ok(signing) => signing,
         Err(rejection) => {
             refused(src, key_name, &tried, rejection.reason);
-            return Some(rejection.response_as(id, zone, OpCode::Update));
+            return rejection
+                .response_as(id, zone, OpCode::Update)
+                .map_err(|e| super::signing_failed("update refusal", &e))
+                .ok();
         }
     };
     let grants = policy
@@ -101,7 +101,7 @@ pub(super) async fn respond(
         tried: &tried,
     };
     let rcode = outcome(policy, zone.name(), result, &who).await;
-    Some(signed(reply(id, Some(zone), rcode), signing))
+    signed(reply(id, Some(zone), rcode), signing)
 }
 
 /// Who sent an update and the name it tried, for the log.
@@ -228,7 +228,10 @@ fn reply(id: u16, zone: Option<Query>, rcode: ResponseCode) -> Vec<u8> {
     message.to_vec().expect("update answer encodes")
 }
 
-fn signed(mut answer: Vec<u8>, signing: Signing) -> Vec<u8> {
-    signing::sign_single(&mut answer, signing);
-    answer
+/// `None` when signing fails (logged): a signed update never gets an unsigned answer.
+fn signed(mut answer: Vec<u8>, signing: Signing) -> Option<Vec<u8>> {
+    tsig_server::sign_single(&mut answer, signing)
+        .map_err(|e| super::signing_failed("update answer", &e))
+        .ok()?;
+    Some(answer)
 }

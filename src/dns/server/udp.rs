@@ -28,13 +28,15 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{DropReason, STATS, stats::LocalCounts};
+use crate::{
+    metrics::{DropReason, STATS, stats::LocalCounts},
+    wire,
+};
 
 use super::{
     Handler, Transport,
     ratelog::RateLog,
     rrl::{Rrl, Verdict},
-    wire,
 };
 
 /// What every UDP socket's thread shares.

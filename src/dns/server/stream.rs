@@ -26,12 +26,12 @@ use super::{
     framing::{Frames, Stop},
     pool::{Pool, Refusal, Slot},
     ratelog::RateLog,
-    signing, wire,
 };
 use crate::{
     config::Limits,
     metrics::{DropReason, STATS},
-    tsig::TsigKey,
+    tsig::{self, TsigKey},
+    wire,
 };
 
 /// How long accepting pauses when the process is out of file descriptors.
@@ -296,7 +296,7 @@ fn signed_by_partner(query: &[u8], keys: &[TsigKey]) -> bool {
         return false;
     }
     hickory_proto::op::Message::from_vec(query)
-        .is_ok_and(|message| signing::authenticate(query, &message, keys).is_ok())
+        .is_ok_and(|message| tsig::server::authenticate(query, &message, keys).is_ok())
 }
 
 /// One write for length and message (built in `framed`), so they leave in one segment,

@@ -13,7 +13,7 @@
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use hickory_proto::op::ResponseCode;
-use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
+use rustls::{RootCertStore, pki_types::ServerName};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 use tokio::{sync::Semaphore, time::timeout};
 use tokio_rustls::TlsConnector;
@@ -21,9 +21,11 @@ use tokio_rustls::TlsConnector;
 use super::{
     ratelog::RateLog,
     upstream::{Kind, Upstream},
+};
+use crate::{
+    config::{ForwardConfig, Prefix, UpstreamTransport},
     wire,
 };
-use crate::config::{ForwardConfig, Prefix, UpstreamTransport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -152,13 +154,7 @@ fn tls_kind(name: &str, ca_file: Option<&std::path::Path>) -> Result<Kind, Forwa
             roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
         }
     }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            // Local invariant: ring's default provider supports the safe default versions.
-            .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = crate::tls::client_config(roots);
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|_| ForwardError::TlsName(name.to_string()))?;
     Ok(Kind::Tls {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
 
-use super::stream::Conn;
+use super::conn::{self, Conn};
 use super::{Fetched, Method, Options, XfrError};
 use crate::bundle;
 
@@ -67,7 +67,7 @@ async fn ask(
     let conn = &mut *asker.conn;
     let mut request = Message::query();
     request.add_query(Query::query(name.clone(), kind));
-    request.metadata.id = super::stream::random_id();
+    request.metadata.id = conn::random_id();
     let mut verifier = match asker.tsig {
         Some(signer) => request
             .finalize(signer, crate::clock::unix_now())
@@ -89,7 +89,7 @@ async fn ask(
             .verify(&bytes)
             .map(|_| ())
             .map_err(|e| e.to_string());
-        if let Some(reason) = super::tsig_failure(&message, verified) {
+        if let Some(reason) = crate::tsig::client::failure(&message, verified) {
             return Err(XfrError::Tsig {
                 server: conn.server,
                 reason: format!("{name} {kind}: {reason}"),

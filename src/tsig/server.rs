@@ -1,63 +1,80 @@
 //! TSIG (RFC 8945) on the server side, shared by every request kind: checking a request's
-//! signature against the node's keys, signing the one answer to it, and the unsigned or
-//! signed error answers when the check fails. Transfers chain further MACs in `axfr`.
+//! signature against the node's keys, signing the one answer to it or every message of a
+//! transfer (MACs chained, 5.3.1), and the unsigned or signed error answers when the check
+//! fails. Which requests need it is the caller's (`dns::server`) decision.
+//!
+//! Signing returns [`SignError`] rather than an unsigned message: see the module map
+//! ([`crate::tsig`]) for what the server does with it.
 
 use hickory_proto::{
     op::{Message, OpCode, Query, ResponseCode},
     rr::{
         Record, TSigResponseContext, TSigner,
-        rdata::tsig::{TSIG, TsigError},
+        rdata::tsig::{TSIG, TsigError, make_tsig_record},
     },
     serialize::binary::BinEncodable,
 };
 
 use crate::{clock::unix_now, tsig::TsigKey};
 
+/// Signing an answer to a verified request failed. HMAC over bytes just encoded cannot
+/// fail, so this is a programming error; the answer is never sent unsigned instead.
+#[derive(Debug, thiserror::Error)]
+#[error("TSIG signing failed: {0}")]
+pub(crate) struct SignError(String);
+
 /// What a verified request lets the response be signed with.
-pub(super) struct Signing {
-    pub(super) signer: TSigner,
+pub(crate) struct Signing {
+    pub(crate) signer: TSigner,
     /// the request's own MAC, which also tells one signed request from another
     /// (replay memory)
-    pub(super) request_mac: Vec<u8>,
-    pub(super) time: u64,
-    pub(super) original_id: u16,
+    pub(crate) request_mac: Vec<u8>,
+    pub(crate) time: u64,
+    pub(crate) original_id: u16,
 }
 
 /// Why a request was refused, and the TSIG context for the error response.
-pub(super) struct Rejection {
-    pub(super) reason: &'static str,
+pub(crate) struct Rejection {
+    pub(crate) reason: &'static str,
     rcode: ResponseCode,
     context: Option<TSigResponseContext>,
 }
 
 impl Rejection {
-    /// Appends the TSIG this rejection calls for (BADKEY, BADSIG unsigned; BADTIME signed)
-    /// to an encoded error answer.
-    pub(super) fn sign(self, answer: &mut Vec<u8>) {
-        if let Some(context) = self.context
-            && let Ok(tsig) = context.sign(answer)
-        {
-            append_tsig(answer, &tsig);
+    /// Appends the TSIG this rejection calls for (BADKEY, BADSIG unsigned, as RFC 8945
+    /// 5.3.2 says; BADTIME signed) to an encoded error answer.
+    pub(crate) fn sign(self, answer: &mut Vec<u8>) -> Result<(), SignError> {
+        match self.context {
+            Some(context) => {
+                let tsig = context.sign(answer).map_err(|e| SignError(e.to_string()))?;
+                append_tsig(answer, &tsig)
+            }
+            None => Ok(()),
         }
     }
 
-    pub(super) fn response(self, id: u16, query: Query) -> Vec<u8> {
+    pub(crate) fn response(self, id: u16, query: Query) -> Result<Vec<u8>, SignError> {
         self.response_as(id, query, OpCode::Query)
     }
 
     /// [`Rejection::response`] for a request of another opcode (UPDATE).
-    pub(super) fn response_as(self, id: u16, query: Query, op_code: OpCode) -> Vec<u8> {
+    pub(crate) fn response_as(
+        self,
+        id: u16,
+        query: Query,
+        op_code: OpCode,
+    ) -> Result<Vec<u8>, SignError> {
         let mut message = Message::error_msg(id, op_code, self.rcode);
         message.add_query(query);
         // Local invariant: a header and one question always encode.
         let mut bytes = message.to_vec().expect("error answer encodes");
-        self.sign(&mut bytes);
-        bytes
+        self.sign(&mut bytes)?;
+        Ok(bytes)
     }
 }
 
 /// Checks a request's TSIG against `keys`: what to sign the answer with, or why not.
-pub(super) fn authenticate(
+pub(crate) fn authenticate(
     raw: &[u8],
     request: &Message,
     keys: &[TsigKey],
@@ -115,7 +132,7 @@ pub(super) fn authenticate(
 }
 
 /// Signs a single answer to a verified request (RFC 8945 5.3).
-pub(super) fn sign_single(message: &mut Vec<u8>, signing: Signing) {
+pub(crate) fn sign_single(message: &mut Vec<u8>, signing: Signing) -> Result<(), SignError> {
     let Signing {
         signer,
         request_mac,
@@ -123,21 +140,100 @@ pub(super) fn sign_single(message: &mut Vec<u8>, signing: Signing) {
         original_id,
     } = signing;
     let context = TSigResponseContext::new(original_id, time, signer, request_mac, None);
-    if let Ok(tsig) = context.sign(message) {
-        append_tsig(message, &tsig);
+    let tsig = context
+        .sign(message)
+        .map_err(|e| SignError(e.to_string()))?;
+    append_tsig(message, &tsig)
+}
+
+/// Signs the messages of one transfer in order: the first over the request's MAC and all
+/// TSIG variables, each later one over the previous MAC and the timers only (RFC 8945
+/// 5.3.1).
+pub(crate) struct ChainSigner {
+    signing: Signing,
+    previous_mac: Vec<u8>,
+    first: bool,
+}
+
+impl ChainSigner {
+    pub(crate) fn new(signing: Signing) -> Self {
+        Self {
+            previous_mac: signing.request_mac.clone(),
+            signing,
+            first: true,
+        }
+    }
+
+    /// Signs the next message of the transfer.
+    pub(crate) fn sign(&mut self, message: &mut Vec<u8>) -> Result<(), SignError> {
+        let Signing {
+            signer,
+            time,
+            original_id,
+            ..
+        } = &self.signing;
+        let tsig = if self.first {
+            TSigResponseContext::new(
+                *original_id,
+                *time,
+                signer.clone(),
+                self.previous_mac.clone(),
+                None,
+            )
+            .sign(message)
+            .map_err(|e| SignError(e.to_string()))?
+        } else {
+            next_tsig(signer, &self.previous_mac, message, *time, *original_id)?
+        };
+        self.first = false;
+        self.previous_mac.clone_from(&tsig.data.mac);
+        append_tsig(message, &tsig)
     }
 }
 
+/// A later message's TSIG: MAC over the previous MAC, the message and the timers.
+fn next_tsig(
+    signer: &TSigner,
+    previous_mac: &[u8],
+    message: &[u8],
+    time: u64,
+    original_id: u16,
+) -> Result<Box<Record<TSIG>>, SignError> {
+    let mut tbs = Vec::with_capacity(previous_mac.len() + message.len() + 10);
+    let mac_len = u16::try_from(previous_mac.len()).map_err(|e| SignError(e.to_string()))?;
+    tbs.extend_from_slice(&mac_len.to_be_bytes());
+    tbs.extend_from_slice(previous_mac);
+    tbs.extend_from_slice(message);
+    tbs.extend_from_slice(&((time >> 32) as u16).to_be_bytes());
+    tbs.extend_from_slice(&(time as u32).to_be_bytes());
+    tbs.extend_from_slice(&signer.fudge().to_be_bytes());
+    let mac = signer.sign(&tbs).map_err(|e| SignError(e.to_string()))?;
+    let rdata = TSIG::new(
+        signer.algorithm().clone(),
+        time,
+        signer.fudge(),
+        mac,
+        original_id,
+        None,
+        Vec::new(),
+    );
+    Ok(Box::new(make_tsig_record(
+        signer.signer_name().clone(),
+        rdata,
+    )))
+}
+
 /// Appends a TSIG record as the last additional record.
-pub(super) fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) {
-    let Ok(bytes) = tsig.to_bytes() else { return };
+fn append_tsig(message: &mut Vec<u8>, tsig: &Record<TSIG>) -> Result<(), SignError> {
+    let bytes = tsig.to_bytes().map_err(|e| SignError(e.to_string()))?;
     let additionals = u16::from_be_bytes([message[10], message[11]]).saturating_add(1);
     message[10..12].copy_from_slice(&additionals.to_be_bytes());
     message.extend_from_slice(&bytes);
+    Ok(())
 }
 
 /// A header-and-question answer with `rcode`.
-pub(super) fn error_message(id: u16, query: Option<Query>, rcode: ResponseCode) -> Vec<u8> {
+pub(crate) fn error_message(id: u16, query: Option<Query>, rcode: ResponseCode) -> Vec<u8> {
     let mut message = Message::error_msg(id, OpCode::Query, rcode);
     if let Some(query) = query {
         message.add_query(query);
@@ -193,7 +289,7 @@ mod tests {
                 panic!("{key:?} must be refused");
             };
             assert_eq!(rejection.rcode, ResponseCode::NotAuth);
-            let answer = rejection.response(9, query.clone());
+            let answer = rejection.response(9, query.clone()).unwrap();
             assert_eq!(tsig_error(&answer), Some(want), "{key:?}");
         }
         let (raw, message) = signed_with(&ours);

@@ -16,16 +16,16 @@ use std::{net::IpAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Message, Query, ResponseCode},
-    rr::{
-        Record, RecordType, TSigResponseContext, TSigner,
-        rdata::tsig::{TSIG, make_tsig_record},
-    },
+    rr::RecordType,
     serialize::binary::{BinEncodable, BinEncoder},
 };
 
-use super::signing::{Signing, append_tsig, authenticate};
 use crate::{
-    tsig::TsigKey,
+    tsig::{
+        TsigKey,
+        server::{ChainSigner, authenticate},
+    },
+    wire,
     zones::{Zone, Zones, store},
 };
 
@@ -74,9 +74,9 @@ impl Iterator for Answers {
     }
 }
 
-/// The answer to a transfer request received over a stream from `peer`.
 static REFUSED: super::ratelog::RateLog = super::ratelog::RateLog::new();
 
+/// The answer to a transfer request received over a stream from `peer`.
 pub(super) async fn respond(
     raw: &[u8],
     request: &Message,
@@ -106,7 +106,9 @@ pub(super) async fn respond(
         Ok(signing) => signing,
         Err(rejection) => {
             refused(rejection.reason);
-            return vec![rejection.response(id, query)].into();
+            let answer = rejection.response(id, query);
+            let answer = answer.map_err(|e| super::signing_failed("transfer refusal", &e));
+            return Vec::from_iter(answer.ok()).into();
         }
     };
     let Some(zone) = zones.transfer_zone(&query.name().into()) else {
@@ -117,7 +119,7 @@ pub(super) async fn respond(
         tracing::warn!(%peer, zone = %query.name(), "transfer failed: the zone has no SOA");
         return error(id, Some(query), ResponseCode::ServFail);
     };
-    let origin = soa[..store::name_len(&soa)].to_vec();
+    let origin = soa[..wire::name_len(&soa)].to_vec();
     Answers::Transfer(Box::new(Transfer {
         writer: Writer::new(id, origin),
         zone,
@@ -128,8 +130,7 @@ pub(super) async fn respond(
         offset: 0,
         records: 0,
         messages: 0,
-        previous_mac: signing.request_mac.clone(),
-        signing,
+        signer: ChainSigner::new(signing),
         peer,
     }))
 }
@@ -149,8 +150,7 @@ pub struct Transfer {
     offset: usize,
     records: usize,
     messages: usize,
-    signing: Signing,
-    previous_mac: Vec<u8>,
+    signer: ChainSigner,
     peer: IpAddr,
 }
 
@@ -197,43 +197,20 @@ impl Iterator for Transfer {
             self.records += 1;
             self.phase = Phase::Done;
         }
-        let message = self.writer.finish();
-        let message = self.sign(message);
+        let mut message = self.writer.finish();
+        if let Err(e) = self.signer.sign(&mut message) {
+            // Never a message without its TSIG: the transfer ends here and the secondary
+            // sees the connection close before the closing SOA.
+            super::signing_failed("transfer", &e);
+            self.phase = Phase::Done;
+            return None;
+        }
         self.messages += 1;
         if self.phase == Phase::Done {
             tracing::info!(peer = %self.peer, zone = %self.zone.origin(), records = self.records,
                 messages = self.messages, "zone transferred");
         }
         Some(message)
-    }
-}
-
-impl Transfer {
-    /// Signs one message, chaining MACs (RFC 8945 5.3.1).
-    fn sign(&mut self, mut bytes: Vec<u8>) -> Vec<u8> {
-        let Signing {
-            signer,
-            time,
-            original_id,
-            ..
-        } = &self.signing;
-        let tsig = if self.messages == 0 {
-            TSigResponseContext::new(
-                *original_id,
-                *time,
-                signer.clone(),
-                self.previous_mac.clone(),
-                None,
-            )
-            .sign(&bytes)
-        } else {
-            next_tsig(signer, &self.previous_mac, &bytes, *time, *original_id)
-        };
-        // Local invariant: HMAC over bytes we just encoded cannot fail.
-        let tsig = tsig.expect("TSIG signing of an encoded message");
-        self.previous_mac.clone_from(&tsig.data.mac);
-        append_tsig(&mut bytes, &tsig);
-        bytes
     }
 }
 
@@ -293,7 +270,7 @@ impl Writer {
     /// Appends one record (uncompressed wire form), its owner name compressed against the
     /// origin when it ends with it.
     fn push(&mut self, record: &[u8]) {
-        let owner = &record[..store::name_len(record)];
+        let owner = &record[..wire::name_len(record)];
         match self.origin_suffix(owner) {
             Some(cut) => {
                 let at = self.current.len();
@@ -333,39 +310,6 @@ impl Writer {
     }
 }
 
-/// A later message's TSIG: MAC over the previous MAC, the message and the timers.
-fn next_tsig(
-    signer: &TSigner,
-    previous_mac: &[u8],
-    message: &[u8],
-    time: u64,
-    original_id: u16,
-) -> Result<Box<Record<TSIG>>, hickory_proto::ProtoError> {
-    let mut tbs = Vec::with_capacity(previous_mac.len() + message.len() + 10);
-    tbs.extend_from_slice(&(previous_mac.len() as u16).to_be_bytes());
-    tbs.extend_from_slice(previous_mac);
-    tbs.extend_from_slice(message);
-    tbs.extend_from_slice(&((time >> 32) as u16).to_be_bytes());
-    tbs.extend_from_slice(&(time as u32).to_be_bytes());
-    tbs.extend_from_slice(&signer.fudge().to_be_bytes());
-    let mac = signer
-        .sign(&tbs)
-        .map_err(|e| hickory_proto::ProtoError::from(e.to_string()))?;
-    let rdata = TSIG::new(
-        signer.algorithm().clone(),
-        time,
-        signer.fudge(),
-        mac,
-        original_id,
-        None,
-        Vec::new(),
-    );
-    Ok(Box::new(make_tsig_record(
-        signer.signer_name().clone(),
-        rdata,
-    )))
-}
-
 fn error(id: u16, query: Option<Query>, rcode: ResponseCode) -> Answers {
-    vec![super::signing::error_message(id, query, rcode)].into()
+    vec![crate::tsig::server::error_message(id, query, rcode)].into()
 }

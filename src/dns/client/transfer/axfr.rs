@@ -18,8 +18,12 @@ use hickory_proto::rr::{Name, Record, RecordType, TSigner};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::answers;
-use super::stream::Conn;
+use super::conn::{self, Conn};
 use super::{Fetched, Method, Options, XfrError};
+use crate::{
+    tsig::client::{self as tsig_client, Chain},
+    wire,
+};
 
 /// Takes a transfer's records as they arrive, in the uncompressed wire form of
 /// [`crate::zones::store`]: the opening SOA first, the closing SOA not at all.
@@ -76,7 +80,7 @@ pub async fn transfer_into(
     let mut request = Message::query();
     request.add_query(Query::query(zone.clone(), RecordType::AXFR));
     // The id is set before signing: the MAC covers it.
-    request.metadata.id = super::stream::random_id();
+    request.metadata.id = conn::random_id();
     let mut chain = sign(&mut request, tsig, server)?;
     let id = conn.send_message(&mut request).await?;
     let mut transfer = Transfer::default();
@@ -109,53 +113,15 @@ pub async fn transfer_into(
         .ok_or_else(|| conn.bad("the transfer does not start with the SOA"))
 }
 
-/// The request's TSIG and the server's answers, checked in a chain (RFC 8945 5.3.1) the
-/// way hickory's `TSigVerifier` does it, but without decoding each message twice more.
-struct Chain {
-    signer: TSigner,
-    previous: Vec<u8>,
-    remote_time: u64,
-    request_time: u64,
-}
-
-impl Chain {
-    fn verify(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (mac, time, range) = self
-            .signer
-            .verify_message_byte(bytes, Some(&self.previous), self.remote_time == 0)
-            .map_err(|e| e.to_string())?;
-        if time >= self.remote_time && range.contains(&self.request_time) {
-            self.previous = mac;
-            self.remote_time = time;
-            Ok(())
-        } else {
-            Err("tsig validation error: outdated response".into())
-        }
-    }
-}
-
 /// Signs the request when a key is given; the chain checks the answers.
 fn sign(
     request: &mut Message,
     tsig: Option<&TSigner>,
     server: SocketAddr,
 ) -> Result<Option<Chain>, XfrError> {
-    let Some(signer) = tsig else {
-        return Ok(None);
-    };
-    let failed = |reason: String| XfrError::Tsig { server, reason };
-    request
-        .finalize(signer, crate::clock::unix_now())
-        .map_err(|e| failed(format!("cannot sign the request: {e}")))?;
-    let signature = request
-        .signature()
-        .ok_or_else(|| failed("the request was not signed".into()))?;
-    Ok(Some(Chain {
-        signer: signer.clone(),
-        previous: signature.data.mac.clone(),
-        remote_time: 0,
-        request_time: signature.data.time,
-    }))
+    tsig.map(|signer| Chain::sign(request, signer))
+        .transpose()
+        .map_err(|reason| XfrError::Tsig { server, reason })
 }
 
 /// A message that failed its TSIG check, decoded only now to say why.
@@ -163,7 +129,7 @@ fn tsig_error(conn: &Conn, bytes: &[u8], reason: String) -> XfrError {
     match Message::from_vec(bytes) {
         Ok(message) => XfrError::Tsig {
             server: conn.server,
-            reason: super::tsig_failure(&message, Err(reason))
+            reason: tsig_client::failure(&message, Err(reason))
                 .unwrap_or_else(|| "the answer's TSIG does not verify".into()),
         },
         Err(e) => conn.bad(format!("undecodable message: {e}")),
@@ -265,16 +231,8 @@ impl Transfer {
 
 /// The serial of an uncompressed SOA record: after the owner, 10 fixed bytes and the two
 /// names of its data.
-fn soa_serial(wire: &[u8]) -> Option<u32> {
-    let skip = |mut at: usize| -> Option<usize> {
-        loop {
-            let len = usize::from(*wire.get(at)?);
-            at += 1 + len;
-            if len == 0 {
-                return Some(at);
-            }
-        }
-    };
+fn soa_serial(record: &[u8]) -> Option<u32> {
+    let skip = |at: usize| wire::skip_name(record, at);
     let at = skip(skip(skip(0)? + 10)?)?;
-    Some(u32::from_be_bytes(wire.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_be_bytes(record.get(at..at + 4)?.try_into().ok()?))
 }

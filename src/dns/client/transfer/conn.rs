@@ -1,17 +1,17 @@
-//! One TCP connection carrying length-prefixed DNS messages (RFC 1035
-//! section 4.2.2), with every connect, write and read bounded in time and
-//! the total bytes read capped.
+//! One transfer's TCP connection: [`exchange`]'s connect and framing, with every connect,
+//! write and read bounded in time, the total bytes read capped, and failures as
+//! [`XfrError`]s that name the server.
 //!
-//! Owns framing and time limits only; it must not interpret messages.
+//! Owns the limits only; it must not interpret messages beyond their id and flags.
 
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, MessageType};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::{Options, XfrError};
+use crate::dns::client::exchange;
 
 pub(super) struct Conn {
     tcp: TcpStream,
@@ -26,11 +26,9 @@ impl Conn {
             server,
             "connection",
             options,
-            connect(server, options.source),
+            exchange::connect(server, options.source),
         )
         .await?;
-        // small request, then a stream of answers: no reason to delay the request
-        let _ = tcp.set_nodelay(true);
         Ok(Self {
             tcp,
             server,
@@ -40,27 +38,27 @@ impl Conn {
     }
 
     pub(super) async fn send(&mut self, message: &[u8]) -> Result<(), XfrError> {
-        let len = u16::try_from(message.len()).map_err(|_| self.bad("request too long"))?;
-        let framed = [&len.to_be_bytes()[..], message].concat();
+        if u16::try_from(message.len()).is_err() {
+            return Err(self.bad("request too long"));
+        }
         let (server, options) = (self.server, self.options);
-        bounded(server, "write", &options, self.tcp.write_all(&framed)).await
+        let send = exchange::send_framed(&mut self.tcp, message);
+        bounded(server, "write", &options, send).await
     }
 
     /// The next message, or `None` if the server closed the connection
     /// cleanly before its length prefix.
     pub(super) async fn recv(&mut self) -> Result<Option<Vec<u8>>, XfrError> {
         let (server, options) = (self.server, self.options);
-        let mut len = [0u8; 2];
-        match timeout(options.timeout, self.tcp.read_exact(&mut len)).await {
+        let len = match timeout(options.timeout, exchange::recv_length(&mut self.tcp)).await {
             Err(_) => return Err(timed_out(server, "response", &options)),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Ok(Err(e)) => return Err(io(server, "read", e)),
-            Ok(Ok(_)) => {}
-        }
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        self.count(body.len())?;
-        bounded(server, "read", &options, self.tcp.read_exact(&mut body)).await?;
-        Ok(Some(body))
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Ok(Some(len))) => len,
+        };
+        self.count(len)?;
+        let body = exchange::recv_body(&mut self.tcp, len);
+        bounded(server, "read", &options, body).await.map(Some)
     }
 
     fn count(&mut self, more: usize) -> Result<(), XfrError> {
@@ -109,7 +107,6 @@ fn io(server: SocketAddr, action: &'static str, source: std::io::Error) -> XfrEr
 }
 
 impl Conn {
-    /// Sends `message` with a fresh random id; returns the id.
     /// Sends `message` with the id it has (see [`random_id`]); returns that id.
     pub(super) async fn send_message(&mut self, message: &mut Message) -> Result<u16, XfrError> {
         let bytes = message
@@ -134,23 +131,7 @@ impl Conn {
     }
 }
 
-/// Connects to `server`, from `source` when given.
-async fn connect(
-    server: SocketAddr,
-    source: Option<std::net::IpAddr>,
-) -> std::io::Result<TcpStream> {
-    let socket = if server.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    if let Some(source) = source {
-        socket.bind(SocketAddr::new(source, 0))?;
-    }
-    socket.connect(server).await
-}
-
 /// Query ids are random so an off-path sender cannot guess them.
 pub(super) fn random_id() -> u16 {
-    crate::dns::exchange::random_id()
+    exchange::random_id()
 }

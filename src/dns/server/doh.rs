@@ -29,11 +29,11 @@ use super::{
     Transport,
     doh_io::{Coalesce, PerAnswer},
     stream::{Conn, handshake},
-    wire,
 };
 use crate::{
     config::Limits,
     metrics::{DropReason, STATS},
+    wire,
 };
 
 const PATH: &str = "/dns-query";

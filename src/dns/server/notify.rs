@@ -21,8 +21,10 @@ use hickory_proto::{
     rr::Name,
 };
 
-use super::signing::{self, Signing};
-use crate::tsig::{FUDGE, TsigKey};
+use crate::tsig::{
+    FUDGE, TsigKey,
+    server::{self as tsig_server, Signing},
+};
 
 /// The most NOTIFY MACs remembered; only authenticated NOTIFYs are remembered, so only the
 /// primary fills it.
@@ -89,30 +91,33 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
     let id = request.metadata.id;
     let zone = request.queries.first().map(|q| q.name().clone());
     let Some(policy) = policy else {
-        return Some(answer(&request, ResponseCode::Refused, None));
+        return answer(&request, ResponseCode::Refused, None);
     };
     // Anyone can send one: the refusals are logged at most once per interval.
     let Some(zone) = zone.filter(|z| policy.target.replicates(z)) else {
         if let Some(left_out) = REFUSED.allow() {
             tracing::info!(%peer, left_out, "NOTIFY refused: not a zone this node replicates");
         }
-        return Some(answer(&request, ResponseCode::Refused, None));
+        return answer(&request, ResponseCode::Refused, None);
     };
     if !policy.primaries.contains(&peer) {
         if let Some(left_out) = REFUSED.allow() {
             tracing::warn!(%peer, %zone, left_out, "NOTIFY refused: not from the primary");
         }
-        return Some(answer(&request, ResponseCode::Refused, None));
+        return answer(&request, ResponseCode::Refused, None);
     }
-    let signing = match signing::authenticate(raw, &request, &policy.keys) {
+    let signing = match tsig_server::authenticate(raw, &request, &policy.keys) {
         Ok(signing) => signing,
         Err(rejection) => {
             if let Some(left_out) = REFUSED.allow() {
                 tracing::warn!(%peer, %zone, reason = rejection.reason, left_out, "NOTIFY refused");
             }
-            let mut refused = answer(&request, ResponseCode::NotAuth, None);
-            rejection.sign(&mut refused);
-            return Some(refused);
+            let mut refused = answer(&request, ResponseCode::NotAuth, None)?;
+            return rejection
+                .sign(&mut refused)
+                .map_err(|e| super::signing_failed("NOTIFY refusal", &e))
+                .ok()
+                .map(|()| refused);
         }
     };
     if policy
@@ -124,10 +129,12 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
     } else {
         tracing::warn!(%peer, %zone, id, "NOTIFY replayed; acknowledged and ignored");
     }
-    Some(answer(&request, ResponseCode::NoError, Some(signing)))
+    answer(&request, ResponseCode::NoError, Some(signing))
 }
 
-fn answer(request: &Message, rcode: ResponseCode, signing: Option<Signing>) -> Vec<u8> {
+/// The answer, signed when the request was; `None` when signing failed (logged): a signed
+/// NOTIFY never gets an unsigned answer.
+fn answer(request: &Message, rcode: ResponseCode, signing: Option<Signing>) -> Option<Vec<u8>> {
     let mut message = Message::response(request.metadata.id, OpCode::Notify);
     message.metadata.authoritative = true;
     message.metadata.response_code = rcode;
@@ -137,9 +144,11 @@ fn answer(request: &Message, rcode: ResponseCode, signing: Option<Signing>) -> V
     // Local invariant: a header and a question always encode.
     let mut bytes = message.to_vec().expect("NOTIFY answer encodes");
     if let Some(signing) = signing {
-        signing::sign_single(&mut bytes, signing);
+        tsig_server::sign_single(&mut bytes, signing)
+            .map_err(|e| super::signing_failed("NOTIFY answer", &e))
+            .ok()?;
     }
-    bytes
+    Some(bytes)
 }
 
 #[cfg(test)]

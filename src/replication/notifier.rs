@@ -17,7 +17,7 @@ use hickory_proto::{
 };
 use tokio::time::timeout;
 
-use crate::{dns::exchange, tsig::TsigKey};
+use crate::{dns::client::exchange, tsig::TsigKey};
 
 /// Waits for an acknowledgement over UDP, doubling after each try.
 const UDP_WAITS: [Duration; 5] = [
