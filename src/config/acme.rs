@@ -6,8 +6,6 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use hickory_proto::rr::Name;
-
 use super::{Challenge, Checker, ConfigError, KeyAlgorithm, file};
 
 /// `[acme]`, typed.
@@ -146,12 +144,4 @@ impl Checker<'_> {
             _ => Err(self.invalid("acme.eab-key-id", "eab-key-id and eab-hmac-key go together")),
         }
     }
-}
-
-/// Where dns-01 puts the challenge for `name` (RFC 8555 8.4); a wildcard's is its base's.
-pub fn challenge_owner(name: &str) -> Result<Name, hickory_proto::ProtoError> {
-    let base = name.strip_prefix("*.").unwrap_or(name);
-    let mut owner = Name::from_ascii(format!("_acme-challenge.{}", base.trim_end_matches('.')))?;
-    owner.set_fqdn(true);
-    Ok(owner)
 }

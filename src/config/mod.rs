@@ -31,7 +31,7 @@ use hickory_proto::rr::Name;
 
 pub use acme::{
     AcmeConfig, DEFAULT_PROPAGATION_SECS, DEFAULT_RETRY_BASE_SECS, Eab, LETSENCRYPT,
-    LETSENCRYPT_STAGING, challenge_owner,
+    LETSENCRYPT_STAGING,
 };
 pub use certificate_zone::{
     CERTIFICATE_ZONE_LABEL, CertificateReader, CertificateZoneConfig, Floors, WorkerKey,

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use hickory_proto::rr::Name;
 
-use super::{AcmeConfig, Checker, Config, ConfigError, ZoneConfig, challenge_owner, file};
+use super::{AcmeConfig, Checker, Config, ConfigError, ZoneConfig, file};
 use file::CertSource;
 
 /// The local CA's default leaf lifetime, the same as a public ACME certificate's.
@@ -77,7 +77,23 @@ impl TlsName {
     pub fn is_address(&self) -> bool {
         self.dns.is_none()
     }
+
+    /// Where dns-01 puts the challenge for this name (RFC 8555 8.4); a wildcard's is its
+    /// base's. `None` for an address.
+    pub fn challenge_owner(&self) -> Option<Result<Name, hickory_proto::ProtoError>> {
+        let base = self.base()?;
+        Some(Name::from_ascii(ACME_CHALLENGE_LABEL).and_then(|label| label.append_domain(&base)))
+    }
+
+    /// Whether `identifier` (as an ACME authorization shows it, `*.` for a wildcard) is
+    /// this name: DNS names compare without case or a final dot.
+    pub fn is(&self, identifier: &str) -> bool {
+        let bare = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+        bare(&self.text) == bare(identifier)
+    }
 }
+
+const ACME_CHALLENGE_LABEL: &str = "_acme-challenge";
 
 impl std::fmt::Display for TlsName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -265,8 +281,10 @@ impl Checker<'_> {
         zones: &[ZoneConfig],
     ) -> Result<(), ConfigError> {
         for name in names {
-            let owner = challenge_owner(name.as_str())
-                .map_err(|e| self.invalid("tls.names", format!("`{name}`: {e}")))?;
+            let Some(owner) = name.challenge_owner() else {
+                continue; // addresses are refused for ACME before this
+            };
+            let owner = owner.map_err(|e| self.invalid("tls.names", format!("`{name}`: {e}")))?;
             if !zones.iter().any(|z| z.origin.zone_of(&owner)) {
                 return Err(self.invalid(
                     "tls.names",

@@ -79,7 +79,7 @@ pub(super) fn start_certificates(
         CertificateMaterial::Acme(acme) => {
             let mut issuer = Issuer::new(
                 *acme,
-                tls.texts(),
+                tls.names.clone(),
                 &config.state_dir,
                 certs.clone(),
                 zones.clone(),

@@ -95,7 +95,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<PrepareError>> {
     ) {
         (Some(zone), Some(tls)) => keep(
             &mut problems,
-            Publisher::new(zone, &tls.texts(), &config.state_dir),
+            Publisher::new(zone, &tls.names, &config.state_dir),
         ),
         _ => None,
     };
