@@ -38,7 +38,7 @@ pub use certificate_zone::{
 };
 pub use file::{Challenge, KeyAlgorithm, RoleKind};
 pub use forward::{ForwardConfig, Upstream, UpstreamTransport};
-pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, RrlConfig};
+pub use limits::{DEFAULT_UDP_MAX_PAYLOAD, Limits, Prefix, PrefixError, RrlConfig};
 pub use listen::Listen;
 pub use publish::PublishConfig;
 pub use role::{MasterConfig, Role, WorkerConfig};
