@@ -11,10 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Ca, Cluster, ClusterError, NodeSpec, Role, keys};
-use crate::{
-    config::{RoleKind, file},
-    state,
-};
+use crate::{config::file, state};
 
 /// One node's derived directory and config file.
 #[derive(Debug, Clone)]
@@ -108,7 +105,7 @@ fn master(
             notify: workers.iter().map(|w| cluster.dns(w)).collect(),
         }),
         update: master_update(cluster, dir, keys)?,
-        ..base(cluster, node, RoleKind::Master)
+        ..base(cluster, node)
     })
 }
 
@@ -265,15 +262,15 @@ fn worker(
         secondaries: vec![file::Secondary {
             name: cluster.domain.to_ascii(),
         }],
-        ..base(cluster, node, RoleKind::Worker)
+        ..base(cluster, node)
     })
 }
 
 /// What every node file holds: role, state, listeners, metrics.
-fn base(cluster: &Cluster, node: &NodeSpec, role: RoleKind) -> file::File {
+fn base(cluster: &Cluster, node: &NodeSpec) -> file::File {
     let dns = cluster.dns(node);
     file::File {
-        role,
+        role: node.role,
         state_dir: "state".into(),
         listen: file::Listen {
             udp: vec![dns],

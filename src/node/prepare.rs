@@ -7,7 +7,7 @@
 
 use crate::{
     acme::{self, AcmeError},
-    config::{AcmeConfig, CertificateSource, Config, Role, TlsConfig, UpdateConfig, UpdateKey},
+    config::{AcmeConfig, CertificateSource, Config, TlsConfig, UpdateConfig, UpdateKey},
     dns::{ForwardError, Forwarder, UpdatePolicy},
     localca::{LocalCa, LocalCaError},
     publication::{PublishError, Publisher},
@@ -85,10 +85,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<PrepareError>> {
         .tls
         .as_ref()
         .and_then(|tls| keep(&mut problems, load_certificate(&config, tls)));
-    let (master, worker) = match &config.role {
-        Role::Master(master) => (Some(master), None),
-        Role::Worker(worker) => (None, Some(worker)),
-    };
+    let (master, worker) = (config.master(), config.worker());
     let publisher = match (
         master.and_then(|m| m.certificate_zone.as_ref()),
         &config.tls,
