@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bundle::{self, BundleError, BundleInput, SigningKey, WorkerPublicKey},
-    config::CertificateZoneConfig,
+    config::{CertificateZoneConfig, TlsName},
     state::{self, StateError},
     tls::{CertSlot, Served},
     zones::{ZoneError, Zones},
@@ -95,7 +95,7 @@ impl Publisher {
     /// Reads the signing key and the workers' public keys; `check-config` runs this too.
     pub fn new(
         config: &CertificateZoneConfig,
-        names: &[String],
+        names: &[TlsName],
         state_dir: &Path,
     ) -> Result<Self, PublishError> {
         let signing = read_signing_keys(config)?;
@@ -108,17 +108,14 @@ impl Publisher {
                 WorkerPublicKey::from_pem(&pem).map_err(|e| key_error(what, &w.public_key, e))
             })
             .collect::<Result<_, _>>()?;
-        let mut primary = Name::from_ascii(
-            names
-                .first()
-                .map_or("localhost", String::as_str)
-                .trim_start_matches("*."),
-        )
-        .unwrap_or_else(|_| Name::root());
-        primary.set_fqdn(true);
+        // A wildcard's SOA names its base; the config check gives a master a DNS name.
+        let primary = names
+            .first()
+            .and_then(TlsName::base)
+            .unwrap_or_else(Name::root);
         Ok(Self {
             config: config.clone(),
-            names: names.to_vec(),
+            names: names.iter().map(|n| n.as_str().to_string()).collect(),
             signing: ArcSwap::from_pointee(signing),
             keys_changed: Notify::new(),
             signed_with: std::sync::Mutex::default(),

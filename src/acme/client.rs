@@ -24,7 +24,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
 use super::{AcmeError, ChallengeZone, propagation, store::StoredAccount};
-use crate::config::{AcmeConfig, KeyAlgorithm, challenge_owner};
+use crate::config::{AcmeConfig, KeyAlgorithm, TlsName};
 
 /// Order polls start fast (Pebble validates in milliseconds) and back off gently.
 const POLL: RetryPolicy = RetryPolicy::new()
@@ -167,22 +167,23 @@ pub(super) async fn account(
 pub(super) async fn order<Z: ChallengeZone>(
     account: &Account,
     config: &AcmeConfig,
-    names: &[String],
+    names: &[TlsName],
     replaces: Option<CertificateIdentifier<'static>>,
     zone: &Z,
     key: Option<rcgen::KeyPair>,
 ) -> Result<Issued, AcmeError> {
     let deadline = tokio::time::Instant::now() + config.order_timeout;
     let mut order = within(deadline, config, new_order(account, names, replaces)).await?;
-    tracing::info!(url = order.url(), names = ?names, "ACME order created");
-    let wanted = within(deadline, config, challenges(&mut order)).await?;
+    let texts: Vec<String> = names.iter().map(|n| n.as_str().to_string()).collect();
+    tracing::info!(url = order.url(), names = ?texts, "ACME order created");
+    let wanted = within(deadline, config, challenges(&mut order, names)).await?;
     for (owner, values) in &wanted {
         zone.publish(owner, values).await;
     }
     let result = within(
         deadline,
         config,
-        prove_and_finish(&mut order, config, names, &wanted, key),
+        prove_and_finish(&mut order, config, &texts, &wanted, key),
     )
     .await;
     for owner in wanted.keys() {
@@ -211,10 +212,12 @@ async fn within<T>(
 /// A new order; sent again without `replaces` if the CA says it was already replaced.
 async fn new_order(
     account: &Account,
-    names: &[String],
+    names: &[TlsName],
     replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<Order, AcmeError> {
-    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
+    let identifiers: Vec<Identifier> = (names.iter())
+        .map(|n| Identifier::Dns(n.as_str().to_string()))
+        .collect();
     let Some(replaces) = replaces else {
         return account
             .new_order(&NewOrder::new(&identifiers))
@@ -239,7 +242,10 @@ async fn new_order(
 }
 
 /// The TXT values each challenge owner must serve, from the order's pending authorizations.
-async fn challenges(order: &mut Order) -> Result<BTreeMap<Name, Vec<String>>, AcmeError> {
+async fn challenges(
+    order: &mut Order,
+    names: &[TlsName],
+) -> Result<BTreeMap<Name, Vec<String>>, AcmeError> {
     let mut wanted: BTreeMap<Name, Vec<String>> = BTreeMap::new();
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
@@ -263,7 +269,11 @@ async fn challenges(order: &mut Order) -> Result<BTreeMap<Name, Vec<String>>, Ac
             ))
         })?;
         let value = challenge.key_authorization().dns_value();
-        let owner = challenge_owner(&identifier)
+        // The owner comes from the configured name (the config check proved it fits a
+        // zone); the CA's identifier only says which name it is.
+        let owner = (names.iter().find(|n| n.is(&identifier)))
+            .and_then(TlsName::challenge_owner)
+            .ok_or_else(|| AcmeError::Order(format!("{identifier} is not one of tls.names")))?
             .map_err(|e| AcmeError::Order(format!("{identifier}: {e}")))?;
         tracing::info!(%identifier, %owner, "authorization pending: dns-01 challenge");
         wanted.entry(owner).or_default().push(value);

@@ -33,7 +33,7 @@ use store::Store;
 
 use crate::{
     clock::rfc3339,
-    config::AcmeConfig,
+    config::{AcmeConfig, TlsName},
     state::StateError,
     tls::{self, CertSlot},
 };
@@ -88,7 +88,7 @@ enum Next {
 /// The issuer of one master.
 pub struct Issuer<Z> {
     config: AcmeConfig,
-    names: Vec<String>,
+    names: Vec<TlsName>,
     store: Store,
     certs: Arc<CertSlot>,
     zone: Arc<Z>,
@@ -105,7 +105,7 @@ pub struct Issuer<Z> {
 impl<Z: ChallengeZone> Issuer<Z> {
     pub fn new(
         config: AcmeConfig,
-        names: Vec<String>,
+        names: Vec<TlsName>,
         state_dir: &std::path::Path,
         certs: Arc<CertSlot>,
         zone: Arc<Z>,
@@ -414,17 +414,16 @@ impl<Z: ChallengeZone> Issuer<Z> {
     }
 }
 
-fn same_names(a: &[String], b: &[String]) -> bool {
-    let norm = |names: &[String]| {
+fn same_names(a: &[String], b: &[TlsName]) -> bool {
+    let norm = |names: &mut dyn Iterator<Item = &str>| {
         let mut n: Vec<String> = names
-            .iter()
             .map(|s| s.trim_end_matches('.').to_lowercase())
             .collect();
         n.sort();
         n.dedup();
         n
     };
-    norm(a) == norm(b)
+    norm(&mut a.iter().map(String::as_str)) == norm(&mut b.iter().map(TlsName::as_str))
 }
 
 /// The ARI identifier (RFC 9773 4.1): authority key id and serial of the leaf.

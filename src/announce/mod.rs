@@ -29,7 +29,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use records::{Pin, SpkiHash};
 
 use crate::{
-    config::{KeyAlgorithm, PublishConfig},
+    config::{KeyAlgorithm, PublishConfig, TlsName},
     state::StateError,
     tls::CertSlot,
     zones::Zones,
@@ -88,16 +88,18 @@ struct Next {
 impl Announcer {
     pub fn new(
         config: PublishConfig,
-        tls_names: &[String],
+        tls_names: &[TlsName],
         algorithm: KeyAlgorithm,
         state_dir: &Path,
         zones: Arc<Zones>,
     ) -> Self {
         let names = tls_names
             .iter()
-            .filter_map(|text| {
-                let mut name = Name::from_ascii(text).ok()?;
-                name.set_fqdn(true);
+            .filter_map(|name| {
+                let Some(name) = name.dns().cloned() else {
+                    tracing::info!(%name, "nothing published for this name: not in a zone of this node (or a wildcard)");
+                    return None;
+                };
                 let inside = !name.is_wildcard() && zones.zone_of(&name).is_some();
                 if !inside {
                     tracing::info!(%name, "nothing published for this name: not in a zone of this node (or a wildcard)");

@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use super::{EXIT_BAD_CONFIG, probe};
 use crate::{
-    cluster::{Cluster, RenderedNode},
+    cluster::{Cluster, ClusterError, RenderedNode},
     tls::CertSummary,
 };
 
@@ -68,7 +68,7 @@ pub(super) fn cluster(command: &ClusterCommand) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_BAD_CONFIG);
     }
-    let nodes = match crate::cluster::render(&cluster) {
+    let nodes = match crate::cluster::render(&cluster).and_then(check_rendered) {
         Ok(nodes) => nodes,
         Err(e) => {
             eprintln!("error: {e}");
@@ -390,4 +390,24 @@ fn tidy(path: &Path) -> PathBuf {
     } else {
         out
     }
+}
+
+/// Every derived file must pass the checks of a hand-written one (`check-config`): the
+/// nodes as rendered, or the first node whose file does not.
+pub(super) fn check_rendered(nodes: Vec<RenderedNode>) -> Result<Vec<RenderedNode>, ClusterError> {
+    for rendered in &nodes {
+        let derived = |message: String| ClusterError::Derived {
+            node: rendered.node.name.clone(),
+            message,
+        };
+        let parsed = crate::config::Config::load(&rendered.config).map_err(|errors| {
+            let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+            derived(messages.join("; "))
+        })?;
+        crate::node::prepare(parsed).map_err(|problems| {
+            let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            derived(messages.join("; "))
+        })?;
+    }
+    Ok(nodes)
 }

@@ -101,8 +101,8 @@ fn targets(path: &Path) -> Result<(Vec<Target>, u64), String> {
         return Ok((cluster_targets(&cluster), refresh));
     }
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let refresh =
-        (config.certificate_zone.as_ref()).map_or(DEFAULT_REFRESH, |c| u64::from(c.refresh));
+    let published = config.master().and_then(|m| m.certificate_zone.as_ref());
+    let refresh = published.map_or(DEFAULT_REFRESH, |c| u64::from(c.refresh));
     Ok((node_targets(&config)?, refresh))
 }
 
@@ -110,7 +110,7 @@ fn cluster_targets(cluster: &Cluster) -> Vec<Target> {
     (cluster.nodes.iter())
         .map(|node| Target {
             name: node.name.clone(),
-            role: role_name(node.role),
+            role: node.role.as_str(),
             dns: cluster.dns(node),
             tls: Some((cluster.tls(node), cluster.names[0].clone())),
             metrics: cluster.metrics(node),
@@ -127,15 +127,19 @@ fn node_targets(config: &Config) -> Result<Vec<Target>, String> {
         .or(listen.udp.first())
         .copied()
         .ok_or("the node has no TCP or UDP listener to ask")?;
-    let worker = config.worker.as_ref();
+    let worker = config.worker();
     let domain = (config.zones.first().map(|z| z.origin.clone()))
         .or_else(|| worker.and_then(|w| w.secondaries.first().cloned()));
-    let certificate_zone = (config.certificate_zone.as_ref().map(|c| c.origin.clone()))
+    let published = config.master().and_then(|m| m.certificate_zone.as_ref());
+    let certificate_zone = (published.map(|c| c.origin.clone()))
         .or_else(|| worker.and_then(|w| w.certificate.as_ref().map(|c| c.origin.clone())));
-    let tls_name = config.tls.as_ref().and_then(|t| t.names.first().cloned());
+    let tls_name = config
+        .tls
+        .as_ref()
+        .and_then(|t| t.names.first().map(ToString::to_string));
     let node = Target {
         name: "node".into(),
-        role: role_name(config.role),
+        role: config.role.kind().as_str(),
         dns,
         tls: listen.tls.first().copied().zip(tls_name),
         metrics: config.metrics,
@@ -156,13 +160,6 @@ fn node_targets(config: &Config) -> Result<Vec<Target>, String> {
     }
     targets.push(node);
     Ok(targets)
-}
-
-fn role_name(role: crate::config::Role) -> &'static str {
-    match role {
-        crate::config::Role::Master => "master",
-        crate::config::Role::Worker => "worker",
-    }
 }
 
 async fn ask_all(targets: &[Target]) -> Vec<Seen> {

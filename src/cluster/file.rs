@@ -158,7 +158,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct Node {
     pub(super) name: String,
-    pub(super) role: crate::config::Role,
+    pub(super) role: crate::config::RoleKind,
     pub(super) address: std::net::IpAddr,
 }
 

@@ -21,7 +21,9 @@ use std::{
 
 use hickory_proto::rr::Name;
 
-pub use crate::config::Role;
+/// A cluster node's role is the word alone: what each role configures is derived by
+/// `render`, so the node's typed `config::Role` has no place here.
+pub use crate::config::RoleKind as Role;
 pub use docker::Docker;
 pub use render::{RenderedNode, render};
 

@@ -5,12 +5,62 @@
 //! Owns the checks that need only the file; the key files themselves are read by
 //! `publication` and `replication`.
 
+use std::path::PathBuf;
+
 use hickory_proto::rr::Name;
 
-use super::{
-    CERTIFICATE_ZONE_LABEL, CertificateReader, CertificateZoneConfig, Checker, Config, ConfigError,
-    Floors, PUBLISHED_NAMES, WorkerKey, file,
-};
+use super::{Checker, Config, ConfigError, file, tls::PUBLISHED_NAMES};
+
+/// The certificate zone's label under the first zone when no name is given.
+pub const CERTIFICATE_ZONE_LABEL: &str = "_certzone";
+
+/// How a worker reads the certificate zone.
+#[derive(Debug, Clone)]
+pub struct CertificateReader {
+    pub origin: Name,
+    /// SPKI PEM file of the trusted signing keys (one or more blocks), re-read on SIGHUP.
+    pub signing_public_key: PathBuf,
+    pub sealing_key: PathBuf,
+    /// Roots the chain must reach; empty: not checked.
+    pub roots: Vec<PathBuf>,
+    /// The cluster's id; a format 2 bundle must carry this one.
+    pub cluster_id: String,
+    /// Floors below which no bundle is accepted, even by a worker with nothing held.
+    pub floors: Floors,
+}
+
+/// A worker's floors (docs/PROTOCOL.md, "Reader rules").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Floors {
+    pub version: u64,
+    /// Unix seconds: bundles published earlier (and format 1 ones) are refused.
+    pub published: u64,
+    pub format: u8,
+}
+
+/// `[certificate-zone]` of a master, typed.
+#[derive(Debug, Clone)]
+pub struct CertificateZoneConfig {
+    pub origin: Name,
+    /// PKCS#8 PEM file of the signing keys (one, or two during a rotation), re-read on
+    /// SIGHUP.
+    pub signing_key: PathBuf,
+    pub workers: Vec<WorkerKey>,
+    pub ttl: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    /// The cluster's id, signed into format 2 bundles.
+    pub cluster_id: String,
+    /// The bundle format published: 2, or 1 while some workers read only format 1.
+    pub format: u8,
+}
+
+/// A worker the master seals the key for.
+#[derive(Debug, Clone)]
+pub struct WorkerKey {
+    pub name: String,
+    pub public_key: PathBuf,
+}
 
 impl Checker<'_> {
     /// A worker's `[certificate-zone]`; its name defaults to `_certzone.<first
@@ -141,7 +191,7 @@ impl Checker<'_> {
             .tls
             .iter()
             .flat_map(|t| &t.names)
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+            .filter(|n| n.is_address())
             .map(|a| format!("`{a}`"))
             .collect();
         if addresses.is_empty() {

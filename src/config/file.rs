@@ -1,170 +1,200 @@
 //! The configuration file as it is written: serde types that mirror the TOML, nothing more.
 //!
-//! Owns the spelling of keys (kebab-case) and the rejection of unknown ones. It must not
-//! interpret values: turning these into the typed [`crate::config::Config`] is `mod.rs`'s job.
+//! Owns the spelling of keys (kebab-case) and the rejection of unknown ones, both ways:
+//! `cluster::render` builds these and serialises them, so a derived file has one schema with
+//! a hand-written one. It must not interpret values: turning these into the typed
+//! [`crate::config::Config`] is `mod.rs`'s job.
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct File {
+pub struct File {
     #[serde(default)]
-    pub(super) role: Role,
-    pub(super) state_dir: PathBuf,
+    pub role: RoleKind,
+    pub state_dir: PathBuf,
     #[serde(default)]
-    pub(super) listen: Listen,
-    pub(super) tls: Option<Tls>,
-    #[serde(default, rename = "zone")]
-    pub(super) zones: Vec<Zone>,
-    pub(super) forward: Option<Forward>,
-    pub(super) acme: Option<Acme>,
-    pub(super) certificate_zone: Option<CertificateZone>,
-    pub(super) transfer: Option<Transfer>,
-    pub(super) primary: Option<Primary>,
-    #[serde(default, rename = "secondary")]
-    pub(super) secondaries: Vec<Secondary>,
+    pub listen: Listen,
+    pub tls: Option<Tls>,
+    #[serde(default, rename = "zone", skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<Zone>,
+    pub forward: Option<Forward>,
+    pub acme: Option<Acme>,
+    pub certificate_zone: Option<CertificateZone>,
+    pub transfer: Option<Transfer>,
+    pub primary: Option<Primary>,
+    #[serde(default, rename = "secondary", skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<Secondary>,
+    #[serde(default, skip_serializing_if = "Limits::is_unset")]
+    pub limits: Limits,
+    pub rrl: Option<Rrl>,
+    pub metrics: Option<Metrics>,
+    pub publish: Option<Publish>,
+    pub update: Option<Update>,
+}
+
+/// `[publish]`: the records a master announces about the certificate it serves.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Publish {
     #[serde(default)]
-    pub(super) limits: Limits,
-    pub(super) rrl: Option<Rrl>,
-    pub(super) metrics: Option<Metrics>,
-    pub(super) publish: Option<super::publish::Publish>,
-    pub(super) update: Option<Update>,
+    pub svcb: bool,
+    #[serde(default)]
+    pub tlsa: bool,
+    #[serde(default)]
+    pub caa: bool,
+    pub ttl: Option<u32>,
+    pub dot_port: Option<u16>,
+    pub doh_port: Option<u16>,
+    pub doh_path: Option<String>,
+    pub caa_issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dot_servers: Vec<SocketAddr>,
 }
 
 /// `[metrics]`: the Prometheus and health listener; off without this section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Metrics {
-    pub(super) listen: SocketAddr,
+pub struct Metrics {
+    pub listen: SocketAddr,
 }
 
 /// `[update]` (master): keys that may send RFC 2136 UPDATE, and what each may change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Update {
+pub struct Update {
     #[serde(rename = "key")]
-    pub(super) keys: Vec<UpdateKey>,
-    pub(super) wait_for_workers_ms: Option<u64>,
+    pub keys: Vec<UpdateKey>,
+    pub wait_for_workers_ms: Option<u64>,
 }
 
 /// `[[update.key]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct UpdateKey {
-    pub(super) tsig_key_file: PathBuf,
-    pub(super) grant: Option<Vec<String>>,
+pub struct UpdateKey {
+    pub tsig_key_file: PathBuf,
+    pub grant: Option<Vec<String>>,
 }
 
 /// `[limits]`: what one client, connection or query may cost (`limits.rs` has the defaults).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Limits {
-    pub(super) udp_max_payload: Option<u16>,
-    pub(super) udp_slow_queries: Option<usize>,
-    pub(super) connections: Option<usize>,
-    pub(super) connections_per_source: Option<usize>,
-    pub(super) idle_timeout_ms: Option<u64>,
-    pub(super) message_timeout_ms: Option<u64>,
-    pub(super) write_timeout_ms: Option<u64>,
-    pub(super) handshake_timeout_ms: Option<u64>,
-    pub(super) queries_per_connection: Option<u32>,
-    pub(super) connection_lifetime_secs: Option<u64>,
-    pub(super) doh_streams: Option<u32>,
-    pub(super) doh_header_bytes: Option<u32>,
-    pub(super) doh_window_bytes: Option<u32>,
+pub struct Limits {
+    pub udp_max_payload: Option<u16>,
+    pub udp_slow_queries: Option<usize>,
+    pub connections: Option<usize>,
+    pub connections_per_source: Option<usize>,
+    pub idle_timeout_ms: Option<u64>,
+    pub message_timeout_ms: Option<u64>,
+    pub write_timeout_ms: Option<u64>,
+    pub handshake_timeout_ms: Option<u64>,
+    pub queries_per_connection: Option<u32>,
+    pub connection_lifetime_secs: Option<u64>,
+    pub doh_streams: Option<u32>,
+    pub doh_header_bytes: Option<u32>,
+    pub doh_window_bytes: Option<u32>,
+}
+
+impl Limits {
+    /// No key given: the section is left out when written.
+    fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// `[rrl]`: response rate limiting for UDP; off without this section.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Rrl {
-    pub(super) responses_per_second: u32,
-    pub(super) slip: Option<u32>,
-    pub(super) ipv4_prefix_length: Option<u8>,
-    pub(super) ipv6_prefix_length: Option<u8>,
-    pub(super) table_size: Option<usize>,
-    pub(super) log_interval_secs: Option<u64>,
+pub struct Rrl {
+    pub responses_per_second: u32,
+    pub slip: Option<u32>,
+    pub ipv4_prefix_length: Option<u8>,
+    pub ipv6_prefix_length: Option<u8>,
+    pub table_size: Option<usize>,
+    pub log_interval_secs: Option<u64>,
 }
 
 /// `[primary]` (workers): the master they replicate from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Primary {
-    pub(super) address: SocketAddr,
-    pub(super) tsig_key_file: PathBuf,
+pub struct Primary {
+    pub address: SocketAddr,
+    pub tsig_key_file: PathBuf,
 }
 
 /// `[[secondary]]` (workers): an ordinary zone transferred from the primary.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Secondary {
-    pub(super) name: String,
+pub struct Secondary {
+    pub name: String,
 }
 
 /// `[listen]`: every listener is optional; a node runs the subset it names.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Listen {
-    #[serde(default)]
-    pub(super) udp: Vec<SocketAddr>,
-    #[serde(default)]
-    pub(super) tcp: Vec<SocketAddr>,
-    #[serde(default)]
-    pub(super) tls: Vec<SocketAddr>,
-    #[serde(default)]
-    pub(super) https: Vec<SocketAddr>,
-    pub(super) prepared_answers: Option<bool>,
+pub struct Listen {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp: Vec<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub https: Vec<SocketAddr>,
+    pub prepared_answers: Option<bool>,
 }
 
 /// `[tls]`: the names the served certificate is for and where it comes from.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Tls {
-    pub(super) names: Vec<String>,
+pub struct Tls {
+    pub names: Vec<String>,
     #[serde(default)]
-    pub(super) source: CertSource,
-    pub(super) cert_file: Option<PathBuf>,
-    pub(super) key_file: Option<PathBuf>,
-    pub(super) leaf_days: Option<u32>,
+    pub source: CertSource,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub leaf_days: Option<u32>,
 }
 
 /// `[[zone]]`: one authoritative zone from an RFC 1035 file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Zone {
-    pub(super) name: String,
-    pub(super) file: PathBuf,
+pub struct Zone {
+    pub name: String,
+    pub file: PathBuf,
 }
 
 /// `[forward]`: where names outside the node's zones go.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Forward {
+pub struct Forward {
     #[serde(rename = "upstream")]
-    pub(super) upstreams: Vec<Upstream>,
-    pub(super) timeout_ms: Option<u64>,
-    pub(super) allow: Option<Vec<String>>,
-    pub(super) max_in_flight: Option<usize>,
+    pub upstreams: Vec<Upstream>,
+    pub timeout_ms: Option<u64>,
+    pub allow: Option<Vec<String>>,
+    pub max_in_flight: Option<usize>,
 }
 
 /// `[[forward.upstream]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Upstream {
-    pub(super) address: SocketAddr,
+pub struct Upstream {
+    pub address: SocketAddr,
     #[serde(default)]
-    pub(super) protocol: UpstreamProtocol,
-    pub(super) tls_name: Option<String>,
-    pub(super) ca_file: Option<PathBuf>,
+    pub protocol: UpstreamProtocol,
+    pub tls_name: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `role`: what the node does in the cluster.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Role {
+pub enum RoleKind {
     /// The primary nameserver: owns the certificate and the zones.
     #[default]
     Master,
@@ -172,7 +202,7 @@ pub enum Role {
     Worker,
 }
 
-impl Role {
+impl RoleKind {
     /// The word the file uses.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,9 +213,9 @@ impl Role {
 }
 
 /// `tls.source`: where the served certificate comes from.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(super) enum CertSource {
+pub enum CertSource {
     /// The built-in local CA in the state directory.
     #[default]
     LocalCa,
@@ -198,9 +228,9 @@ pub(super) enum CertSource {
 }
 
 /// `forward.upstream.protocol`
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub(super) enum UpstreamProtocol {
+pub enum UpstreamProtocol {
     /// UDP, retried over TCP when the answer is truncated.
     #[default]
     Udp,
@@ -210,31 +240,31 @@ pub(super) enum UpstreamProtocol {
 }
 
 /// `[acme]`: the CA and how the master proves its names.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Acme {
-    pub(super) directory: String,
+pub struct Acme {
+    pub directory: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contact: Vec<String>,
     #[serde(default)]
-    pub(super) contact: Vec<String>,
+    pub challenge: Challenge,
+    pub eab_key_id: Option<String>,
+    pub eab_hmac_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_roots: Vec<PathBuf>,
     #[serde(default)]
-    pub(super) challenge: Challenge,
-    pub(super) eab_key_id: Option<String>,
-    pub(super) eab_hmac_key: Option<String>,
-    #[serde(default)]
-    pub(super) ca_roots: Vec<PathBuf>,
-    #[serde(default)]
-    pub(super) key_algorithm: KeyAlgorithm,
-    #[serde(default)]
-    pub(super) authoritative: Vec<SocketAddr>,
-    pub(super) propagation_timeout_secs: Option<u64>,
-    pub(super) retry_base_secs: Option<u64>,
-    pub(super) max_orders_per_hour: Option<u32>,
-    pub(super) http_timeout_secs: Option<u64>,
-    pub(super) order_timeout_secs: Option<u64>,
+    pub key_algorithm: KeyAlgorithm,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authoritative: Vec<SocketAddr>,
+    pub propagation_timeout_secs: Option<u64>,
+    pub retry_base_secs: Option<u64>,
+    pub max_orders_per_hour: Option<u32>,
+    pub http_timeout_secs: Option<u64>,
+    pub order_timeout_secs: Option<u64>,
 }
 
 /// `acme.challenge`
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Challenge {
     /// A TXT record in the master's own zone.
@@ -244,7 +274,7 @@ pub enum Challenge {
 }
 
 /// `acme.key-algorithm`: the certificate's key.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
     #[default]
@@ -255,50 +285,50 @@ pub enum KeyAlgorithm {
 }
 
 /// `[certificate-zone]`: the master publishes its certificate here, signed and sealed.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct CertificateZone {
-    pub(super) name: Option<String>,
-    pub(super) signing_key: Option<PathBuf>,
-    pub(super) signing_public_key: Option<PathBuf>,
-    pub(super) sealing_key: Option<PathBuf>,
-    #[serde(default)]
-    pub(super) roots: Vec<PathBuf>,
-    #[serde(default, rename = "worker")]
-    pub(super) workers: Vec<Worker>,
-    pub(super) ttl: Option<u32>,
-    pub(super) refresh_secs: Option<u32>,
-    pub(super) retry_secs: Option<u32>,
-    pub(super) cluster_id: Option<String>,
-    pub(super) format: Option<u8>,
-    pub(super) minimum_version: Option<u64>,
-    pub(super) minimum_published: Option<Moment>,
-    pub(super) minimum_format: Option<u8>,
+pub struct CertificateZone {
+    pub name: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub signing_public_key: Option<PathBuf>,
+    pub sealing_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<PathBuf>,
+    #[serde(default, rename = "worker", skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<Worker>,
+    pub ttl: Option<u32>,
+    pub refresh_secs: Option<u32>,
+    pub retry_secs: Option<u32>,
+    pub cluster_id: Option<String>,
+    pub format: Option<u8>,
+    pub minimum_version: Option<u64>,
+    pub minimum_published: Option<Moment>,
+    pub minimum_format: Option<u8>,
 }
 
 /// A point in time: unix seconds, or an RFC 3339 string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(untagged)]
-pub(super) enum Moment {
+pub enum Moment {
     Unix(u64),
     Text(String),
 }
 
 /// `[[certificate-zone.worker]]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Worker {
-    pub(super) name: String,
-    pub(super) public_key: PathBuf,
+pub struct Worker {
+    pub name: String,
+    pub public_key: PathBuf,
 }
 
 /// `[transfer]`: who may AXFR the node's zones.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Transfer {
-    pub(super) tsig_key_file: PathBuf,
-    #[serde(default)]
-    pub(super) allow: Vec<std::net::IpAddr>,
-    #[serde(default)]
-    pub(super) notify: Vec<SocketAddr>,
+pub struct Transfer {
+    pub tsig_key_file: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<std::net::IpAddr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<SocketAddr>,
 }

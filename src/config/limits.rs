@@ -125,23 +125,25 @@ impl Prefix {
     }
 
     /// Reads `address[/length]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PrefixError> {
         let (address, length) = match text.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
         let address: IpAddr = address
             .parse()
-            .map_err(|_| format!("`{text}` is not an address or address/length"))?;
+            .map_err(|_| PrefixError::Address(text.to_string()))?;
         let max = if address.is_ipv4() { 32 } else { 128 };
-        let length = match length {
-            None => max,
-            Some(l) => l
-                .parse::<u8>()
-                .ok()
-                .filter(|l| *l <= max)
-                .ok_or_else(|| format!("`{text}`: the length must be 0 to {max}"))?,
-        };
+        let length =
+            match length {
+                None => max,
+                Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| {
+                    PrefixError::Length {
+                        text: text.to_string(),
+                        max,
+                    }
+                })?,
+            };
         Ok(Self { address, length })
     }
 
@@ -158,6 +160,15 @@ impl Prefix {
             _ => false,
         }
     }
+}
+
+/// Why a `[forward] allow` entry is not an address block.
+#[derive(Debug, thiserror::Error)]
+pub enum PrefixError {
+    #[error("`{0}` is not an address or address/length")]
+    Address(String),
+    #[error("`{text}`: the length must be 0 to {max}")]
+    Length { text: String, max: u8 },
 }
 
 impl std::fmt::Display for Prefix {
@@ -291,7 +302,7 @@ impl Checker<'_> {
             None => Prefix::loopback(),
             Some(list) => list
                 .iter()
-                .map(|p| Prefix::parse(p).map_err(|e| self.invalid("forward.allow", e)))
+                .map(|p| Prefix::parse(p).map_err(|e| self.invalid("forward.allow", e.to_string())))
                 .collect::<Result<_, _>>()?,
         };
         let in_flight = self.count(

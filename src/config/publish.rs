@@ -7,30 +7,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use serde::Deserialize;
-
-use super::{CertificateSource, Checker, ConfigError, Listen, Role, TlsConfig};
-
-/// `[publish]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub(super) struct Publish {
-    #[serde(default)]
-    pub(super) svcb: bool,
-    #[serde(default)]
-    pub(super) tlsa: bool,
-    #[serde(default)]
-    pub(super) caa: bool,
-    pub(super) ttl: Option<u32>,
-    pub(super) dot_port: Option<u16>,
-    pub(super) doh_port: Option<u16>,
-    pub(super) doh_path: Option<String>,
-    pub(super) caa_issuer: Option<String>,
-    #[serde(default)]
-    pub(super) nameservers: Vec<SocketAddr>,
-    #[serde(default)]
-    pub(super) dot_servers: Vec<SocketAddr>,
-}
+use super::{CertificateSource, Checker, ConfigError, Listen, RoleKind, TlsConfig, file::Publish};
 
 /// `[publish]`, typed.
 #[derive(Debug, Clone)]
@@ -69,11 +46,11 @@ impl Checker<'_> {
     pub(super) fn publish(
         &self,
         raw: Publish,
-        role: Role,
+        role: RoleKind,
         listen: &Listen,
         tls: Option<&TlsConfig>,
     ) -> Result<PublishConfig, ConfigError> {
-        if role != Role::Master {
+        if role != RoleKind::Master {
             return Err(self.invalid(
                 "publish",
                 "only the master publishes records; workers serve them by transfer",

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use super::*;
 
@@ -254,7 +254,7 @@ fn worker_with(lines: &str) -> Result<Config, ConfigErrors> {
 fn worker_floors_and_cluster_id() {
     let config = worker_with("cluster-id = \"prod-eu\"\nminimum-version = 42\nminimum-format = 2\nminimum-published = \"2026-01-01T00:00:00Z\"")
         .expect("valid");
-    let reader = config.worker.unwrap().certificate.unwrap();
+    let reader = config.worker().unwrap().certificate.clone().unwrap();
     assert_eq!(reader.cluster_id, "prod-eu");
     assert_eq!(
         reader.floors,
@@ -266,14 +266,21 @@ fn worker_floors_and_cluster_id() {
     );
     let unix = worker_with("minimum-published = 1767225600").unwrap();
     assert_eq!(
-        unix.worker.unwrap().certificate.unwrap().floors.published,
+        unix.worker()
+            .unwrap()
+            .certificate
+            .clone()
+            .unwrap()
+            .floors
+            .published,
         1_767_225_600
     );
     let defaults = worker_with("")
         .unwrap()
-        .worker
+        .worker()
         .unwrap()
         .certificate
+        .clone()
         .unwrap();
     assert_eq!(defaults.cluster_id, "");
     assert_eq!(
@@ -307,7 +314,10 @@ fn bad_certificate_zone_values_name_their_key() {
     };
     let ok = master("cluster-id = \"prod\"")
         .unwrap()
+        .master()
+        .unwrap()
         .certificate_zone
+        .clone()
         .unwrap();
     assert_eq!((ok.cluster_id.as_str(), ok.format), ("prod", 2));
     for (lines, key) in [
@@ -368,7 +378,7 @@ sealing-key = "sealing.key"
 name = "example.test"
 "#;
     let config = parse(text).expect("valid");
-    let reader = config.worker.unwrap().certificate.unwrap();
+    let reader = config.worker().unwrap().certificate.clone().unwrap();
     assert_eq!(reader.origin.to_string(), "_certzone.example.test.");
 }
 
@@ -412,7 +422,7 @@ fn metrics_listen_is_off_unless_given_and_never_a_dns_listener() {
 fn publish_takes_ports_from_the_listeners_and_refuses_what_it_cannot_do() {
     let publish = "\n[publish]\nsvcb = true\ntlsa = true\nttl = 60\n";
     let config = parse(&format!("{FULL}{publish}")).unwrap();
-    let publish_config = config.publish.unwrap();
+    let publish_config = config.master().unwrap().publish.clone().unwrap();
     assert_eq!(publish_config.dot_port, Some(8530));
     assert_eq!(publish_config.doh_port, Some(4430));
     assert_eq!(publish_config.doh_path, "/dns-query{?dns}");
@@ -457,7 +467,12 @@ fn update_keys_take_grants_and_belong_to_masters() {
     let update = "\n[update]\n[[update.key]]\ntsig-key-file = \"web.key\"\n[[update.key]]\n\
                   tsig-key-file = \"host.key\"\ngrant = [\"name host.example.test A\"]\n";
     let config = parse(&format!("{FULL}{update}")).expect("valid [update]");
-    let update_config = config.update.expect("[update] kept");
+    let update_config = config
+        .master()
+        .unwrap()
+        .update
+        .clone()
+        .expect("[update] kept");
     assert_eq!(
         update_config.keys[0].file,
         Path::new("/etc/certzone/web.key")

@@ -18,6 +18,8 @@ use std::path::PathBuf;
 
 use hickory_proto::rr::{Name, RecordType};
 
+use super::{Checker, file};
+
 /// What a key with no `grant` may change.
 pub const DEFAULT_GRANT: &str = "acme-challenge . TXT";
 
@@ -33,7 +35,7 @@ pub struct UpdateConfig {
 
 /// `wait-for-workers-ms` when not given: workers follow within milliseconds; a worker
 /// that is down holds each answer this long.
-pub(super) const DEFAULT_WAIT_FOR_WORKERS_MS: u64 = 2000;
+const DEFAULT_WAIT_FOR_WORKERS_MS: u64 = 2000;
 
 /// `[[update.key]]`: one TSIG key file (one key in it) and what that key may change.
 #[derive(Debug, Clone)]
@@ -131,6 +133,49 @@ impl Grant {
                 first.is_some_and(|label| label.eq_ignore_ascii_case(ACME_LABEL))
                     && self.name.zone_of(&name.base_name())
             }
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// `[update]`: each grant read, each bad one noted with its key's position.
+    pub(super) fn update(&self, raw: file::Update) -> UpdateConfig {
+        if raw.keys.is_empty() {
+            self.note(self.invalid("update.key", "at least one [[update.key]] is needed"));
+        }
+        let keys = raw.keys.into_iter().enumerate().map(|(i, key)| {
+            let texts = key.grant.unwrap_or_else(|| vec![DEFAULT_GRANT.to_string()]);
+            if texts.is_empty() {
+                self.note(self.invalid(
+                    &format!("update.key[{i}].grant"),
+                    "an empty list grants nothing; leave it out for the default",
+                ));
+            }
+            let grants = texts
+                .iter()
+                .filter_map(|text| {
+                    Grant::parse(text)
+                        .map_err(|m| self.note(self.invalid(&format!("update.key[{i}].grant"), m)))
+                        .ok()
+                })
+                .collect();
+            UpdateKey {
+                file: self.resolve(&key.tsig_key_file),
+                grants,
+            }
+        });
+        let wait = raw
+            .wait_for_workers_ms
+            .unwrap_or(DEFAULT_WAIT_FOR_WORKERS_MS);
+        if wait > 60_000 {
+            self.note(self.invalid(
+                "update.wait-for-workers-ms",
+                format!("{wait}: at most 60000 (clients time out long before)"),
+            ));
+        }
+        UpdateConfig {
+            keys: keys.collect(),
+            wait_for_workers: std::time::Duration::from_millis(wait.min(60_000)),
         }
     }
 }

@@ -14,9 +14,9 @@ pub(super) fn print_banner(
 ) {
     let listen = &config.listen;
     // "certzone ready" comes last: whoever waits for it has the whole banner.
-    let mut out = format!("certzone {} node\n", config.role.as_str());
+    let mut out = format!("certzone {} node\n", config.role.kind().as_str());
     let mut zones: Vec<String> = config.zones.iter().map(|z| z.origin.to_string()).collect();
-    if let Some(worker) = &config.worker {
+    if let Some(worker) = config.worker() {
         zones.extend(
             worker
                 .secondaries
@@ -60,7 +60,7 @@ pub(super) fn print_banner(
     out += &examples(config, ca.as_deref());
     if json_logs() {
         // Log shippers read one JSON object per line: the banner goes as one event.
-        let (role, certificate) = (config.role.as_str(), summary.map(|s| &s.fingerprint));
+        let (role, certificate) = (config.role.kind().as_str(), summary.map(|s| &s.fingerprint));
         tracing::info!(role, zones = %zones.join(" "), certificate, "certzone ready");
         return;
     }
@@ -72,8 +72,7 @@ pub(super) fn print_banner(
 /// placeholder explained on a line of its own (the worker never sees the CA's file).
 fn worker_ca(config: &Config, out: &mut String) -> String {
     let root = config
-        .worker
-        .as_ref()
+        .worker()
         .and_then(|w| w.certificate.as_ref())
         .and_then(|r| r.roots.first());
     if let Some(root) = root {
@@ -89,7 +88,7 @@ fn examples(config: &Config, ca: Option<&str>) -> String {
         .zones
         .first()
         .map(|z| &z.origin)
-        .or_else(|| config.worker.as_ref().and_then(|w| w.secondaries.first()));
+        .or_else(|| config.worker().and_then(|w| w.secondaries.first()));
     // A node without zones of its own only forwards: no line would get an answer.
     let Some(first) = first else {
         return String::new();

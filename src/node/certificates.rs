@@ -11,10 +11,11 @@ use hickory_proto::rr::Name;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+use super::prepare::CertificateMaterial;
 use crate::{
     acme::{ChallengeZone, Issuer},
     announce::Announcer,
-    config::{CertificateSource, Config, TlsConfig},
+    config::{Config, TlsConfig},
     localca::LocalCa,
     tls::{self, CertSlot, CertSummary},
     zones::Zones,
@@ -42,9 +43,11 @@ pub(super) struct Parts<'a> {
     pub(super) tracker: &'a TaskTracker,
 }
 
+/// Installs what `prepare` loaded, and starts what keeps it fresh.
 pub(super) fn start_certificates(
     config: &Config,
     tls: &TlsConfig,
+    certificate: CertificateMaterial,
     parts: Parts<'_>,
 ) -> anyhow::Result<Source> {
     let Parts {
@@ -55,14 +58,13 @@ pub(super) fn start_certificates(
         shutdown,
         tracker,
     } = parts;
-    match &tls.source {
-        CertificateSource::Files { cert, key } => {
-            let summary = certs.install(&tls::load_pem_files(cert, key)?)?;
+    match certificate {
+        CertificateMaterial::Files(served) => {
+            let summary = certs.install(&served)?;
             log_installed(&summary);
             Ok(Source::Files)
         }
-        CertificateSource::LocalCa { leaf_days } => {
-            let ca = LocalCa::new(&config.state_dir, &tls.names, *leaf_days);
+        CertificateMaterial::LocalCa(ca) => {
             let leaf = ca.leaf(SystemTime::now())?;
             log_installed(&certs.install(&leaf.served)?);
             let path = ca.ca_path();
@@ -74,9 +76,9 @@ pub(super) fn start_certificates(
             ));
             Ok(Source::LocalCa(path))
         }
-        CertificateSource::Acme(acme) => {
+        CertificateMaterial::Acme(acme) => {
             let mut issuer = Issuer::new(
-                (**acme).clone(),
+                *acme,
                 tls.names.clone(),
                 &config.state_dir,
                 certs.clone(),
@@ -94,7 +96,7 @@ pub(super) fn start_certificates(
             Ok(Source::Acme)
         }
         // Installed by the replica from its cache and from the primary.
-        CertificateSource::CertificateZone => Ok(Source::CertificateZone),
+        CertificateMaterial::CertificateZone => Ok(Source::CertificateZone),
     }
 }
 

@@ -48,7 +48,9 @@ pub(super) fn up(project: &Project, limit: Duration) -> Result<Ready, Problem> {
     if let Some(test_ca) = project.docker.test_ca {
         testca::prepare(project, test_ca).map_err(Problem::Failed)?;
     }
-    crate::cluster::render(&project.cluster).map_err(|e| Problem::Refused(e.to_string()))?;
+    crate::cluster::render(&project.cluster)
+        .and_then(crate::cli::cluster::check_rendered)
+        .map_err(|e| Problem::Refused(e.to_string()))?;
     if let Some(contents) = &image.1
         && image::ensure(
             &project.engine,
