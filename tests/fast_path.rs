@@ -20,7 +20,7 @@ use std::{
 
 use certzone::{
     config::ZoneConfig,
-    dns::{Handler, Transport},
+    dns::server::{Handler, Transport},
     zones::Zones,
 };
 use common::{Node, Scratch, cluster::Cluster, kdig, wait_for};

@@ -1,7 +1,7 @@
 //! `[listen]` and `[metrics]`, typed: the addresses the node serves on.
 //!
 //! Owns the clash checks between listeners and the need for a certificate where TLS is
-//! served. It must not bind anything (`dns::Bound` and `metrics` do).
+//! served. It must not bind anything (`dns::server::Bound` and `metrics` do).
 
 use std::{collections::HashSet, net::SocketAddr};
 

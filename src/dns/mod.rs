@@ -9,8 +9,3 @@
 
 pub mod client;
 pub mod server;
-
-pub use server::{
-    Bound, Budget, ForwardError, Forwarder, Handler, ListenError, Notifiable, NotifyPolicy,
-    TransferPolicy, Transport, Trust, UpdatePolicy,
-};

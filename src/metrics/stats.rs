@@ -16,7 +16,7 @@ use std::{
     },
 };
 
-/// Transports in index order (as `dns::Transport` has them).
+/// Transports in index order (as `dns::server::Transport` has them).
 pub const TRANSPORTS: [&str; 4] = ["udp", "tcp", "tls", "https"];
 /// Answer paths: a prepared answer copied, or the full path through the zones.
 pub const PATHS: [&str; 2] = ["prepared", "full"];

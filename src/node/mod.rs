@@ -27,7 +27,9 @@ use signals::{KeyFiles, Signals};
 use crate::{
     announce::Announcer,
     config::{CertificateSource, Config, KeyAlgorithm, Role, WorkerConfig},
-    dns::{Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust, UpdatePolicy},
+    dns::server::{
+        Bound, Budget, Forwarder, Handler, NotifyPolicy, TransferPolicy, Trust, UpdatePolicy,
+    },
     metrics::{MetricsListener, View},
     replication::{Reader, Replica},
     tls::CertSlot,

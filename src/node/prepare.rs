@@ -8,7 +8,7 @@
 use crate::{
     acme::{self, AcmeError},
     config::{AcmeConfig, CertificateSource, Config, TlsConfig, UpdateConfig, UpdateKey},
-    dns::{ForwardError, Forwarder, UpdatePolicy},
+    dns::server::{ForwardError, Forwarder, UpdatePolicy},
     localca::{LocalCa, LocalCaError},
     publication::{PublishError, Publisher},
     replication::{Reader, WorkerError},

@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{cache, reader::Reader, soa};
 use crate::{
-    dns::Notifiable,
     dns::client::transfer::{self as xfr, XfrError},
+    dns::server::Notifiable,
     tls::CertSlot,
     zones::{Zones, store::Builder},
 };
