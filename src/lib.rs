@@ -1,33 +1,34 @@
 //! certzone: a nameserver cluster whose TLS certificates manage themselves.
 //!
-//! One binary runs a node from one TOML file. Data flows one way:
+//! One binary runs a node from one TOML file. A certificate flows one way: issuer (`acme`,
+//! `localca`) -> `tls::CertSlot` -> `publication` -> `bundle` -> certificate zone in `zones`
+//! -> NOTIFY (`replication`, `dns::client`) -> worker: transfer in, verify (`bundle`), cache
+//! (`replication`) -> the worker's `tls::CertSlot`, which every DoT and DoH handshake reads.
+//! Queries flow: listeners (`dns::server`) -> `prepared` answers or `zones` -> bytes out.
 //!
-//! ```text
-//! config ──> zones (RFC 1035 files) ──> dns::server::Handler ──> listeners (UDP, TCP, DoT, DoH)
-//!                                          ^                      ^
-//!            forward (upstreams) ──────────┘                      │
-//! certificate source (local CA | PEM files | acme) ──> tls::CertSlot ─┘ (hot swap)
-//!            acme ──> zones (challenge TXT) ──> CA validates over DNS
-//! ```
+//! The modules, one line each, in that order (imports run the other way, from `cli` down to
+//! the pure modules: docs/ARCHITECTURE.md, "Import graph", drawn from the code by a test):
 //!
-//! - [`config`]: the file, parsed once into typed values (pure).
-//! - [`zones`]: zone files into compact zones swapped whole on reload; the answer rules.
-//! - [`prepared`]: encoded answers kept per snapshot, reused with the query's id and case.
-//! - [`wire`]: the DNS wire format read from bytes: the one name scanner, header fields (pure).
-//! - [`dns`]: by direction: `dns::server` (listeners, answers, transfers out, NOTIFY and
-//!   UPDATE in, forwarding) and `dns::client` (one exchange, transfers in).
-//! - [`tls`]: the swappable certificate every TLS listener reads.
-//! - [`localca`]: the built-in CA for first runs and tests.
-//! - [`acme`]: the master's ACME client: DNS-01 from its own zones, renewal, backoff.
-//! - [`bundle`]: the signed certificate-zone format (docs/PROTOCOL.md): pure, no I/O.
-//! - [`tsig`]: TSIG keys in the BIND/Knot key-file form; server-side signing and checking,
-//!   the client's MAC chain; the one rule for signing failures.
-//! - [`state`]: atomic files, key files 0600.
-//! - [`node`]: wires the parts, owns the tasks, signals and shutdown.
-//! - [`metrics`]: Prometheus metrics, `/healthz` and `/readyz`; the counters every layer writes.
-//! - [`cli`]: commands and exit codes.
-//! - [`cluster`]: the cluster file; each node's config and keys derived from it; its `[docker]`
-//!   table, which `certzone cluster docker` runs as containers with the fault scenarios.
+//! - [`cli`]: the commands and exit codes; where typed errors become messages for people.
+//! - [`cluster`]: the cluster file: each node's config and keys, its `[docker]` table.
+//! - [`config`]: a node's file parsed once into typed values, the role as a type (pure).
+//! - [`node`]: checks and loads what a config names (`prepare`), then runs it: tasks, signals.
+//! - [`acme`]: the ACME issuer: DNS-01 from its own zones, renewal, backoff.
+//! - [`localca`]: the built-in CA, the issuer of first runs and tests.
+//! - [`announce`]: SVCB, TLSA and CAA for the served certificate; the TLSA key rollover.
+//! - [`tls`]: the swappable certificate TLS listeners read; PEM, summaries, client configs.
+//! - [`publication`]: each new certificate as a signed bundle, served as the certificate zone.
+//! - [`bundle`]: the certificate-zone format (docs/PROTOCOL.md): pure, no I/O.
+//! - [`zones`]: zone files and generated zones in compact form, swapped whole; answer rules.
+//! - [`prepared`]: encoded answers kept per snapshot, reused with a query's id and case.
+//! - [`dns`]: DNS by direction: `dns::server` (listeners, answers, transfers out, NOTIFY and
+//!   UPDATE in, forwarding) and `dns::client` (one exchange and its framing, transfers in).
+//! - [`replication`]: NOTIFY out; on workers signed SOA checks, transfers in, verify, cache.
+//! - [`tsig`]: TSIG keys, server-side signing and checking, a transfer's MAC chain.
+//! - [`wire`]: the DNS wire format read from bytes, with the one name scanner (pure).
+//! - [`state`]: atomic files, files replaced together or not at all, key files 0600.
+//! - [`clock`]: Unix seconds, RFC 3339 text, the one renewal-start rule.
+//! - [`metrics`]: the counters every layer writes; Prometheus, `/healthz`, `/readyz`.
 
 pub mod acme;
 pub mod announce;

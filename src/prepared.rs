@@ -29,7 +29,7 @@ use hashbrown::HashTable;
 
 use crate::wire::{HEADER_LEN, MAX_NAME, uncompressed_name};
 
-/// Bytes kept across all shards: keys, responses and [`ENTRY_OVERHEAD`] each.
+/// Bytes kept across all shards: keys, responses and `ENTRY_OVERHEAD` each.
 pub const MAX_BYTES: usize = 4 << 20;
 /// Larger responses are not kept: one would crowd out hundreds of ordinary ones.
 const MAX_RESPONSE: usize = 16 << 10;

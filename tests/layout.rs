@@ -349,10 +349,12 @@ fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
             (segments, text)
         })
         .collect();
-    for (segments, _) in &files {
+    // A split module's own file is only the map of its parts: not a node.
+    let is_map = |segments: &[String]| segments.len() == 1 && SPLIT.contains(&segments[0].as_str());
+    for (segments, _) in files.iter().filter(|(s, _)| !is_map(s)) {
         modules.insert(node(segments).unwrap());
     }
-    for (segments, text) in &files {
+    for (segments, text) in files.iter().filter(|(s, _)| !is_map(s)) {
         let from = node(segments).unwrap();
         let code = code_only(text);
         let code = without_tests(&code);

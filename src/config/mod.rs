@@ -5,7 +5,7 @@
 //! zone files and TLS material are checked by their own modules (see `node::prepare`).
 //! Relative paths in the file are taken from the directory that holds the file.
 //!
-//! One file a concept: [`file`] the TOML as written (serde, both ways), `role` the master's
+//! One file a concept: [`file`](mod@file) the TOML as written (serde, both ways), `role` the master's
 //! and the worker's own sections, `tls` the served certificate's names and source, `acme`,
 //! `forward`, `listen`, `certificate_zone`, `publish`, `update`, `limits`.
 

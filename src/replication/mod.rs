@@ -31,7 +31,7 @@ const MAX_NOTIFY_IN_FLIGHT: usize = 256;
 
 /// Sends NOTIFY to every target for every zone change read from `changes` (subscribe
 /// before anything can change, so the first change is not missed), until `shutdown`.
-/// Targets are notified concurrently, at most [`MAX_NOTIFY_IN_FLIGHT`] at a time.
+/// Targets are notified concurrently, at most `MAX_NOTIFY_IN_FLIGHT` at a time.
 pub async fn notifier(
     mut changes: tokio::sync::broadcast::Receiver<hickory_proto::rr::Name>,
     zones: Arc<Zones>,

@@ -10,7 +10,7 @@
 //! A zone is immutable: a change builds a new one ([`Zone::changed`]), which the caller
 //! swaps in. This module owns the layout and the primitive searches (a name's record sets,
 //! whether a name or anything below it exists); the answer rules of RFC 1034 4.3.2 are in
-//! [`super::lookup`]. It must not read files (`parse`) or know which zones exist (`zones`).
+//! `super::lookup`. It must not read files (`parse`) or know which zones exist (`zones`).
 
 mod build;
 
