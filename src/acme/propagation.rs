@@ -7,13 +7,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hickory_proto::{
-    op::{Message, Query},
-    rr::{Name, RData, RecordType},
-};
-use tokio::time::timeout;
+use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::dns::client::exchange;
+use crate::dns::client::ask::{AskError, Over, ask};
 
 /// Pause between rounds of queries.
 const INTERVAL: Duration = Duration::from_millis(25);
@@ -42,13 +38,13 @@ pub(super) async fn confirm(
     for server in servers {
         let mut last;
         loop {
-            match ask(*server, owner).await {
+            match txt(*server, owner).await {
                 Ok(found) if values.iter().all(|v| found.contains(v)) => {
                     tracing::info!(%server, %owner, "challenge is served");
                     break;
                 }
                 Ok(found) => last = format!("{} of {} values", count(&found, values), values.len()),
-                Err(e) => last = e,
+                Err(e) => last = e.to_string(),
             }
             if start.elapsed() >= deadline {
                 return Err(Laggard {
@@ -69,22 +65,8 @@ fn count(found: &[String], values: &[String]) -> usize {
 }
 
 /// The TXT strings `server` answers for `owner`.
-async fn ask(server: SocketAddr, owner: &Name) -> Result<Vec<String>, String> {
-    let mut query = Message::query();
-    query.metadata.id = exchange::random_id();
-    query.add_query(Query::query(owner.clone(), RecordType::TXT));
-    let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let answer = timeout(
-        QUERY_TIMEOUT,
-        exchange::udp(server, None, &bytes, query.metadata.id),
-    )
-    .await
-    .map_err(|_| "timeout".to_string())?
-    .map_err(|e| e.to_string())?;
-    let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
-    if answer.metadata.id != query.metadata.id {
-        return Err("answer with another id".into());
-    }
+async fn txt(server: SocketAddr, owner: &Name) -> Result<Vec<String>, AskError> {
+    let answer = ask(server, owner, RecordType::TXT, Over::Udp, QUERY_TIMEOUT).await?;
     Ok(answer
         .answers
         .iter()

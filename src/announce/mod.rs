@@ -426,7 +426,7 @@ async fn until_answered(
         let last = match watch::tlsa_at(server, owner).await {
             Ok(found) if found.contains(hash) => return Ok(()),
             Ok(found) => format!("{} other TLSA records", found.len()),
-            Err(e) => e,
+            Err(e) => e.to_string(),
         };
         if start.elapsed() >= PROPAGATION_LIMIT {
             return Err(last);

@@ -3,30 +3,19 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use hickory_proto::{
-    op::{Message, Query},
-    rr::{Name, RData, RecordType},
-};
+use hickory_proto::rr::{Name, RData, RecordType};
 use rustls::pki_types::ServerName;
 use tokio::{net::TcpStream, time::timeout};
 
 use super::SpkiHash;
-use crate::dns::client::exchange;
+use crate::dns::client::ask::{AskError, Over, ask};
 
 /// One query's or handshake's wait before it counts as unanswered.
 const ASK_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// The TLSA 3 1 1 data `server` answers at `owner`.
-pub(super) async fn tlsa_at(server: SocketAddr, owner: &Name) -> Result<Vec<SpkiHash>, String> {
-    let mut query = Message::query();
-    query.metadata.id = exchange::random_id();
-    query.add_query(Query::query(owner.clone(), RecordType::TLSA));
-    let bytes = query.to_vec().map_err(|e| e.to_string())?;
-    let answer = timeout(ASK_TIMEOUT, exchange::tcp(server, None, &bytes))
-        .await
-        .map_err(|_| "no answer".to_string())?
-        .map_err(|e| e.to_string())?;
-    let answer = Message::from_vec(&answer).map_err(|e| e.to_string())?;
+pub(super) async fn tlsa_at(server: SocketAddr, owner: &Name) -> Result<Vec<SpkiHash>, AskError> {
+    let answer = ask(server, owner, RecordType::TLSA, Over::Tcp, ASK_TIMEOUT).await?;
     Ok(answer
         .answers
         .iter()
