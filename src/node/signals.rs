@@ -111,8 +111,12 @@ fn renew_now(config: &Config, force_renewal: &Notify) {
     }
 }
 
+/// The certificate first: it is one small file, and a renewal must not wait behind the
+/// re-read of a large zone. Zone files are read on this thread with the runtime told it
+/// blocks, so a million-record file does not hold up the tasks queued behind it.
 fn reload(zones: &Zones, config: &Config, certs: &CertSlot) {
-    let (changed, errors) = zones.reload();
+    reload_certificate(config, certs);
+    let (changed, errors) = tokio::task::block_in_place(|| zones.reload());
     for error in &errors {
         tracing::error!(error = %error, "zone reload failed; keeping its previous contents");
     }
@@ -121,6 +125,9 @@ fn reload(zones: &Zones, config: &Config, certs: &CertSlot) {
         failed = errors.len(),
         "zones re-read"
     );
+}
+
+fn reload_certificate(config: &Config, certs: &CertSlot) {
     if let Some(TlsConfig {
         source: CertificateSource::Files { cert, key },
         ..
