@@ -133,10 +133,7 @@ fn reload_certificate(config: &Config, certs: &CertSlot) {
         ..
     }) = &config.tls
     {
-        match tls::load_pem_files(cert, key)
-            .map_err(|e| e.to_string())
-            .and_then(|s| certs.install(&s).map_err(|e| e.to_string()))
-        {
+        match tls::load_pem_files(cert, key).and_then(|s| certs.install(&s)) {
             Ok(summary) => log_installed(&summary),
             Err(e) => {
                 tracing::error!(error = %e, "certificate reload failed; keeping the current one")

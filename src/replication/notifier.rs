@@ -107,27 +107,15 @@ fn acknowledged(response: &[u8], sent: &Sent) -> Option<bool> {
         return None;
     }
     if let Some((signer, mac)) = &sent.signed
-        && let Err(reason) = ack_signed(response, signer, mac)
+        && let Err(reason) = crate::tsig::client::verify_one(response, signer, Some(mac))
     {
-        tracing::warn!(rcode = %m.response_code, reason, "NOTIFY answer ignored: not signed with our key");
+        tracing::warn!(rcode = %m.response_code, %reason, "NOTIFY answer ignored: not signed with our key");
         return None;
     }
     if m.response_code != ResponseCode::NoError {
         tracing::warn!(rcode = %m.response_code, "NOTIFY refused");
     }
     Some(m.response_code == ResponseCode::NoError)
-}
-
-/// The answer's TSIG verifies under `signer`, chained to our NOTIFY's `mac`, within the
-/// fudge of now.
-fn ack_signed(response: &[u8], signer: &TSigner, mac: &[u8]) -> Result<(), String> {
-    let (_, _, window) = signer
-        .verify_message_byte(response, Some(mac), true)
-        .map_err(|e| e.to_string())?;
-    if !window.contains(&crate::clock::unix_now()) {
-        return Err("TSIG time outside the fudge window".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

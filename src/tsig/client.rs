@@ -5,9 +5,39 @@
 //! caller's (`dns::client::transfer`, `replication::soa`).
 
 use hickory_proto::{
+    dnssec::DnsSecError,
     op::{Message, ResponseCode},
     rr::TSigner,
 };
+
+/// Why an answer's TSIG does not authenticate it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VerifyError {
+    #[error("{0}")]
+    Mac(#[from] DnsSecError),
+    /// From hickory's own verifier (the bundle's queries).
+    #[error("{0}")]
+    Verifier(#[from] hickory_proto::ProtoError),
+    #[error("its time is outside the fudge window")]
+    Time,
+    #[error("tsig validation error: outdated response")]
+    Outdated,
+}
+
+/// One answer checked: its TSIG verifies under `signer`, chained to our request's MAC,
+/// signed within the fudge of now (SOA checks, NOTIFY acknowledgements).
+pub(crate) fn verify_one(
+    answer: &[u8],
+    signer: &TSigner,
+    request_mac: Option<&[u8]>,
+) -> Result<(), VerifyError> {
+    let (_, _, window) = signer.verify_message_byte(answer, request_mac, true)?;
+    if window.contains(&crate::clock::unix_now()) {
+        Ok(())
+    } else {
+        Err(VerifyError::Time)
+    }
+}
 
 /// The request's TSIG and the server's answers, checked in a chain (RFC 8945 5.3.1) the
 /// way hickory's `TSigVerifier` does it, but without decoding each message twice more.
@@ -37,24 +67,23 @@ impl Chain {
     }
 
     /// Checks the next answer message, in order.
-    pub(crate) fn verify(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (mac, time, range) = self
-            .signer
-            .verify_message_byte(bytes, Some(&self.previous), self.remote_time == 0)
-            .map_err(|e| e.to_string())?;
+    pub(crate) fn verify(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        let (mac, time, range) =
+            self.signer
+                .verify_message_byte(bytes, Some(&self.previous), self.remote_time == 0)?;
         if time >= self.remote_time && range.contains(&self.request_time) {
             self.previous = mac;
             self.remote_time = time;
             Ok(())
         } else {
-            Err("tsig validation error: outdated response".into())
+            Err(VerifyError::Outdated)
         }
     }
 }
 
 /// What a TSIG-checked answer failed on, for messages: "the REFUSED answer is not
 /// TSIG-signed", "the NOTAUTH answer carries TSIG error BADKEY", ...
-pub(crate) fn failure(message: &Message, verified: Result<(), String>) -> Option<String> {
+pub(crate) fn failure(message: &Message, verified: Result<(), VerifyError>) -> Option<String> {
     let rcode = rcode_name(message.metadata.response_code);
     let Some(tsig) = message.signature() else {
         return Some(format!("the {rcode} answer is not TSIG-signed"));

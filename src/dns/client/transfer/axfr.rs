@@ -125,7 +125,7 @@ fn sign(
 }
 
 /// A message that failed its TSIG check, decoded only now to say why.
-fn tsig_error(conn: &Conn, bytes: &[u8], reason: String) -> XfrError {
+fn tsig_error(conn: &Conn, bytes: &[u8], reason: tsig_client::VerifyError) -> XfrError {
     match Message::from_vec(bytes) {
         Ok(message) => XfrError::Tsig {
             server: conn.server,

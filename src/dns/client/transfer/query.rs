@@ -88,7 +88,7 @@ async fn ask(
         let verified = verifier
             .verify(&bytes)
             .map(|_| ())
-            .map_err(|e| e.to_string());
+            .map_err(crate::tsig::client::VerifyError::from);
         if let Some(reason) = crate::tsig::client::failure(&message, verified) {
             return Err(XfrError::Tsig {
                 server: conn.server,
