@@ -1,14 +1,12 @@
-//! Issue "ACME": the master obtains and renews its certificate from real Pebble, answering
+//! ACME: the master obtains and renews its certificate from real Pebble, answering
 //! DNS-01 from its own zone. Each test has its own 127.0.4.x addresses.
-
-mod common;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use hickory_proto::rr::RecordType;
 
-use common::{
-    Node, Scratch, certzone, client, kdig,
+use crate::common::{
+    self, Node, Scratch, certzone, client, kdig,
     pebble::{Pebble, PebbleOptions},
     wait_for,
 };
@@ -69,6 +67,7 @@ fn dot_answer(ip: &str, root: &Path, hostname: &str) -> String {
 
 #[test]
 fn issues_for_two_names_and_a_wildcard_verified_by_kdig() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.1";
     let pebble = Pebble::start(
@@ -135,6 +134,7 @@ fn stored_leaf(scratch: &Scratch) -> Vec<u8> {
 
 #[test]
 fn short_lived_certificate_is_renewed_without_restart() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.2";
     let options = PebbleOptions {
@@ -190,6 +190,7 @@ fn short_lived_certificate_is_renewed_without_restart() {
 
 #[test]
 fn ca_down_means_backoff_and_the_old_certificate_until_it_is_back() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.3";
     let options = PebbleOptions {
@@ -236,6 +237,7 @@ fn ca_down_means_backoff_and_the_old_certificate_until_it_is_back() {
 
 #[test]
 fn nonce_storm_means_retries_then_issuance_when_healthy() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.5";
     let stormy = PebbleOptions {
@@ -269,6 +271,7 @@ fn nonce_storm_means_retries_then_issuance_when_healthy() {
 
 #[test]
 fn a_lagging_authoritative_server_stops_the_order_before_ready() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.4";
     // The laggard: a second node serving the same zone file, which never gets the challenge.
@@ -319,6 +322,7 @@ fn a_lagging_authoritative_server_stops_the_order_before_ready() {
 
 #[test]
 fn restart_reuses_account_and_certificate_and_renew_forces_an_order() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.4.6";
     let pebble = Pebble::start(
@@ -382,6 +386,7 @@ fn restart_reuses_account_and_certificate_and_renew_forces_an_order() {
 
 #[test]
 fn external_account_binding_is_used_and_its_absence_is_explained() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
     let eab = PebbleOptions {
@@ -413,6 +418,7 @@ fn external_account_binding_is_used_and_its_absence_is_explained() {
 
 #[test]
 fn challenge_reaches_two_workers_which_then_serve_the_new_chain() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let (master_ip, workers) = ("127.0.4.9", ["127.0.4.10", "127.0.4.11"]);
     for (kind, file) in [

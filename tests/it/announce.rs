@@ -1,10 +1,8 @@
-//! Issue 16, "Announcing the certificate": after `cluster up` every node serves the master's
+//! Announcing the certificate: after `cluster up` every node serves the master's
 //! `_dns` SVCB, TLSA 3 1 1 and CAA records; the key each node serves over DoT is in its
 //! TLSA; renewals under probing every 50 ms never serve a key whose TLSA a client could
 //! lack, and the old TLSA goes within one refresh. CAA for another account refuses the
 //! order. Real Pebble, real nodes, kdig. Addresses 127.0.20.x and 127.0.21.x.
-
-mod common;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,8 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    Node, Scratch, certzone,
+use crate::common::{
+    self, Node, Scratch, certzone,
     client::{self, DotClient},
     kdig,
     pebble::{Pebble, PebbleOptions},
@@ -262,6 +260,7 @@ fn renew_and_withdraw(master_config: &Path, root: &Path, before: &str) -> String
 
 #[test]
 fn cluster_publishes_svcb_tlsa_caa_and_rolls_tlsa_ahead_of_renewals() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let dir = scratch.dir.path();
     let pebble = Pebble::start(
@@ -428,6 +427,7 @@ file = "example.test.zone"
 
 #[test]
 fn caa_for_another_account_refuses_the_order_until_it_is_gone() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let pebble = Pebble::start(
         "127.0.21.101",

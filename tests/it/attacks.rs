@@ -1,11 +1,9 @@
-//! Issue 12's long attacks, half a minute and a minute against the real binary on loopback,
+//! The long attacks, half a minute and a minute against the real binary on loopback,
 //! one at a time (they measure answers, memory and CPU, which a second attack running
 //! beside them would spoil): slow clients against a master's stream listeners while a
 //! worker transfers from it, and floods of random names over UDP, answered from the zones
 //! and forwarded to an upstream that never answers. Each test prints what it measured.
 //! `tests/bench/attack.sh` runs the slow-client attack against Knot and BIND too.
-
-mod common;
 
 use std::{
     net::{SocketAddr, UdpSocket},
@@ -14,8 +12,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    Node, Scratch,
+use crate::common::{
+    self, Node, Scratch,
     client::{self, parse},
     cluster::{self, Cluster},
     kdig, load, node_config, proc, wait_for,
@@ -34,6 +32,7 @@ const PYTHON: &str = "/usr/bin/python3";
 
 #[test]
 fn slow_clients_stop_neither_queries_nor_a_workers_transfer() {
+    let _gate = common::gate();
     let _one = serial();
     proc::raise_open_files();
     let (master_ip, worker_ip) = ("127.0.13.1", "127.0.13.2");
@@ -207,6 +206,7 @@ fn change_zone_during_attack(cluster: &Cluster, master_pid: u32, worker_ip: &str
 
 #[test]
 fn floods_of_random_names_keep_memory_and_files_bounded_and_zones_answered() {
+    let _gate = common::gate();
     let _one = serial();
     let scratch = Scratch::new();
     let ip = "127.0.13.5";

@@ -1,11 +1,10 @@
 //! Property tests: random versions, names, worker counts and byte flips.
 //! Chains are made once (rcgen is slow) and reused across cases.
 
-mod bundle_common;
-
 use std::sync::OnceLock;
 
-use bundle_common::{LEAF_SPAN, NOW, TestChain, make_chain, rdata_bytes, with_rdata, zone};
+use crate::bundle_common::{LEAF_SPAN, NOW, TestChain, make_chain, rdata_bytes, with_rdata, zone};
+use crate::common;
 use certzone::bundle::{
     BundleInput, ReaderPolicy, SigningKey, WorkerSecretKey, generate_signing_key, publish, read,
 };
@@ -91,6 +90,7 @@ proptest! {
     fn round_trip(seed: u64, chain in 0usize..4, workers in 1usize..12, version: u64,
                   labels in prop::collection::vec(0usize..LABELS.len(), 0..4), pick: prop::sample::Index,
                   format in 1u8..=2) {
+        let _gate = common::gate();
         let version = if format == 2 { version % (NOW + 1) } else { version };
         let c = case(seed, chain, workers, version, &labels, format);
         let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 1);
@@ -110,6 +110,7 @@ proptest! {
     #[test]
     fn any_flip_is_refused(seed: u64, workers in 1usize..4, which: prop::sample::Index,
                            at: prop::sample::Index, mask in 1u8..=255, format in 1u8..=2) {
+        let _gate = common::gate();
         let c = case(seed, 1, workers, 5, &[0], format);
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let records = publish(&c.input, &c.key, &mut rng).unwrap();

@@ -1,13 +1,13 @@
 //! Round trips: chains of 1-4 certificates, 1-50 workers, every worker
 //! unseals the same key; inspect describes the chain.
 
-mod bundle_common;
-
-use bundle_common::{Fixture, NAMES, zone};
+use crate::bundle_common::{Fixture, NAMES, zone};
+use crate::common;
 use certzone::bundle::{BundleError, inspect, read};
 
 #[test]
 fn every_worker_unseals_the_same_key_for_chains_of_1_to_4() {
+    let _gate = common::gate();
     for (chain_len, workers) in [(1, 1), (2, 7), (3, 2), (4, 50)] {
         let fx = Fixture::new(chain_len, workers);
         let records = fx.publish();
@@ -24,6 +24,7 @@ fn every_worker_unseals_the_same_key_for_chains_of_1_to_4() {
 
 #[test]
 fn reader_without_worker_key_gets_no_key() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 1);
     let got = read(&fx.publish(), &zone(), &fx.policy(None)).expect("reads");
     assert!(got.private_key.is_none());
@@ -36,6 +37,7 @@ fn reader_without_worker_key_gets_no_key() {
 
 #[test]
 fn records_are_found_in_any_order_and_among_others() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 3);
     let mut records = fx.publish();
     records.reverse();
@@ -48,6 +50,7 @@ fn records_are_found_in_any_order_and_among_others() {
 
 #[test]
 fn owner_names_are_case_insensitive() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 1);
     let upper = zone().to_string().to_uppercase();
     let upper = upper.parse().expect("name");
@@ -56,6 +59,7 @@ fn owner_names_are_case_insensitive() {
 
 #[test]
 fn roots_are_checked_when_configured() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 1);
     let records = fx.publish();
     let mut policy = fx.policy(Some(0));
@@ -71,6 +75,7 @@ fn roots_are_checked_when_configured() {
 
 #[test]
 fn inspect_reports_subject_and_issuer_of_each_certificate() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 4);
     let seen = inspect(&fx.publish(), &zone(), &[*fx.key.verifying_key()], None).expect("inspects");
     assert_eq!(seen.format, 2);
@@ -88,6 +93,7 @@ fn inspect_reports_subject_and_issuer_of_each_certificate() {
 
 #[test]
 fn a_worker_listed_twice_gets_one_record() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 2);
     fx.input.workers.push(fx.input.workers[0].clone());
     assert_eq!(fx.publish().len(), 1 + 1 + 2);
@@ -97,6 +103,7 @@ fn a_worker_listed_twice_gets_one_record() {
 /// publication order (chain positions, then key ids ascending).
 #[test]
 fn the_manifest_names_every_record_to_query() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 4);
     let records = fx.publish();
     let manifest = certzone::bundle::manifest_name(&zone()).expect("name");

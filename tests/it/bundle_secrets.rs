@@ -2,11 +2,10 @@
 //! PEM, base64 of either (at any alignment), nor its raw scalar, in the
 //! records' wire form or their zone-file text.
 
-mod bundle_common;
-
+use crate::bundle_common::Fixture;
+use crate::common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bundle_common::Fixture;
 use certzone::bundle::zone_text;
 use hickory_proto::serialize::binary::BinEncodable as _;
 use p256::pkcs8::DecodePrivateKey as _;
@@ -42,6 +41,7 @@ fn secret_forms(der: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn private_key_is_nowhere_in_wire_or_text() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 5);
     let records = fx.publish();
     let mut wire = Vec::new();

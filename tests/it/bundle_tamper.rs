@@ -4,11 +4,10 @@
 //! key, a sealed key not listed in the manifest, an expired leaf, names
 //! that do not cover the node, unknown formats.
 
-mod bundle_common;
-
+use crate::bundle_common::{Fixture, NAMES, find, make_chain, rdata_bytes, with_rdata, zone};
+use crate::common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bundle_common::{Fixture, NAMES, find, make_chain, rdata_bytes, with_rdata, zone};
 use certzone::bundle::{BundleError, WorkerSecretKey, generate_signing_key, read};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{RData, Record};
@@ -20,6 +19,7 @@ fn read_as(fx: &Fixture, records: &[Record], worker: usize) -> Result<(), Bundle
 
 #[test]
 fn reordered_chain_fails_the_signature() {
+    let _gate = common::gate();
     let fx = Fixture::new(3, 1);
     let mut records = fx.publish();
     let (a, b) = (find(&records, "0.chain"), find(&records, "1.chain"));
@@ -31,6 +31,7 @@ fn reordered_chain_fails_the_signature() {
 
 #[test]
 fn swapped_in_certificate_fails_the_signature() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 1);
     let other = Fixture::new(2, 0);
     let mut records = fx.publish();
@@ -42,6 +43,7 @@ fn swapped_in_certificate_fails_the_signature() {
 
 #[test]
 fn one_flipped_byte_in_any_rdata_is_refused() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let records = fx.publish();
     let mut tried = 0;
@@ -65,6 +67,7 @@ fn one_flipped_byte_in_any_rdata_is_refused() {
 
 #[test]
 fn signature_by_another_key_is_refused() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(2, 1);
     let records = {
         let real = fx.key.clone();
@@ -95,6 +98,7 @@ fn signature_by_another_key_is_refused() {
 
 #[test]
 fn rollback_and_same_version_are_refused_apart() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.version = 8;
     let records = fx.publish();
@@ -109,6 +113,7 @@ fn rollback_and_same_version_are_refused_apart() {
 
 #[test]
 fn every_missing_record_is_named() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 2);
     let records = fx.publish();
     for prefix in ["manifest.", "0.chain.", "1.chain."] {
@@ -130,6 +135,7 @@ fn every_missing_record_is_named() {
 
 #[test]
 fn duplicated_records_are_refused() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 1);
     let records = fx.publish();
     for i in 0..records.len() {
@@ -152,6 +158,7 @@ fn duplicated_records_are_refused() {
 
 #[test]
 fn records_beyond_the_manifest_are_refused() {
+    let _gate = common::gate();
     let fx = Fixture::new(2, 1);
     let mut records = fx.publish();
     let mut extra = records[find(&records, "1.chain")].clone();
@@ -165,6 +172,7 @@ fn records_beyond_the_manifest_are_refused() {
 
 #[test]
 fn keys_records_must_be_exactly_the_listed_ids() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 3);
     let records = fx.publish();
     let mine = format!("{}.keys.", fx.workers[1].key_id());
@@ -198,6 +206,7 @@ fn keys_records_must_be_exactly_the_listed_ids() {
 
 #[test]
 fn a_worker_not_listed_gets_no_key() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(2, 2);
     fx.input.workers.remove(1);
     let records = fx.publish();
@@ -210,6 +219,7 @@ fn a_worker_not_listed_gets_no_key() {
 
 #[test]
 fn a_sealed_key_moved_to_another_worker_is_refused() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 2);
     let mut records = fx.publish();
     let mine = format!("{}.keys", fx.workers[1].key_id());
@@ -221,6 +231,7 @@ fn a_sealed_key_moved_to_another_worker_is_refused() {
 
 #[test]
 fn an_expired_leaf_is_refused() {
+    let _gate = common::gate();
     let fx = Fixture::with_chain(make_chain(2, NAMES, ((2020, 1, 1), (2021, 1, 1))), 1);
     let err = read_as(&fx, &fx.publish(), 0).unwrap_err();
     assert!(matches!(err, BundleError::LeafExpired { .. }), "{err}");
@@ -228,6 +239,7 @@ fn an_expired_leaf_is_refused() {
 
 #[test]
 fn names_that_do_not_cover_the_node_are_refused() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.names = vec!["example.test".into()];
     let err = read_as(&fx, &fx.publish(), 0).unwrap_err();
@@ -241,6 +253,7 @@ fn names_that_do_not_cover_the_node_are_refused() {
 
 #[test]
 fn an_unknown_format_version_is_refused_as_such() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let mut records = fx.publish();
     let i = find(&records, "manifest.");
@@ -260,6 +273,7 @@ fn an_unknown_format_version_is_refused_as_such() {
 
 #[test]
 fn size_limits_hold_on_parse() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let mut records = fx.publish();
     let mut far = records[find(&records, "0.chain")].clone();
@@ -288,6 +302,7 @@ fn size_limits_hold_on_parse() {
 
 #[test]
 fn wrong_cert_fields_are_malformed() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let mut records = fx.publish();
     let i = find(&records, "0.chain");
@@ -302,6 +317,7 @@ fn wrong_cert_fields_are_malformed() {
 
 #[test]
 fn publisher_refuses_bad_input() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.names = vec!["other.test".into()];
     let err = certzone::bundle::publish(&fx.input, &fx.key, &mut OsRng).unwrap_err();
@@ -313,6 +329,7 @@ fn publisher_refuses_bad_input() {
 
 #[test]
 fn a_newer_format_is_refused_as_such_whatever_its_other_records() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let mut records = fx.publish();
     let i = find(&records, "manifest.");

@@ -5,11 +5,10 @@
 //! signer is enough, a pinned signer's bad signature is not, and signatures
 //! cannot be stripped or added. Records of other classes are not the bundle's.
 
-mod bundle_common;
-
+use crate::bundle_common::{CLUSTER, Fixture, NOW, find, zone};
+use crate::common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use bundle_common::{CLUSTER, Fixture, NOW, find, zone};
 use certzone::bundle::{
     BundleError, ReaderPolicy, generate_signing_key, inspect, publish_signed, read, signing_key_id,
 };
@@ -23,6 +22,7 @@ fn refused(records: &[Record], policy: &ReaderPolicy) -> BundleError {
 
 #[test]
 fn another_zone_or_cluster_is_refused() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     let records = fx.publish();
     let mut policy = fx.policy(Some(0));
@@ -52,6 +52,7 @@ fn another_zone_or_cluster_is_refused() {
 
 #[test]
 fn a_version_or_publication_from_the_future_is_refused() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.version = NOW + 3601;
     let err = refused(&fx.publish(), &fx.policy(Some(0)));
@@ -87,6 +88,7 @@ fn a_version_or_publication_from_the_future_is_refused() {
 
 #[test]
 fn floors_refuse_older_bundles_even_with_nothing_held() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let records = fx.publish();
     let fresh = ReaderPolicy {
@@ -129,6 +131,7 @@ fn floors_refuse_older_bundles_even_with_nothing_held() {
 
 #[test]
 fn a_publication_floor_or_a_format_floor_refuses_format_1() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.format = 1;
     fx.input.minimum_format = 1;
@@ -163,6 +166,7 @@ fn a_publication_floor_or_a_format_floor_refuses_format_1() {
 
 #[test]
 fn a_minimum_format_of_1_keeps_the_way_back_open() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     fx.input.minimum_format = 1;
     let got = read(&fx.publish(), &zone(), &fx.policy(Some(0))).unwrap();
@@ -172,6 +176,7 @@ fn a_minimum_format_of_1_keeps_the_way_back_open() {
 /// Key rotation as workers see it: A and B sign; a worker trusting A, B or both reads it.
 #[test]
 fn two_signers_and_any_pinned_one_is_enough() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let b = generate_signing_key(&mut OsRng);
     let both = publish_signed(&fx.input, &[fx.key.clone(), b.clone()], &mut OsRng).unwrap();
@@ -202,6 +207,7 @@ fn two_signers_and_any_pinned_one_is_enough() {
 /// A pinned signer's signature must verify even when another pinned one does.
 #[test]
 fn a_bad_signature_by_a_pinned_key_fails_the_bundle() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let b = generate_signing_key(&mut OsRng);
     let mut both = publish_signed(&fx.input, &[fx.key.clone(), b.clone()], &mut OsRng).unwrap();
@@ -228,6 +234,7 @@ fn a_bad_signature_by_a_pinned_key_fails_the_bundle() {
 
 #[test]
 fn publisher_refuses_what_readers_would() {
+    let _gate = common::gate();
     let mut fx = Fixture::new(1, 1);
     let keys = [fx.key.clone(), fx.key.clone()];
     assert!(matches!(
@@ -259,6 +266,7 @@ fn publisher_refuses_what_readers_would() {
 
 #[test]
 fn records_of_another_class_are_not_the_bundles() {
+    let _gate = common::gate();
     let fx = Fixture::new(1, 1);
     let mut records = fx.publish();
     let mut chaos = records[find(&records, "manifest.")].clone();

@@ -7,15 +7,14 @@
 //! verifier written from docs/PROTOCOL.md alone checks every zone text, and a
 //! reader that accepted format 2 refuses format 1 afterwards.
 //!
-//! Regenerate with `CERTZONE_REGENERATE_VECTORS=1 cargo test --test bundle_vectors`;
+//! Regenerate with `CERTZONE_REGENERATE_VECTORS=1 cargo test --test it bundle_vectors::`;
 //! key and chain files are only made when missing.
-
-mod bundle_common;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use bundle_common::make_chain;
+use crate::bundle_common::{self, independent, make_chain};
+use crate::common;
 use certzone::bundle::{
     BundleError, BundleInput, ReaderPolicy, SigningKey, VerifyingKey, WorkerSecretKey,
     publish_signed, read, signing_key_from_pem, signing_key_to_pem, verifying_key_from_pem,
@@ -27,9 +26,6 @@ use hickory_proto::serialize::txt::Parser;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng as _;
 use rustls_pki_types::PrivatePkcs8KeyDer;
-
-#[path = "bundle_common/independent.rs"]
-mod independent;
 
 pub(crate) const ZONE: &str = "_certzone.example.test.";
 pub(crate) const VERSION: u64 = 42;
@@ -231,6 +227,7 @@ fn wire(records: &[Record]) -> Vec<u8> {
 
 #[test]
 fn records_are_byte_exact() {
+    let _gate = common::gate();
     let v = load();
     for golden in Golden::ALL {
         let records = published(&v, golden);
@@ -253,6 +250,7 @@ fn records_are_byte_exact() {
 
 #[test]
 fn every_worker_reads_every_golden_bundle() {
+    let _gate = common::gate();
     let v = load();
     for golden in Golden::ALL {
         let records = published(&v, golden);
@@ -275,6 +273,7 @@ fn every_worker_reads_every_golden_bundle() {
 /// The rotation bundle reads under either key alone, and under neither not at all.
 #[test]
 fn the_rotation_bundle_reads_under_either_key() {
+    let _gate = common::gate();
     let v = load();
     let records = published(&v, Golden::Rotation);
     for pinned in [vec![v.pinned], vec![v.pinned_b], vec![v.pinned_b, v.pinned]] {
@@ -312,6 +311,7 @@ fn the_rotation_bundle_reads_under_either_key() {
 /// even a format 1 bundle with a higher version.
 #[test]
 fn a_format_2_reader_refuses_format_1_after_format_2() {
+    let _gate = common::gate();
     let v = load();
     let zone = &v.input.zone;
     let v1 = published(&v, Golden::V1);
@@ -342,6 +342,7 @@ fn a_format_2_reader_refuses_format_1_after_format_2() {
 /// same records (so a zone file written from `zone_text` loads as-is).
 #[test]
 fn zone_text_parses_back() {
+    let _gate = common::gate();
     let v = load();
     for golden in Golden::ALL {
         let text = text_file(&golden.file("zone"));
@@ -372,6 +373,7 @@ fn zone_text_parses_back() {
 
 #[test]
 fn independent_verifier_accepts_every_golden_zone_text() {
+    let _gate = common::gate();
     let v = load();
     let worker_pem = text_file("worker-1.key.pem");
     let a = text_file("signing.pub.pem");
@@ -393,6 +395,7 @@ fn independent_verifier_accepts_every_golden_zone_text() {
 /// SOA and NS; skipped (and says so) where BIND's tools are not installed.
 #[test]
 fn named_checkzone_accepts_when_installed() {
+    let _gate = common::gate();
     let head = format!(
         "$ORIGIN {ZONE}\n@ 300 IN SOA ns.example.test. admin.example.test. 1 7200 3600 1209600 300\n@ 300 IN NS ns.example.test.\n"
     );

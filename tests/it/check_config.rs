@@ -1,11 +1,9 @@
 //! Bad input refuses to start, with a message naming the problem; `check-config` and `run`
 //! say the same thing and exit 2.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Node, Scratch, certzone, node_config};
+use crate::common::{self, Node, Scratch, certzone, node_config};
 
 /// `check-config` exits 2 naming `expected`; `run` refuses to start with the same message.
 fn refused(scratch: &Scratch, config_text: &str, expected: &[&str]) {
@@ -41,6 +39,7 @@ const IP: &str = "127.0.3.1";
 
 #[test]
 fn good_config_passes() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let config = scratch.write("node.toml", &node_config(IP, "state", "", ""));
     let out = certzone(&["check-config", "--config", config.to_str().unwrap()]);
@@ -58,6 +57,7 @@ fn good_config_passes() {
 
 #[test]
 fn unknown_key_is_named_with_its_line() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let text = node_config(IP, "state", "", "").replace("[listen]", "[listen]\nudp-port = 53");
     refused(&scratch, &text, &["node.toml", "udp-port", "line 4"]);
@@ -65,6 +65,7 @@ fn unknown_key_is_named_with_its_line() {
 
 #[test]
 fn missing_zone_file_is_named() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     std::fs::remove_file(scratch.path("example.test.zone")).unwrap();
     refused(
@@ -76,6 +77,7 @@ fn missing_zone_file_is_named() {
 
 #[test]
 fn zone_syntax_error_names_file_and_line() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let zone = std::fs::read_to_string(scratch.path("example.test.zone")).unwrap();
     let broken = zone.replace("mail    IN A    192.0.2.25", "mail    IN A    192.0.2.25.9");
@@ -94,6 +96,7 @@ fn zone_syntax_error_names_file_and_line() {
 
 #[test]
 fn unparseable_address_is_named() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let text =
         node_config(IP, "state", "", "").replace(&format!("\"{IP}:8530\""), "\"127.0.0.1:85300\"");
@@ -102,6 +105,7 @@ fn unparseable_address_is_named() {
 
 #[test]
 fn key_file_that_is_not_pem_is_named() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["ns1.example.test".to_string()])
@@ -120,6 +124,7 @@ fn key_file_that_is_not_pem_is_named() {
 
 #[test]
 fn several_problems_are_all_named() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let text = format!(
         "{}\n[[zone]]\nname = \"missing.test\"\nfile = \"missing.test.zone\"\n",
@@ -135,6 +140,7 @@ fn several_problems_are_all_named() {
 
 #[test]
 fn a_tsig_secret_under_16_bytes_is_refused() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     // 8 bytes: hmac-sha256 would take it, but it is guessable in bulk
     scratch.write(
@@ -156,6 +162,7 @@ fn a_tsig_secret_under_16_bytes_is_refused() {
 /// forwarder without tls-name) are all listed in one run, not one per run.
 #[test]
 fn every_config_level_problem_is_named_in_one_run() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let tls = "names = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"tls.pem\"";
     let forward =
@@ -179,6 +186,7 @@ fn every_config_level_problem_is_named_in_one_run() {
 /// refused by name, not left to fail at publication ("bad name") and on every worker.
 #[test]
 fn an_ip_address_in_a_publishing_masters_names_is_refused() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     scratch.keygen(&["signing"], "signing.pem");
     let tls = "names = [\"ns1.example.test\", \"127.0.0.7\"]";
@@ -193,6 +201,7 @@ fn an_ip_address_in_a_publishing_masters_names_is_refused() {
 /// A worker's names must be covered by the master's certificate, which has no addresses.
 #[test]
 fn an_ip_address_in_a_workers_names_is_refused() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let text = format!(
         "role = \"worker\"\nstate-dir = \"state\"\n[listen]\nudp = [\"{IP}:5300\"]\n\
@@ -211,6 +220,7 @@ fn an_ip_address_in_a_workers_names_is_refused() {
 /// A worker with only [[secondary]]: its certificate zone is `_certzone.<that zone>`.
 #[test]
 fn a_worker_with_only_secondaries_needs_no_certificate_zone_name() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     scratch.keygen(&["signing"], "signing.pem");
     scratch.keygen(&["worker"], "sealing.key");
@@ -251,6 +261,7 @@ name = "example.test."
 /// A cluster file given to check-config: the message points at `cluster render`.
 #[test]
 fn a_cluster_file_is_pointed_to_cluster_render() {
+    let _gate = common::gate();
     let out = certzone(&[
         "check-config",
         "--config",

@@ -4,11 +4,9 @@
 //! and writes nothing. (What needs the engine -- a subnet in use, no compose, no engine,
 //! a second `up`, `down`, the scenarios -- is tests/docker/run.sh.) Opens no socket.
 
-mod common;
-
 use std::{path::Path, process::Command};
 
-use common::{binary, certzone, repo};
+use crate::common::{self, binary, certzone, repo};
 
 /// The tests' first docker cluster file, edited, in `dir` with its zone.
 fn cluster_file(dir: &Path, edit: impl Fn(String) -> String) -> String {
@@ -34,6 +32,7 @@ fn refused(dir: &Path, args: &[&str]) -> String {
 
 #[test]
 fn a_node_outside_the_subnet_is_refused_naming_it() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let config = cluster_file(dir, |t| t.replace("172.30.77.12", "172.30.78.12"));
@@ -54,6 +53,7 @@ fn a_node_outside_the_subnet_is_refused_naming_it() {
 
 #[test]
 fn acme_directories_and_docker_tables_are_checked_before_docker() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
 
@@ -112,6 +112,7 @@ fn acme_directories_and_docker_tables_are_checked_before_docker() {
 
 #[test]
 fn no_docker_on_path_is_refused_naming_it() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let config = cluster_file(dir, |t| t);

@@ -2,15 +2,13 @@
 //! answers over DoT with the same certificate, Ctrl-C stops them all, and bad cluster files
 //! are refused with a message naming the problem. Addresses 127.0.11.x.
 
-mod common;
-
 use std::{
     net::{SocketAddr, UdpSocket},
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use common::{Node, certzone, client::DotClient, kdig, repo};
+use crate::common::{self, Node, certzone, client::DotClient, kdig, repo};
 use hickory_proto::rr::RecordType;
 
 const IPS: [&str; 3] = ["127.0.11.1", "127.0.11.2", "127.0.11.3"];
@@ -57,6 +55,7 @@ fn up(config: &Path) -> Node {
 
 #[test]
 fn cluster_up_serves_one_certificate_on_every_node_and_stops_on_ctrl_c() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let config = example(scratch.path(), IPS);
     let mut cluster = up(&config);
@@ -158,6 +157,7 @@ fn cluster_up_serves_one_certificate_on_every_node_and_stops_on_ctrl_c() {
 
 #[test]
 fn render_writes_each_node_only_its_own_secrets() {
+    let _gate = common::gate();
     use std::os::unix::fs::PermissionsExt;
     let scratch = tempfile::tempdir().unwrap();
     let config = example(scratch.path(), OTHER_IPS);
@@ -247,6 +247,7 @@ fn example_text(scratch: &Path) -> String {
 
 #[test]
 fn bad_cluster_files_are_refused_naming_the_problem() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path();
     let text = example_text(dir);
@@ -325,6 +326,7 @@ fn bad_cluster_files_are_refused_naming_the_problem() {
 /// good copy stays, and the error names the operator's file and line.
 #[test]
 fn render_refuses_a_broken_zone_file_and_keeps_the_masters_copy() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let config = example(scratch.path(), OTHER_IPS);
     let render = || certzone(&["cluster", "render", "--config", config.to_str().unwrap()]);

@@ -1,11 +1,9 @@
-//! Issue 12, "Internet-facing hardening": what a stranger can make a node do, tried against
+//! Internet-facing hardening: what a stranger can make a node do, tried against
 //! the real binary on loopback. Responses are never answered; two nodes sent a spoofed
 //! response do not bounce it; DoH abuse costs bounded memory; the forwarder serves its
 //! allow-list only and caps its work; response rate limiting; a low open-file limit; a
 //! stalled CA. Each test has its own 127.0.12.x addresses. The attacks that run for half a
-//! minute or more are in `tests/attacks.rs`.
-
-mod common;
+//! minute or more are in `attacks.rs`.
 
 use std::{
     net::{SocketAddr, TcpListener, UdpSocket},
@@ -13,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Node, Scratch, client, dig, kdig, load, node_config, proc, wait_for};
+use crate::common::{self, Node, Scratch, client, dig, kdig, load, node_config, proc, wait_for};
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{Name, RecordType},
@@ -45,6 +43,7 @@ fn responses() -> Vec<(&'static str, Vec<u8>)> {
 
 #[test]
 fn responses_get_no_answer_over_udp_tcp_dot_or_doh() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.1";
     let node = Node::start(&scratch.write("node.toml", &node_config(ip, "state", "", "")));
@@ -104,6 +103,7 @@ fn responses_get_no_answer_over_udp_tcp_dot_or_doh() {
 
 #[test]
 fn a_spoofed_response_between_two_nodes_dies_out() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let (a, b) = ("127.0.12.2", "127.0.12.3");
     let node_a = Node::start(&scratch.write("a.toml", &node_config(a, "a", "", "")));
@@ -146,6 +146,7 @@ fn a_spoofed_response_between_two_nodes_dies_out() {
 
 #[test]
 fn doh_abuse_costs_bounded_memory_and_a_fresh_query_is_answered() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.4";
     let node = Node::start(&scratch.write("node.toml", &node_config(ip, "state", "", "")));
@@ -222,6 +223,7 @@ fn black_hole(ip: &str) -> UdpSocket {
 
 #[test]
 fn the_forwarder_refuses_strangers_and_caps_its_work() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.5";
     let _upstream = black_hole("127.0.12.6");
@@ -279,6 +281,7 @@ fn the_forwarder_refuses_strangers_and_caps_its_work() {
 
 #[test]
 fn rate_limiting_gives_a_flood_its_rate_and_others_everything() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.7";
     // A big answer: the amplification a spoofed flood would want.
@@ -363,6 +366,7 @@ fn msg_size(dig_output: &str) -> f64 {
 
 #[test]
 fn a_node_with_256_files_survives_1000_connections() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.8";
     proc::raise_open_files();
@@ -427,6 +431,7 @@ fn connect_from(source: &str, to: SocketAddr) -> std::io::Result<std::net::TcpSt
 
 #[test]
 fn a_ca_that_accepts_and_never_answers_is_a_logged_timeout_and_a_retry() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.12.9";
     let stalled = TcpListener::bind("127.0.12.109:14000").unwrap();

@@ -1,4 +1,4 @@
-//! Issue 7, the fast path: prepared answers (src/prepared.rs) must be byte for byte what the
+//! The fast path: prepared answers (src/prepared.rs) must be byte for byte what the
 //! full path sends, and every zone change must reach the very next query.
 //!
 //! In process, one `Handler` with prepared answers and one without share a zone; between
@@ -9,8 +9,6 @@
 //! printed with any failure (set FAST_PATH_SEED to replay one). Each test has its own
 //! 127.0.10.x address.
 
-mod common;
-
 use std::{
     net::{SocketAddr, UdpSocket},
     path::Path,
@@ -18,12 +16,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::common::{self, Node, Scratch, cluster::Cluster, kdig, wait_for};
 use certzone::{
     config::ZoneConfig,
     dns::{Handler, Transport},
     zones::Zones,
 };
-use common::{Node, Scratch, cluster::Cluster, kdig, wait_for};
 use hickory_proto::rr::{Name, RData, Record, rdata};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -48,6 +46,7 @@ fn handlers() -> (tempfile::TempDir, Arc<Zones>, Handler, Handler) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepared_answers_are_the_full_paths_bytes_in_process() {
+    let _gate = common::gate();
     let (_state, _zones, fast, full) = handlers();
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
     let mut queries = Queries::new();
@@ -73,6 +72,7 @@ async fn prepared_answers_are_the_full_paths_bytes_in_process() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_records_and_generated_zones_are_seen_by_the_next_query() {
+    let _gate = common::gate();
     let (_state, zones, fast, full) = handlers();
     let src: SocketAddr = "127.0.10.250:5353".parse().unwrap();
     let ask = async |name: &str, rtype: u16| {
@@ -126,6 +126,7 @@ async fn challenge_records_and_generated_zones_are_seen_by_the_next_query() {
 
 #[test]
 fn two_nodes_answer_alike_over_udp_and_tcp() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let (fast, full) = fast_and_full(&scratch, "127.0.10.1", "127.0.10.2");
     let mut queries = Queries::new();
@@ -150,6 +151,7 @@ fn two_nodes_answer_alike_over_udp_and_tcp() {
 /// prepared and new questions together: each is answered once, with the full path's bytes.
 #[test]
 fn bursts_over_udp_get_every_answer_once_and_right() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let (fast, full) = fast_and_full(&scratch, "127.0.10.8", "127.0.10.9");
     let mut queries = Queries::new();
@@ -206,6 +208,7 @@ fn bursts_over_udp_get_every_answer_once_and_right() {
 
 #[test]
 fn a_reloaded_record_reaches_the_very_next_udp_query() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let node = start(&scratch, "node", "127.0.10.3", "", "");
     let ask = |name: &str| {
@@ -230,6 +233,7 @@ fn a_reloaded_record_reaches_the_very_next_udp_query() {
 
 #[test]
 fn forwarded_answers_are_never_prepared() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     // The upstream is another node, serving the example zone on its own address.
     let upstream_config = scratch.write(
@@ -269,6 +273,7 @@ fn forwarded_answers_are_never_prepared() {
 
 #[test]
 fn a_transferred_zone_change_reaches_the_very_next_udp_query() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.10.6", &["127.0.10.7"], &[0]);
     let master = cluster.start_master();
     let worker = cluster.start_worker(0);

@@ -3,16 +3,14 @@
 //! certzone worker as a secondary of a BIND primary, and zones of 100,000 records both
 //! ways. Addresses 127.0.8.x.
 
-mod common;
-
 use std::{process::Command, time::Duration};
 
-use certzone::tsig::TsigKey;
-use common::{
-    Node, Scratch,
+use crate::common::{
+    self, Node, Scratch,
     bind::{Bind, BindConfig, BindZone, Source, Transfer, zone_file},
     certzone, client, kdig, node_config, wait_for,
 };
+use certzone::tsig::TsigKey;
 use hickory_proto::{
     op::ResponseCode,
     rr::{Name, RecordType},
@@ -99,6 +97,7 @@ fn axfr_count(server: &str, zone: &str, key: Option<&TsigKey>) -> usize {
 
 #[test]
 fn bind_secondary_of_the_master_and_verify_against_it() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let key = transfer_key(&scratch);
     scratch.keygen(&["signing"], "signing.pem");
@@ -206,6 +205,7 @@ fn bind_secondary_of_the_master_and_verify_against_it() {
 
 #[test]
 fn worker_replicates_from_a_bind_primary_after_its_notify() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let key = transfer_key(&scratch);
     let (bind_ip, worker_ip) = ("127.0.8.3", "127.0.8.4");
@@ -270,6 +270,7 @@ fn worker_replicates_from_a_bind_primary_after_its_notify() {
 
 #[test]
 fn hundred_thousand_records_transfer_whole_in_every_direction() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let key = transfer_key(&scratch);
     let mut big =

@@ -2,12 +2,10 @@
 //! overwrite without `--force`, and TSIG blocks that both our parser and
 //! BIND's `named-checkconf` accept. Runs the real binary.
 
-mod common;
-
 use std::{fs, os::unix::fs::PermissionsExt as _, path::Path, process::Output};
 
+use crate::common::{self, certzone};
 use certzone::bundle::{WorkerSecretKey, signing_key_from_pem, verifying_key_from_pem};
-use common::certzone;
 
 fn mode(path: &Path) -> u32 {
     fs::metadata(path)
@@ -37,6 +35,7 @@ fn read(path: &Path) -> String {
 
 #[test]
 fn signing_key_and_its_public_half() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("signing.pem");
     let (stdout, _) = run(&["keygen", "signing", "--out", key.to_str().unwrap()]);
@@ -50,6 +49,7 @@ fn signing_key_and_its_public_half() {
 
 #[test]
 fn worker_key_prints_its_id() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("worker.pem");
     let (stdout, _) = run(&["keygen", "worker", "--out", key.to_str().unwrap()]);
@@ -66,6 +66,7 @@ fn worker_key_prints_its_id() {
 
 #[test]
 fn existing_files_are_kept_unless_forced() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("k.pem");
     let path = key.to_str().unwrap();
@@ -87,6 +88,7 @@ fn existing_files_are_kept_unless_forced() {
 
 #[test]
 fn an_existing_public_file_alone_blocks_both() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let key = dir.path().join("s.pem");
     fs::write(dir.path().join("s.pem.pub"), "keep").expect("write");
@@ -117,6 +119,7 @@ fn named_checkconf(dir: &Path, block: &str) {
 
 #[test]
 fn tsig_blocks_parse_and_bind_accepts_them() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     for (algorithm, len) in [
         ("hmac-sha256", 32),
@@ -134,6 +137,7 @@ fn tsig_blocks_parse_and_bind_accepts_them() {
 
 #[test]
 fn tsig_to_a_file_is_secret_and_not_printed() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("transfer.key");
     let path = file.to_str().unwrap();
@@ -162,6 +166,7 @@ fn tsig_to_a_file_is_secret_and_not_printed() {
 /// and so must `tsig::parse` (comments are only stripped outside quoted strings).
 #[test]
 fn a_secret_with_two_slashes_parses() {
+    let _gate = common::gate();
     let block = "key \"t\" {\n\talgorithm hmac-sha256;\n\tsecret \"////QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=\";\n};\n";
     let dir = tempfile::tempdir().expect("temp dir");
     named_checkconf(dir.path(), block);
@@ -192,6 +197,7 @@ fn matching_signing_pair(dir: &Path, name: &str) -> (String, String) {
 /// failed with exit 1, leaving the old `.pub` beside a new key.
 #[test]
 fn force_with_a_bare_file_name_replaces_both_halves() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     for kind in ["signing", "worker"] {
         let file = format!("{kind}.pem");
@@ -254,6 +260,7 @@ fn forced_under_strace(dir: &Path, inject: &str) -> Output {
 
 #[test]
 fn a_failed_second_rename_leaves_the_old_pair() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     assert!(
         certzone_in(dir.path(), &["keygen", "signing", "--out", "k.pem"])
@@ -286,6 +293,7 @@ fn a_failed_second_rename_leaves_the_old_pair() {
 
 #[test]
 fn a_kill_between_the_two_writes_leaves_the_old_pair() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     assert!(
         certzone_in(dir.path(), &["keygen", "signing", "--out", "k.pem"])

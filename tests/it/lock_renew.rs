@@ -2,14 +2,12 @@
 //! renew and a node to ask: the real binary, a planted `sleep` standing in for whatever
 //! process a stale pid file may name.
 
-mod common;
-
 use std::{
     process::{Child, Command},
     time::Duration,
 };
 
-use common::{Node, Scratch, certzone, node_config};
+use crate::common::{self, Node, Scratch, certzone, node_config};
 
 /// A process a stale pid file could name; it must survive every refused `renew`.
 struct Bystander(Child);
@@ -57,6 +55,7 @@ fn renew(config: &std::path::Path) -> (Option<i32>, String, String) {
 
 #[test]
 fn a_second_node_on_the_same_state_directory_refuses() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let first_config = scratch.write("a.toml", &node_config("127.0.19.1", "state", "", ""));
     let first = Node::start(&first_config);
@@ -112,6 +111,7 @@ name = "example.test."
 
 #[test]
 fn renew_on_a_worker_refuses_and_signals_nothing() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let config = scratch.write("worker.toml", &worker_config("127.0.19.3"));
     let mut bystander = Bystander::start();
@@ -128,6 +128,7 @@ fn renew_on_a_worker_refuses_and_signals_nothing() {
 
 #[test]
 fn renew_on_a_local_ca_master_refuses() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let config = scratch.write("node.toml", &node_config("127.0.19.4", "state", "", ""));
     let node = Node::start(&config);
@@ -140,6 +141,7 @@ fn renew_on_a_local_ca_master_refuses() {
 /// An ACME master's config, but no node running: a planted pid file is not believed.
 #[test]
 fn renew_without_a_running_node_signals_nothing() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let tls = "names = [\"ns1.example.test\"]\nsource = \"acme\"\n\n[acme]\n\
                directory = \"https://127.0.19.250:14000/dir\"";

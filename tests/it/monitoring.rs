@@ -1,9 +1,7 @@
-//! Watching a cluster as an operator does (issue 15): a real Prometheus scraping every node
+//! Watching a cluster as an operator does: a real Prometheus scraping every node
 //! of `cluster up` and evaluating `dist/prometheus/alerts.yml`; `certzone status` against
 //! the same cluster (all well, a stopped worker, a refused bundle); `promtool` on the
 //! alerting rules. Addresses 127.0.150.x.
-
-mod common;
 
 use std::{
     collections::HashMap,
@@ -12,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Node, certzone, http::http_get, kdig, repo, wait_for};
+use crate::common::{self, Node, certzone, http::http_get, kdig, repo, wait_for};
 use serde_json::Value;
 
 const IPS: [&str; 3] = ["127.0.150.1", "127.0.150.2", "127.0.150.3"];
@@ -175,6 +173,7 @@ fn kill(signal: &str, pid: &str) {
 
 #[test]
 fn prometheus_and_status_see_every_node_of_cluster_up() {
+    let _gate = common::gate();
     let scratch = tempfile::tempdir().unwrap();
     let config = example(scratch.path());
     let state = scratch.path().join("state/cluster");
@@ -366,6 +365,7 @@ fn refused_bundle_is_counted(prometheus: &Prometheus, config: &Path, state: &Pat
 
 #[test]
 fn promtool_checks_and_tests_the_alerting_rules() {
+    let _gate = common::gate();
     let dir = repo().join("dist/prometheus");
     let check = Command::new("promtool")
         .args(["check", "rules", "alerts.yml"])

@@ -1,14 +1,12 @@
-//! Issue "node foundation": one node from one TOML file, checked with kdig, dig and clients
+//! One node from one TOML file, checked with kdig, dig and clients
 //! that hold a connection, against the real binary. Each test has its own 127.0.2.x address.
-
-mod common;
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use common::{Node, Scratch, client, dig, kdig, node_config, wait_for};
+use crate::common::{self, Node, Scratch, client, dig, kdig, node_config, wait_for};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
 
-/// The queries of acceptance 1 and what kdig +short prints for each (empty for none).
+/// The example zone's basic questions and what kdig +short prints for each (empty for none).
 const CASES: &[(&str, &str, &str)] = &[
     ("www.example.test", "A", "192.0.2.10"),
     ("www.example.test", "AAAA", "2001:db8::10"),
@@ -30,6 +28,7 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 
 #[test]
 fn kdig_and_dig_get_answers_over_udp_tcp_tls_and_https() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.1";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));
@@ -170,6 +169,7 @@ fn kdig_and_dig_get_answers_over_udp_tcp_tls_and_https() {
 
 #[test]
 fn kdig_refuses_a_certificate_for_another_name() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.2";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));
@@ -191,6 +191,7 @@ fn kdig_refuses_a_certificate_for_another_name() {
 /// wait ~40 ms. The bound is generous (debug build, shared CI cores), not a speed test.
 #[test]
 fn no_nagle_stalls_on_tcp_dot_or_doh() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.3";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));
@@ -252,6 +253,7 @@ fn no_nagle_stalls_on_tcp_dot_or_doh() {
 
 #[test]
 fn doh_answers_requests_whatever_their_authority() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.4";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));
@@ -296,6 +298,7 @@ const FILES_TLS: &str = "names = [\"ns1.example.test\"]\nsource = \"files\"\ncer
 
 #[test]
 fn certificate_swap_keeps_open_connections_and_new_handshakes_see_it() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.5";
     let ca = test_ca(scratch.dir.path());
@@ -368,6 +371,7 @@ fn certificate_swap_keeps_open_connections_and_new_handshakes_see_it() {
 
 #[test]
 fn broken_zone_on_sighup_keeps_old_answers_and_good_change_is_served() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.6";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));
@@ -415,6 +419,7 @@ fn broken_zone_on_sighup_keeps_old_answers_and_good_change_is_served() {
 
 #[test]
 fn forwarding_over_dot_and_refused_without_forward() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     // The upstream: a second node serving other.test over DoT with its own local CA.
     scratch.write(
@@ -478,6 +483,7 @@ fn forwarding_over_dot_and_refused_without_forward() {
 
 #[test]
 fn restart_keeps_the_local_ca() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.2.11";
     let config = scratch.write("node.toml", &node_config(ip, "state", "", ""));

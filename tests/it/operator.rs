@@ -2,17 +2,16 @@
 //! to trust) and a log free of rustls's warning for clients that send an IP address as
 //! SNI. The real binary on 127.0.19.3x.
 
-mod common;
-
 use std::{
     process::{Command, Stdio},
     time::Duration,
 };
 
-use common::{Scratch, binary, cluster::Cluster, kdig, wait_for};
+use crate::common::{self, Scratch, binary, cluster::Cluster, kdig, wait_for};
 
 #[test]
 fn a_workers_banner_names_its_zones_and_lines_that_answer() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.19.31", &["127.0.19.32"], &[0]);
     let master = cluster.start_master();
     let worker = cluster.start_worker(0);
@@ -61,6 +60,7 @@ fn a_workers_banner_names_its_zones_and_lines_that_answer() {
 /// level keeps that out (CERTZONE_LOG unset, as an operator runs it).
 #[test]
 fn an_ip_address_as_sni_is_not_logged_at_the_default_level() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let ip = "127.0.19.35";
     let config = scratch.write(
@@ -119,6 +119,7 @@ fn an_ip_address_as_sni_is_not_logged_at_the_default_level() {
 /// one.
 #[test]
 fn a_refused_bundle_without_a_certificate_keeps_nothing() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.19.36", &["127.0.19.37"], &[0]);
     // The worker pins another signing key: the master's bundle fails its signature check.
     let other = certzone::bundle::generate_signing_key(&mut rand_core::OsRng);

@@ -1,16 +1,14 @@
 //! The master publishes its certificate as the signed certificate zone, and transfers zones
 //! out by AXFR with TSIG. Each test has its own 127.0.7.x address.
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
+use crate::common::{self, Node, Scratch, axfr::axfr, dig, kdig, node_config, wait_for};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use certzone::{
     bundle::{self, ReaderPolicy, WorkerSecretKey},
     tsig::{Algorithm, TsigKey},
 };
-use common::{Node, Scratch, axfr::axfr, dig, kdig, node_config, wait_for};
 use hickory_proto::{
     op::ResponseCode,
     rr::{Name, RData, Record},
@@ -97,6 +95,7 @@ fn soa_serial(records: &[Record]) -> u32 {
 
 #[test]
 fn master_publishes_a_bundle_every_worker_unseals_and_no_key_in_clear() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let keys = keys(&scratch);
     let ip = "127.0.7.1";
@@ -192,6 +191,7 @@ fn tsig_arg(key: &TsigKey) -> String {
 
 #[test]
 fn transfers_need_a_configured_tsig_key() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let keys = keys(&scratch);
     let ip = "127.0.7.2";
@@ -228,6 +228,7 @@ fn transfers_need_a_configured_tsig_key() {
 
 #[test]
 fn version_and_serial_go_forward_across_restarts() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let keys = keys(&scratch);
     let ip = "127.0.7.3";
@@ -264,6 +265,7 @@ fn version_and_serial_go_forward_across_restarts() {
 
 #[test]
 fn large_zone_transfers_whole_in_many_signed_messages() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let keys = keys(&scratch);
     let ip = "127.0.7.4";

@@ -3,11 +3,9 @@
 //! prints work as written. Then the single-node variant README mentions, the same way. One
 //! test, so the two never hold 127.0.0.1:5300 at the same time.
 
-mod common;
-
 use std::{path::Path, time::Duration};
 
-use common::{Node, kdig, repo};
+use crate::common::{self, Node, kdig, repo};
 
 /// The files, laid out as in the repository, in a scratch copy so the test leaves no state
 /// behind in the checkout.
@@ -75,6 +73,7 @@ fn readme_lines() -> Vec<String> {
 
 #[test]
 fn quick_start_cluster_and_node_answer_the_lines_shown() {
+    let _gate = common::gate();
     let scratch = scratch_repo();
     let root = scratch.path();
 

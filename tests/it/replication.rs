@@ -1,14 +1,13 @@
-//! Issue "replication": a master and workers on 127.0.0.1–127.0.0.21 (other tests use other
+//! Replication: a master and workers on 127.0.0.1–127.0.0.21 (other tests use other
 //! ports there); NOTIFY, TSIG transfers, the bundle verified and served by every worker.
-
-mod common;
 
 use std::{
     net::{SocketAddr, UdpSocket},
     time::{Duration, Instant},
 };
 
-use common::{
+use crate::common::{
+    self,
     client::DotClient,
     cluster::{Cluster, DNS, NAME},
     kdig, wait_for,
@@ -44,6 +43,7 @@ fn dot_answer(cluster: &Cluster, ip: &str, name: &str) -> String {
 
 #[test]
 fn every_worker_serves_the_certificate_and_follows_renewals_on_open_connections() {
+    let _gate = common::gate();
     let cluster = Cluster::new(MASTER, &WORKERS, &[0, 1, 2]);
     let master = cluster.start_master();
     let workers: Vec<_> = (0..3).map(|i| cluster.start_worker(i)).collect();
@@ -97,6 +97,7 @@ fn every_worker_serves_the_certificate_and_follows_renewals_on_open_connections(
 
 #[test]
 fn workers_catch_up_after_downtime_and_without_notify() {
+    let _gate = common::gate();
     // Worker 1 is never sent NOTIFY: only its refresh timer (2 s) brings changes.
     let ips = ["127.0.0.5", "127.0.0.6"];
     let cluster = Cluster::new("127.0.0.7", &ips, &[0]);
@@ -125,6 +126,7 @@ fn workers_catch_up_after_downtime_and_without_notify() {
 
 #[test]
 fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
+    let _gate = common::gate();
     let ips = ["127.0.0.8", "127.0.0.9"];
     let cluster = Cluster::new("127.0.0.10", &ips, &[0, 1]);
     let master = cluster.start_master();
@@ -174,6 +176,7 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
 
 #[test]
 fn an_ordinary_zone_expires_without_the_master_but_the_certificate_stays() {
+    let _gate = common::gate();
     let ips = ["127.0.0.20"];
     let cluster = Cluster::new("127.0.0.21", &ips, &[0]);
     // SOA refresh 1 s, retry 1 s, expire 4 s.
@@ -259,6 +262,7 @@ fn notify(
 
 #[test]
 fn rogue_notifies_are_refused_and_a_foreign_bundle_is_not_installed() {
+    let _gate = common::gate();
     let ips = ["127.0.0.11"];
     let cluster = Cluster::new("127.0.0.12", &ips, &[0]);
     let master = cluster.start_master();
@@ -334,6 +338,7 @@ fn rogue_notifies_are_refused_and_a_foreign_bundle_is_not_installed() {
 
 #[test]
 fn ordinary_zone_is_replicated_and_follows_reloads() {
+    let _gate = common::gate();
     let ips = ["127.0.0.14"];
     let cluster = Cluster::new("127.0.0.15", &ips, &[0]);
     // Only the worker's address may transfer: its transfers must come from it.
@@ -395,7 +400,8 @@ fn ordinary_zone_is_replicated_and_follows_reloads() {
 
 #[test]
 fn an_older_bundle_from_a_primary_with_the_key_is_refused() {
-    use common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
+    let _gate = common::gate();
+    use crate::common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
     let ips = ["127.0.0.16"];
     let cluster = Cluster::new("127.0.0.17", &ips, &[0]);
     let master = cluster.start_master();
@@ -473,6 +479,7 @@ fn an_older_bundle_from_a_primary_with_the_key_is_refused() {
 
 #[test]
 fn an_expired_certificate_is_taken_out_of_service() {
+    let _gate = common::gate();
     let ips = ["127.0.0.18"];
     let cluster = Cluster::new("127.0.0.19", &ips, &[0]);
     // X.509 times have whole seconds: the leaf lives 4 to 5 more seconds.

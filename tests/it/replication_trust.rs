@@ -1,10 +1,8 @@
-//! Replication on a hostile path (issue 13): a real foreign primary (BIND 9) and a scripted
+//! Replication on a hostile path: a real foreign primary (BIND 9) and a scripted
 //! one (`common::responder`) in the master's place, a worker that must refuse what they
 //! serve, name the failed check, count it, keep its certificate and never fall back to
 //! unsigned queries; forged SOA timers; rollback after the cache is lost; floors for a
 //! fresh worker; replayed NOTIFY. Nodes on 127.0.1.x, ports of `common::cluster`.
-
-mod common;
 
 use std::{
     collections::HashSet,
@@ -12,8 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    Node,
+use crate::common::{
+    self, Node,
     bind::{Bind, BindConfig, BindZone, Source, Transfer},
     cluster::{BundleSpec, Cluster, DNS, now},
     kdig,
@@ -110,10 +108,11 @@ fn bind_primary(cluster: &Cluster, dir: &std::path::Path, text: String, with_key
     )
 }
 
-/// Acceptance 1 with BIND: another key, an older genuine bundle under a higher serial,
+/// A forging BIND primary: another key, an older genuine bundle under a higher serial,
 /// another cluster's bundle with our key, garbage CERT records, then BIND without the key.
 #[test]
 fn a_forging_bind_primary_is_refused_check_by_check() {
+    let _gate = common::gate();
     let (cluster, worker, leaf, held) = worker_alone("127.0.1.1", "127.0.1.2");
     let base = served_serial("127.0.1.2");
     let dir = tempfile::tempdir().unwrap();
@@ -218,11 +217,12 @@ fn a_forging_bind_primary_is_refused_check_by_check() {
     worker.stop();
 }
 
-/// Acceptance 1, last point, with a scripted primary that signs its SOA answers: an
+/// A scripted primary that signs its SOA answers: an
 /// unsigned REFUSED to AXFR, then a connection closed before any answer. Neither leads to
 /// queries.
 #[test]
 fn an_unsigned_refusal_or_a_silent_close_never_leads_to_unsigned_queries() {
+    let _gate = common::gate();
     let (cluster, worker, leaf, _) = worker_alone("127.0.1.3", "127.0.1.4");
     let newer = served_serial("127.0.1.4").wrapping_add(100);
     let addr: SocketAddr = format!("127.0.1.3:{DNS}").parse().unwrap();
@@ -270,10 +270,11 @@ fn an_unsigned_refusal_or_a_silent_close_never_leads_to_unsigned_queries() {
     worker.stop();
 }
 
-/// Acceptance 2: an unsigned SOA answer with a huge refresh changes nothing (the next
+/// Forged SOA timers: an unsigned SOA answer with a huge refresh changes nothing (the next
 /// checks come on the retry timer); a signed one is clamped to a day.
 #[test]
 fn forged_soa_timers_change_nothing() {
+    let _gate = common::gate();
     let (cluster, worker, leaf, _) = worker_alone("127.0.1.5", "127.0.1.6");
     let held = served_serial("127.0.1.6");
     let addr: SocketAddr = format!("127.0.1.5:{DNS}").parse().unwrap();
@@ -332,11 +333,12 @@ fn forged_soa_timers_change_nothing() {
     worker.stop();
 }
 
-/// Acceptance 3: the cache deleted but the held state kept, the worker refuses an older
+/// Rollback after a lost cache: the cache deleted but the held state kept, the worker refuses an older
 /// genuine bundle; a fresh worker refuses it under `minimum-version` and under
 /// `minimum-published`.
 #[test]
 fn no_rollback_after_cache_loss_and_floors_for_a_fresh_worker() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.1.7", &["127.0.1.8"], &[0]);
     cluster.set_cluster_id(CLUSTER);
     let master = cluster.start_master();
@@ -424,10 +426,11 @@ fn no_rollback_after_cache_loss_and_floors_for_a_fresh_worker() {
     node.stop();
 }
 
-/// Acceptance 5: the master's NOTIFY, captured, replayed 100 times from its address
+/// Replayed NOTIFY: the master's NOTIFY, captured, replayed 100 times from its address
 /// within the TSIG window: one transfer; replayed again after the next change: none.
 #[test]
 fn a_replayed_notify_causes_at_most_one_transfer() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.1.9", &["127.0.1.10"], &[]);
     let capture = UdpSocket::bind("127.0.1.11:5499").unwrap();
     capture
@@ -532,6 +535,7 @@ fn logged_at(line: &str) -> f64 {
 /// Transfers of one zone start at least a second apart, however fast the master changes it.
 #[test]
 fn transfers_of_a_zone_are_paced() {
+    let _gate = common::gate();
     let cluster = Cluster::new("127.0.1.12", &["127.0.1.13"], &[0]);
     let master = cluster.start_master();
     let worker = cluster.start_worker(0);

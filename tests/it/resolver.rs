@@ -9,15 +9,13 @@
 //! stub at a loopback address where nothing listens: no query leaves the machine. Its
 //! built-in NXDOMAIN for `test.` (RFC 6761) is turned off.
 
-mod common;
-
 use std::{
     path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use common::{Node, kdig, wait_for};
+use crate::common::{self, Node, kdig, wait_for};
 
 const PARENT: &str = "127.0.31.1";
 const CHILD: &str = "127.0.31.2";
@@ -49,6 +47,7 @@ deeper.name IN A  192.0.2.51
 
 #[test]
 fn unbound_resolves_delegations_wildcards_and_cname_chains() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().unwrap();
     let _parent = start_node(dir.path(), "parent", PARENT, "res.test.", PARENT_ZONE);
     let _child = start_node(dir.path(), "child", CHILD, "sub.res.test.", CHILD_ZONE);

@@ -2,16 +2,14 @@
 //! serial, the same bundle version, no NOTIFY, so a BIND secondary transfers nothing; and a
 //! zone edited without a new serial is served and announced with one. Addresses 127.0.19.1x.
 
-mod common;
-
 use std::time::Duration;
 
-use certzone::tsig::TsigKey;
-use common::{
-    Node, Scratch,
+use crate::common::{
+    self, Node, Scratch,
     bind::{Bind, BindConfig, BindZone, Source, Transfer},
     dig, node_config, wait_for,
 };
+use certzone::tsig::TsigKey;
 use hickory_proto::rr::Name;
 
 const CERT_ZONE: &str = "_certzone.example.test.";
@@ -74,6 +72,7 @@ fn transfers(bind: &Bind) -> usize {
 
 #[test]
 fn five_restarts_change_nothing_a_secondary_sees() {
+    let _gate = common::gate();
     let scratch = Scratch::new();
     let config = master(&scratch);
     let node = Node::start(&config);

@@ -1,11 +1,9 @@
-//! Signing key rotation on a live cluster (issue 13, acceptance 4), by the documented steps
+//! Signing key rotation on a live cluster, by the documented steps
 //! (docs/PROTOCOL.md, "Key rotation"), while DoT queries go to every worker without a
 //! pause: (1) add key B to every worker's trusted keys and SIGHUP them, (2) the master signs
 //! with A and B (SIGHUP), (3) workers trust B alone (SIGHUP), (4) the master signs with B
 //! alone (SIGHUP). No query may fail; at the end a bundle signed by A alone is refused.
 //! Nodes on 127.0.2.x.
-
-mod common;
 
 use std::{
     sync::{
@@ -16,13 +14,13 @@ use std::{
     time::Duration,
 };
 
-use certzone::bundle::{self, SigningKey};
-use common::{
-    Node,
+use crate::common::{
+    self, Node,
     client::DotClient,
     cluster::{Cluster, NAME},
     wait_for,
 };
+use certzone::bundle::{self, SigningKey};
 use hickory_proto::rr::RecordType;
 
 const MASTER: &str = "127.0.2.1";
@@ -122,6 +120,7 @@ fn hup(cluster: &Cluster, file: &str, text: &str, nodes: &[&Node], needle: &str)
 
 #[test]
 fn a_live_cluster_moves_from_key_a_to_key_b_without_a_failed_query() {
+    let _gate = common::gate();
     let cluster = Cluster::new(MASTER, &WORKERS, &[0, 1]);
     cluster.set_cluster_id("rotation");
     let master = cluster.start_master();

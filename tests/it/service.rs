@@ -1,9 +1,7 @@
-//! A node as a service manager and a log shipper see it (issue 15): `/healthz` and
+//! A node as a service manager and a log shipper see it: `/healthz` and
 //! `/readyz` of a worker before and after its first bundle; every JSON log line of a
 //! start-up, a transfer and a renewal; the systemd units verified; READY=1 sent to
 //! NOTIFY_SOCKET only once the listeners answer. Addresses 127.0.151.x.
-
-mod common;
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{cluster::Cluster, http::http_get, kdig, repo, wait_for};
+use crate::common::{self, cluster::Cluster, http::http_get, kdig, repo, wait_for};
 use serde_json::Value;
 
 fn kill(signal: &str, pid: &str) {
@@ -80,6 +78,7 @@ fn with_message<'a>(lines: &'a [Value], message: &str) -> Vec<&'a Value> {
 
 #[test]
 fn readyz_waits_for_the_first_bundle_and_json_logs_parse() {
+    let _gate = common::gate();
     let ips = ["127.0.151.1", "127.0.151.2"];
     let cluster = Cluster::new(ips[0], &ips[1..], &[0]);
     let metrics = |ip: &str| format!("{ip}:9154");
@@ -157,6 +156,7 @@ fn json_events_keep_their_fields(worker_lines: &[Value], master_lines: &[Value])
 
 #[test]
 fn systemd_units_verify() {
+    let _gate = common::gate();
     // `systemd-analyze verify` needs the ExecStart binary to exist: the units are checked
     // with the binary under test in place of /usr/local/bin/certzone, nothing else changed.
     if Command::new("systemd-analyze")
@@ -204,6 +204,7 @@ fn systemd_units_verify() {
 
 #[test]
 fn tells_systemd_it_is_ready_once_its_listeners_answer() {
+    let _gate = common::gate();
     use std::os::unix::net::UnixDatagram;
     let cluster = Cluster::new("127.0.151.5", &[], &[]);
     let dir = cluster.scratch.dir.path();

@@ -1,9 +1,7 @@
-//! Issue 16, dynamic updates: nsupdate (bind9-dnsutils) changes the master's zone by
+//! Dynamic updates: nsupdate (bind9-dnsutils) changes the master's zone by
 //! RFC 2136 UPDATE with a TSIG key from `[update]`; every worker follows; refusals and
 //! failed prerequisites get their RFC rcodes; restarts, `kill -9` and SIGHUP lose nothing.
 //! Addresses 127.0.16.1-9.
-
-mod common;
 
 use std::{
     io::Write,
@@ -15,7 +13,7 @@ use std::{
 use certzone::tsig::{Algorithm, TsigKey};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use common::{Node, client, cluster::Cluster, kdig, wait_for};
+use crate::common::{self, Node, client, cluster::Cluster, kdig, wait_for};
 
 const CHALLENGE: &str = "_acme-challenge.web.example.test.";
 
@@ -160,6 +158,7 @@ fn start(cluster: &Cluster) -> (Node, Vec<Node>) {
 
 #[test]
 fn nsupdate_adds_and_deletes_a_challenge_and_every_worker_follows() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.16.1";
     const WORKERS: [&str; 2] = ["127.0.16.2", "127.0.16.3"];
     let (cluster, web, _) = cluster(MASTER, &WORKERS);
@@ -214,6 +213,7 @@ fn nsupdate_adds_and_deletes_a_challenge_and_every_worker_follows() {
 
 #[test]
 fn refusals_and_failed_prerequisites_get_their_rcodes() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.16.4";
     const WORKERS: [&str; 1] = ["127.0.16.5"];
     let (cluster, web, host) = cluster(MASTER, &WORKERS);
@@ -308,6 +308,7 @@ fn refusals_and_failed_prerequisites_get_their_rcodes() {
 
 #[test]
 fn restarts_kill_9_and_reloads_keep_acknowledged_updates() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.16.6";
     const WORKERS: [&str; 1] = ["127.0.16.7"];
     let (cluster, web, _) = cluster(MASTER, &WORKERS);
@@ -357,6 +358,7 @@ fn restarts_kill_9_and_reloads_keep_acknowledged_updates() {
 
 #[test]
 fn sighup_replays_updates_until_the_files_serial_moves() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.16.8";
     const WORKERS: [&str; 1] = ["127.0.16.9"];
     let (cluster, web, _) = cluster(MASTER, &WORKERS);

@@ -1,12 +1,10 @@
-//! Issue 16, other ACME clients: real lego (`--dns rfc2136`) and certbot with its rfc2136
+//! Other ACME clients: real lego (`--dns rfc2136`) and certbot with its rfc2136
 //! plugin (Debian's packages) obtain a certificate for web.example.test from Pebble,
 //! sending their DNS-01 TXT records to the master by RFC 2136 UPDATE while Pebble
 //! resolves against a worker. Addresses 127.0.17.x. lego runs with `--dns.disable-cp`
 //! (its own check resolves the zone's NS names with the system resolver, which a test
 //! cannot point at the worker): it tells Pebble as soon as the master says NOERROR, which
 //! the master sends once the worker serves the record (`[update] wait-for-workers-ms`).
-
-mod common;
 
 use std::{
     path::Path,
@@ -17,7 +15,8 @@ use std::{
 use certzone::tsig::{Algorithm, TsigKey};
 use hickory_proto::rr::Name;
 
-use common::{
+use crate::common::{
+    self,
     cluster::{Cluster, DNS},
     kdig,
     pebble::{Pebble, PebbleOptions},
@@ -108,6 +107,7 @@ fn assert_cleaned_up(ip: &str, client: &str) {
 
 #[test]
 fn lego_obtains_a_certificate_through_the_master_while_pebble_asks_a_worker() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.17.1";
     const WORKER: &str = "127.0.17.2";
     let (cluster, key, pebble) = setup(MASTER, WORKER, "127.0.17.3");
@@ -147,6 +147,7 @@ fn lego_obtains_a_certificate_through_the_master_while_pebble_asks_a_worker() {
 
 #[test]
 fn certbot_with_its_rfc2136_plugin_obtains_a_certificate_the_same_way() {
+    let _gate = common::gate();
     const MASTER: &str = "127.0.17.4";
     const WORKER: &str = "127.0.17.5";
     let (cluster, key, pebble) = setup(MASTER, WORKER, "127.0.17.6");

@@ -5,21 +5,15 @@
 //! cluster's bundle, no server, and `--json`. Each test has its own `named`
 //! on its own 127.0.5.x address.
 
-mod common;
-
-// shared with the bundle tests; this file uses only make_chain
-#[allow(dead_code)]
-#[path = "bundle_common/chain.rs"]
-mod chain;
-
 use std::{path::PathBuf, time::Duration};
 
+use crate::bundle_common::make_chain;
+use crate::common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
+use crate::common::{self, certzone};
 use certzone::bundle::{
     BundleInput, SigningKey, WorkerSecretKey, generate_signing_key, publish, signing_key_id,
     verifying_key_to_pem, zone_text,
 };
-use common::bind::{Bind, BindConfig, BindZone, Source, Transfer};
-use common::certzone;
 use hickory_proto::rr::Name;
 use rand_core::OsRng;
 use rustls_pki_types::PrivatePkcs8KeyDer;
@@ -55,7 +49,7 @@ const V2: Bundle = Bundle {
 /// SOA, NS and a bundle for two workers, signed by `signer`; format 2 for cluster "prod".
 fn zone_contents(signer: &SigningKey, workers: &[WorkerSecretKey], format: u8) -> String {
     let names = ["example.test", "*.example.test"];
-    let made = chain::make_chain(2, &names, ((2020, 1, 1), (2090, 1, 1)));
+    let made = make_chain(2, &names, ((2020, 1, 1), (2090, 1, 1)));
     let input = BundleInput {
         zone: Name::from_ascii(ZONE).expect("valid zone"),
         ttl: 300,
@@ -160,6 +154,7 @@ fn transfer_key() -> Option<Transfer> {
 
 #[test]
 fn axfr_with_tsig_shows_the_bundle_and_unseals() {
+    let _gate = common::gate();
     let served = serve(1, transfer_key(), V2);
     let (code, out, err) = served.verify(&[
         "--tsig",
@@ -204,6 +199,7 @@ fn axfr_with_tsig_shows_the_bundle_and_unseals() {
 
 #[test]
 fn a_format_1_bundle_is_reported_as_such() {
+    let _gate = common::gate();
     let served = serve(
         7,
         transfer_key(),
@@ -225,6 +221,7 @@ fn a_format_1_bundle_is_reported_as_such() {
 
 #[test]
 fn another_clusters_bundle_fails_the_cluster_check() {
+    let _gate = common::gate();
     let served = serve(8, transfer_key(), V2);
     let (code, out, err) = served.verify(&["--tsig", "transfer.key", "--cluster-id", "staging"]);
     assert_eq!(code, Some(3), "{out}{err}");
@@ -237,6 +234,7 @@ fn another_clusters_bundle_fails_the_cluster_check() {
 
 #[test]
 fn an_unsigned_refusal_is_not_a_reason_to_read_by_queries() {
+    let _gate = common::gate();
     // BIND without the key answers the signed AXFR with an unsigned NOTAUTH (BADKEY).
     let served = serve(9, None, V2);
     let (code, out, err) = served.verify(&["--tsig", "transfer.key"]);
@@ -254,6 +252,7 @@ fn an_unsigned_refusal_is_not_a_reason_to_read_by_queries() {
 
 #[test]
 fn a_worker_not_listed_does_not_unseal() {
+    let _gate = common::gate();
     let served = serve(2, transfer_key(), V2);
     let (code, out, err) =
         served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-2.pem"]);
@@ -268,6 +267,7 @@ fn a_worker_not_listed_does_not_unseal() {
 
 #[test]
 fn refused_transfers_fall_back_to_queries() {
+    let _gate = common::gate();
     let served = serve(3, Some(Transfer::Refused), V2);
     let (code, out, err) =
         served.verify(&["--tsig", "transfer.key", "--worker-key", "worker-1.pem"]);
@@ -304,6 +304,7 @@ fn refused_transfers_fall_back_to_queries() {
 
 #[test]
 fn a_forged_bundle_fails_the_signature_check() {
+    let _gate = common::gate();
     let served = serve(
         5,
         transfer_key(),
@@ -328,6 +329,7 @@ fn a_forged_bundle_fails_the_signature_check() {
 
 #[test]
 fn no_server_is_a_network_error_naming_it() {
+    let _gate = common::gate();
     let dir = tempfile::tempdir().expect("temp dir");
     let public = dir.path().join("public.pem");
     let key = generate_signing_key(&mut OsRng);
@@ -376,6 +378,7 @@ fn no_server_is_a_network_error_naming_it() {
 
 #[test]
 fn a_zone_the_server_does_not_serve_is_named_not_a_network_error() {
+    let _gate = common::gate();
     let served = serve(12, transfer_key(), V2);
     let server = served.bind.addr.to_string();
     let public = served.path("public.pem");
@@ -398,6 +401,7 @@ fn a_zone_the_server_does_not_serve_is_named_not_a_network_error() {
 
 #[test]
 fn json_output_has_every_field() {
+    let _gate = common::gate();
     let served = serve(6, transfer_key(), V2);
     let (code, out, err) = served.verify(&[
         "--tsig",

@@ -3,7 +3,10 @@
 //! attacker on the transfer path could.
 #![allow(dead_code)]
 
+// Also the bundle's unit tests' chains (src/bundle/tests.rs includes this file by path).
+#[path = "../../bundle_common/chain.rs"]
 pub(crate) mod chain;
+pub(crate) mod independent;
 
 use certzone::bundle::{
     BundleInput, ReaderPolicy, SigningKey, WorkerSecretKey, generate_signing_key,

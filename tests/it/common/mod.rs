@@ -17,6 +17,9 @@ pub mod pebble;
 pub mod proc;
 pub mod responder;
 
+mod gate;
+pub use gate::gate;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
