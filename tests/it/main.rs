@@ -13,7 +13,10 @@
 //! spoil. So every test enters [`common::gate`] first thing (`let _gate = common::gate();`):
 //! tests of the module holding it go in together, any other module's wait until the last
 //! one has left. libtest starts tests in name order, so a wait happens only where one
-//! module hands over to the next. A new test must take the gate too.
+//! module hands over to the next. A new test must take the gate too, and a property test
+//! around all of its cases, not in each (let go between cases, it would queue behind every
+//! other module). libtest counts a wait at the gate as running: a test queued behind the
+//! long attacks gets its "running for over 60 seconds" notice without being slow.
 //!
 //! Process-wide state: nothing sets environment variables or the current directory. The
 //! attack tests raise this process's soft open-file limit to the hard limit, and it stays
