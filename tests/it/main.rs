@@ -19,9 +19,9 @@
 //! long attacks gets its "running for over 60 seconds" notice without being slow.
 //!
 //! Process-wide state: nothing sets environment variables or the current directory. The
-//! attack tests raise this process's soft open-file limit to the hard limit, and it stays
-//! raised for the modules after them; only what they spawn inherits it, and `certzone`
-//! raises its own limit at start anyway.
+//! attack tests (`attacks`, `exposure`) raise this process's soft open-file limit to the hard
+//! limit, and it stays raised for the modules after them; only what they spawn inherits it,
+//! and `certzone` raises its own limit at start anyway.
 
 mod bundle_common; // fixtures for the bundle tests: keys, chains, record rewriting
 mod common; // the harness: nodes, peers, clients, waits, the gate
