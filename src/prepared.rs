@@ -10,7 +10,7 @@
 //! header's id and the question depend on the query beyond its key: the question is
 //! echoed exactly as sent and compression decides on lowercased names
 //! (`dns::server::message`), so pointers into the question read back in the new query's
-//! case, which the comparison tests in `tests/fast_path.rs` and `tests/differential.rs`
+//! case, which the comparison tests in `tests/it/fast_path.rs` and `tests/it/differential.rs`
 //! check byte for byte. The name is read with [`crate::wire::uncompressed_name`].
 //!
 //! Owns the key, the bounded store (by bytes, so a flood of random names cannot grow it past

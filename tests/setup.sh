@@ -5,11 +5,11 @@
 # BIND listens only on addresses an interface carries, so tests add 127.x aliases), and
 # for the docker tests busybox (busybox-static: the containers' shell; `cluster docker` puts
 # it, kdig and pebble in the image it builds); openssl (the benchmarks); unbound, the
-# resolver tests/resolver.rs puts in front of certzone; strace (the keygen tests inject
+# resolver tests/it/resolver.rs puts in front of certzone; strace (the keygen tests inject
 # faults into the real binary with it);
-# for the attack tests (tests/exposure.rs, tests/attacks.rs) dnsperf (floods), python3
+# for the attack tests (tests/it/exposure.rs, tests/it/attacks.rs) dnsperf (floods), python3
 # with python3-h2 (tests/attack/*.py write HTTP/2 frames by hand) and prlimit (util-linux:
-# a node with 256 open files); prometheus and promtool (prometheus: tests/monitoring.rs
+# a node with 256 open files); prometheus and promtool (prometheus: tests/it/monitoring.rs
 # scrapes a cluster with it and checks dist/prometheus/alerts.yml); python3-markdown (the
 # layout test renders README.md and checks that its tables come out as tables).
 set -euo pipefail

@@ -2,7 +2,7 @@
 //! refuses to make but a reader must still refuse on its own. Test code
 //! only; the public behaviour is tested in `tests/bundle_*.rs`.
 
-#[path = "../../tests/bundle_common/chain.rs"]
+#[path = "../../tests/it/bundle_common/chain.rs"]
 mod chain;
 
 use hickory_proto::rr::Name;

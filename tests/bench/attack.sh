@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Slow clients, side by side (issue 12): the attack of tests/attacks.rs -- thousands of idle
+# Slow clients, side by side (issue 12): the attack of tests/it/attacks.rs -- thousands of idle
 # TCP connections and TLS connections stopped half-way through their ClientHello, from many
 # loopback source addresses, re-opened as soon as closed -- against certzone (TCP, DoT,
 # DoH), Knot 3.2 (TCP; it has no DoT/DoH) and BIND 9.18 (TCP, DoT, DoH), one after the

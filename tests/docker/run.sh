@@ -6,7 +6,7 @@
 # `up` says the cluster is up, `down` removes every container and the network, `up` again
 # resumes with the same certificate and no new order, and bad input that needs the engine
 # to see (a subnet in use, no compose, no engine) is refused with exit 2 and leaves nothing
-# behind (tests/cluster_docker.rs has the rest: a node outside the subnet, no docker).
+# behind (tests/it/cluster_docker.rs has the rest: a node outside the subnet, no docker).
 # Each cluster runs in a copy under target/docker/NAME/ (state kept after the run for a
 # look). Needs: a Docker engine, docker-compose (v1) or the compose plugin, and the Debian
 # packages knot-dnsutils, busybox-static and pebble (tests/setup.sh installs them).

@@ -1,5 +1,5 @@
 //! The cases the RFCs single out, each on a small zone: what goes in which section. The
-//! differential test (tests/differential.rs) compares every question with Knot DNS; these
+//! differential test (tests/it/differential.rs) compares every question with Knot DNS; these
 //! name the rule each answer follows.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The transfer loop against a scripted server on loopback: what a real
 //! server does not easily do on demand (answer a signed request unsigned,
-//! stay silent, refuse). The happy paths run against BIND in tests/verify.rs.
+//! stay silent, refuse). The happy paths run against BIND in tests/it/verify.rs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
