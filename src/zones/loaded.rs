@@ -15,6 +15,21 @@ use super::{
 };
 use crate::config::ZoneConfig;
 
+/// A zone file read and digested, before it is compared with what is served: the slow
+/// part of a reload (a million-record file takes a second), done without the zones' lock.
+pub(super) struct FileRead {
+    zone: Zone,
+    digest: ZoneDigest,
+}
+
+impl FileRead {
+    pub(super) fn read(config: &ZoneConfig) -> Result<Self, ZoneError> {
+        let zone = parse::load(&config.origin, &config.file)?;
+        let digest = serials::digest(&zone);
+        Ok(Self { zone, digest })
+    }
+}
+
 /// One zone as served now.
 pub(super) struct Loaded {
     pub(super) origin: Name,
@@ -73,19 +88,23 @@ impl Loaded {
         })
     }
 
-    /// Re-reads the file; true when its contents changed, an edit to announce. An edited
+    /// Takes the file read again (`FileRead::read`); true when its contents changed, an
+    /// edit to announce. An edited
     /// file moves past the served serial even when its own is behind it, or the same:
     /// secondaries would otherwise keep the old data without a word.
     pub(super) fn reread(
         &mut self,
         config: &ZoneConfig,
+        file: FileRead,
         overlay: &Overlay,
         dir: &Path,
     ) -> Result<bool, ZoneError> {
-        let zone = parse::load(&config.origin, &config.file)?;
+        let FileRead {
+            zone,
+            digest: file_digest,
+        } = file;
         let file_serial = zone.serial();
         let changes = replayable(self.changes.clone(), dir, &config.origin, file_serial);
-        let file_digest = serials::digest(&zone);
         let edited = file_digest != self.file_digest;
         let serial = if edited {
             later(file_serial, self.serial.wrapping_add(1))

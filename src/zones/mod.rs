@@ -33,7 +33,7 @@ use arc_swap::{ArcSwap, Guard};
 use hickory_proto::rr::{LowerName, Name, Record, RecordType};
 
 use dynamic::Changes;
-use loaded::Loaded;
+use loaded::{FileRead, Loaded};
 pub use lookup::{CNAME_CHAIN_MAX, Item, Rcode, Resolution};
 use overlay::Overlay;
 pub use parse::ZoneError;
@@ -89,6 +89,8 @@ pub struct Zones {
     // Only reload, start-up and overlay changes take these; queries read `snapshot` and
     // never wait on them.
     loaded: Mutex<Vec<Loaded>>,
+    /// Held through a whole reload, files read included; nothing else takes it.
+    reloading: Mutex<()>,
     overlay: Mutex<Overlay>,
     /// The origin of every zone whose contents changed: what NOTIFY follows.
     changes: tokio::sync::broadcast::Sender<Name>,
@@ -122,6 +124,7 @@ impl Zones {
         Ok(Self {
             snapshot: ArcSwap::from_pointee(snapshot(&loaded)),
             loaded: Mutex::new(loaded),
+            reloading: Mutex::default(),
             overlay: Mutex::default(),
             changes: tokio::sync::broadcast::channel(CHANGE_BACKLOG).0,
             serials,
@@ -141,7 +144,22 @@ impl Zones {
     /// Re-reads every zone file. Zones that fail keep their contents; their errors are
     /// returned. Returns the zones whose contents changed (they are announced).
     pub fn reload(&self) -> (Vec<Name>, Vec<ZoneError>) {
-        // A poisoned lock means a reload panicked; the data under it is still whole.
+        // One reload at a time: files read by two could otherwise land in the wrong order.
+        let _reloading = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        // Files are read without the zones' lock, so a large one does not hold up what
+        // takes it meanwhile (challenges, the certificate zone, updates); a poisoned lock
+        // means a holder panicked, and the data under it is still whole.
+        let configs: Vec<ZoneConfig> = (self.loaded.lock().unwrap_or_else(|e| e.into_inner()))
+            .iter()
+            .filter_map(|zone| zone.config.clone())
+            .collect();
+        let files: Vec<_> = configs
+            .into_iter()
+            .map(|config| {
+                let file = FileRead::read(&config);
+                (config, file)
+            })
+            .collect();
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         let overlay = self
             .overlay
@@ -150,11 +168,11 @@ impl Zones {
             .clone();
         let mut errors = Vec::new();
         let mut changed = Vec::new();
-        for zone in loaded.iter_mut() {
-            let Some(config) = zone.config.clone() else {
+        for (config, file) in files {
+            let Some(zone) = loaded.iter_mut().find(|z| z.origin == config.origin) else {
                 continue;
             };
-            match zone.reread(&config, &overlay, &self.dynamic) {
+            match file.and_then(|file| zone.reread(&config, file, &overlay, &self.dynamic)) {
                 Ok(true) => changed.push(zone.origin.clone()),
                 Ok(false) => {}
                 Err(e) => errors.push(e),
