@@ -15,9 +15,6 @@ use hickory_proto::{
 pub(crate) enum VerifyError {
     #[error("{0}")]
     Mac(#[from] DnsSecError),
-    /// From hickory's own verifier (the bundle's queries).
-    #[error("{0}")]
-    Verifier(#[from] hickory_proto::ProtoError),
     #[error("its time is outside the fudge window")]
     Time,
     #[error("tsig validation error: outdated response")]

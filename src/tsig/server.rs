@@ -133,17 +133,21 @@ pub(crate) fn authenticate(
 
 /// Signs a single answer to a verified request (RFC 8945 5.3).
 pub(crate) fn sign_single(message: &mut Vec<u8>, signing: Signing) -> Result<(), SignError> {
-    let Signing {
-        signer,
-        request_mac,
-        time,
-        original_id,
-    } = signing;
-    let context = TSigResponseContext::new(original_id, time, signer, request_mac, None);
-    let tsig = context
-        .sign(message)
-        .map_err(|e| SignError(e.to_string()))?;
+    let tsig = first_tsig(&signing, message)?;
     append_tsig(message, &tsig)
+}
+
+/// The TSIG of the first (or only) answer: over the request's MAC and all TSIG variables.
+fn first_tsig(signing: &Signing, message: &[u8]) -> Result<Box<Record<TSIG>>, SignError> {
+    TSigResponseContext::new(
+        signing.original_id,
+        signing.time,
+        signing.signer.clone(),
+        signing.request_mac.clone(),
+        None,
+    )
+    .sign(message)
+    .map_err(|e| SignError(e.to_string()))
 }
 
 /// Signs the messages of one transfer in order: the first over the request's MAC and all
@@ -173,15 +177,7 @@ impl ChainSigner {
             ..
         } = &self.signing;
         let tsig = if self.first {
-            TSigResponseContext::new(
-                *original_id,
-                *time,
-                signer.clone(),
-                self.previous_mac.clone(),
-                None,
-            )
-            .sign(message)
-            .map_err(|e| SignError(e.to_string()))?
+            first_tsig(&self.signing, message)?
         } else {
             next_tsig(signer, &self.previous_mac, message, *time, *original_id)?
         };

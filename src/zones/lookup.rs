@@ -14,7 +14,8 @@
 
 use std::borrow::Cow;
 
-use super::store::{Zone, key_of_wire, name_len, records_in};
+use super::store::{Zone, key_of_wire, records_in};
+use crate::wire::name_len;
 
 /// CNAME and DNAME steps followed for one question (Knot's limit).
 pub const CNAME_CHAIN_MAX: usize = 5;

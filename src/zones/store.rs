@@ -16,9 +16,7 @@ mod build;
 
 pub use build::Builder;
 
-pub use crate::wire::name_len;
-
-use crate::wire;
+use crate::wire::{self, name_len};
 
 use hickory_proto::{
     rr::{LowerName, Name, RData, Record, RecordType},

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 
 use hickory_proto::rr::{DNSClass, LowerName, Name, Record, RecordSet, RecordType};
 
-use super::{BuildError, Zone, decode, encode, key_of, key_of_wire, name_len, rdata_of};
+use super::{BuildError, Zone, decode, encode, key_of, key_of_wire, rdata_of};
+use crate::wire::name_len;
 
 /// Collects records into a [`Zone`].
 pub struct Builder {

@@ -18,9 +18,10 @@ use hickory_proto::rr::{Name, Record, RecordType, TSigner};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::answers;
-use super::conn::{self, Conn};
+use super::conn::Conn;
 use super::{Fetched, Method, Options, XfrError};
 use crate::{
+    dns::client::exchange,
     tsig::client::{self as tsig_client, Chain},
     wire,
 };
@@ -80,7 +81,7 @@ pub async fn transfer_into(
     let mut request = Message::query();
     request.add_query(Query::query(zone.clone(), RecordType::AXFR));
     // The id is set before signing: the MAC covers it.
-    request.metadata.id = conn::random_id();
+    request.metadata.id = exchange::random_id();
     let mut chain = sign(&mut request, tsig, server)?;
     let id = conn.send_message(&mut request).await?;
     let mut transfer = Transfer::default();

@@ -107,7 +107,7 @@ fn io(server: SocketAddr, action: &'static str, source: std::io::Error) -> XfrEr
 }
 
 impl Conn {
-    /// Sends `message` with the id it has (see [`random_id`]); returns that id.
+    /// Sends `message` with the id it has (see `exchange::random_id`); returns that id.
     pub(super) async fn send_message(&mut self, message: &mut Message) -> Result<u16, XfrError> {
         let bytes = message
             .to_vec()
@@ -129,9 +129,4 @@ impl Conn {
         }
         Ok(message)
     }
-}
-
-/// Query ids are random so an off-path sender cannot guess them.
-pub(super) fn random_id() -> u16 {
-    exchange::random_id()
 }

@@ -11,9 +11,13 @@ use std::net::SocketAddr;
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigner};
 
-use super::conn::{self, Conn};
+use super::conn::Conn;
 use super::{Fetched, Method, Options, XfrError};
-use crate::bundle;
+use crate::{
+    bundle,
+    dns::client::exchange,
+    tsig::client::{self as tsig_client, Chain},
+};
 
 /// The bundle's records under `zone` from `server`, one query each, on one
 /// connection, each signed with `tsig` when given.
@@ -67,16 +71,15 @@ async fn ask(
     let conn = &mut *asker.conn;
     let mut request = Message::query();
     request.add_query(Query::query(name.clone(), kind));
-    request.metadata.id = conn::random_id();
-    let mut verifier = match asker.tsig {
-        Some(signer) => request
-            .finalize(signer, crate::clock::unix_now())
-            .map_err(|e| XfrError::Tsig {
-                server: conn.server,
-                reason: format!("cannot sign the query: {e}"),
-            })?,
-        None => None,
-    };
+    request.metadata.id = exchange::random_id();
+    let mut chain = asker
+        .tsig
+        .map(|signer| Chain::sign(&mut request, signer))
+        .transpose()
+        .map_err(|reason| XfrError::Tsig {
+            server: conn.server,
+            reason,
+        })?;
     let id = conn.send_message(&mut request).await?;
     let Some(bytes) = conn.recv().await? else {
         return Err(conn.bad(format!(
@@ -84,17 +87,13 @@ async fn ask(
         )));
     };
     let message = conn.decode(&bytes, id)?;
-    if let Some(verifier) = verifier.as_mut() {
-        let verified = verifier
-            .verify(&bytes)
-            .map(|_| ())
-            .map_err(crate::tsig::client::VerifyError::from);
-        if let Some(reason) = crate::tsig::client::failure(&message, verified) {
-            return Err(XfrError::Tsig {
-                server: conn.server,
-                reason: format!("{name} {kind}: {reason}"),
-            });
-        }
+    if let Some(chain) = chain.as_mut()
+        && let Some(reason) = tsig_client::failure(&message, chain.verify(&bytes))
+    {
+        return Err(XfrError::Tsig {
+            server: conn.server,
+            reason: format!("{name} {kind}: {reason}"),
+        });
     }
     match message.metadata.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => Ok(message
