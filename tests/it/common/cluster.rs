@@ -66,7 +66,18 @@ pub struct Cluster {
 impl Cluster {
     /// Keys and configs for a master on `master_ip` and one worker per `worker_ips`;
     /// `notified` lists the workers the master sends NOTIFY to (by index).
+    /// The certificate zone's SOA refresh is 2 s, so workers not notified still catch up.
     pub fn new(master_ip: &str, worker_ips: &[&str], notified: &[usize]) -> Self {
+        Self::with_refresh(master_ip, worker_ips, notified, 2)
+    }
+
+    /// As `new`, with the certificate zone's SOA refresh set to `refresh` seconds.
+    pub fn with_refresh(
+        master_ip: &str,
+        worker_ips: &[&str],
+        notified: &[usize],
+        refresh: u32,
+    ) -> Self {
         let scratch = Scratch::new();
         let mut rng = rand_core::OsRng;
         let signing = bundle::generate_signing_key(&mut rng);
@@ -99,11 +110,11 @@ impl Cluster {
             ca,
         };
         cluster.renew_files();
-        cluster.write_configs(notified);
+        cluster.write_configs(notified, refresh);
         cluster
     }
 
-    fn write_configs(&self, notified: &[usize]) {
+    fn write_configs(&self, notified: &[usize], refresh: u32) {
         let mut workers = String::new();
         for (i, worker) in self.workers.iter().enumerate() {
             self.scratch
@@ -121,7 +132,7 @@ impl Cluster {
             .map(|i| format!("\"{}:{DNS}\"", self.worker_ips[*i]))
             .collect();
         let master = format!(
-            "{}{}\n[certificate-zone]\nname = \"_certzone.example.test.\"\nsigning-key = \"signing.pem\"\nrefresh-secs = 2\nretry-secs = 1\n{workers}\n[transfer]\ntsig-key-file = \"transfer.key\"\nnotify = [{}]\n",
+            "{}{}\n[certificate-zone]\nname = \"_certzone.example.test.\"\nsigning-key = \"signing.pem\"\nrefresh-secs = {refresh}\nretry-secs = 1\n{workers}\n[transfer]\ntsig-key-file = \"transfer.key\"\nnotify = [{}]\n",
             listen(&self.master_ip),
             "[tls]\nnames = [\"ns1.example.test\"]\nsource = \"files\"\ncert-file = \"tls.pem\"\nkey-file = \"tls.key\"\n\n[[zone]]\nname = \"example.test.\"\nfile = \"example.test.zone\"\n",
             notify.join(", ")
