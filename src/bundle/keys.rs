@@ -182,30 +182,40 @@ impl fmt::Debug for WorkerPublicKey {
     }
 }
 
-/// A worker's secret sealing key; only that worker holds it.
+/// A worker's secret sealing key; only that worker holds it. Its public half is kept
+/// beside it: deriving it is a scalar multiplication, and a worker needs it (and its key
+/// id) for every bundle it opens.
 #[derive(Clone)]
-pub struct WorkerSecretKey(pub(crate) p256::SecretKey);
+pub struct WorkerSecretKey {
+    pub(crate) secret: p256::SecretKey,
+    public: WorkerPublicKey,
+}
 
 impl WorkerSecretKey {
+    fn from_secret(secret: p256::SecretKey) -> Self {
+        let public = WorkerPublicKey(secret.public_key());
+        Self { secret, public }
+    }
+
     /// A fresh worker key pair.
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
-        Self(p256::SecretKey::random(rng))
+        Self::from_secret(p256::SecretKey::random(rng))
     }
 
     /// The public half, to give to the master.
     pub fn public_key(&self) -> WorkerPublicKey {
-        WorkerPublicKey(self.0.public_key())
+        self.public.clone()
     }
 
     /// This worker's key id.
     pub fn key_id(&self) -> KeyId {
-        self.public_key().key_id()
+        self.public.key_id()
     }
 
     /// PKCS#8 PEM (a secret: write it with care).
     pub fn to_pem(&self) -> Result<String, BundleError> {
         let pem = self
-            .0
+            .secret
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|_| BundleError::KeyFormat("worker secret key does not encode"))?;
         Ok(pem.to_string())
@@ -214,7 +224,7 @@ impl WorkerSecretKey {
     /// Parses PKCS#8 PEM of a P-256 key.
     pub fn from_pem(pem: &str) -> Result<Self, BundleError> {
         p256::SecretKey::from_pkcs8_pem(pem)
-            .map(Self)
+            .map(Self::from_secret)
             .map_err(|_| BundleError::KeyFormat("not a PKCS#8 PEM P-256 private key"))
     }
 }
