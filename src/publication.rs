@@ -17,11 +17,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use arc_swap::ArcSwap;
-use tokio::sync::Notify;
+use tokio::{
+    sync::Notify,
+    time::{Instant, sleep_until},
+};
 use zeroize::Zeroizing;
 
 use hickory_proto::{
@@ -36,7 +40,7 @@ use sha2::{Digest as _, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bundle::{self, BundleError, BundleInput, SigningKey, WorkerPublicKey},
+    bundle::{self, BundleError, BundleInput, SealPads, SigningKey, WorkerPublicKey},
     config::{CertificateZoneConfig, TlsName},
     state::{self, StateError},
     tls::{CertSlot, Served},
@@ -72,6 +76,10 @@ pub enum PublishError {
     Zone(#[from] ZoneError),
 }
 
+/// How long after a bundle the pads for the next are made: once the workers have fetched
+/// it, so the pads' scalar multiplications do not compete with that.
+const PADS_AFTER: Duration = Duration::from_secs(1);
+
 /// Publishes one master's certificate zone.
 pub struct Publisher {
     config: CertificateZoneConfig,
@@ -82,11 +90,14 @@ pub struct Publisher {
     keys_changed: Notify,
     /// The keys the zone's bundle was last signed with, so a key change that a
     /// certificate change already published is not published twice.
-    signed_with: std::sync::Mutex<Option<Arc<Vec<SigningKey>>>>,
+    signed_with: Mutex<Option<Arc<Vec<SigningKey>>>>,
     workers: Vec<WorkerPublicKey>,
     version_path: PathBuf,
     /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
     published_path: PathBuf,
+    kept: state::LatestFile,
+    /// Seal pads for the next bundle, made while nothing else happens.
+    pads: Mutex<SealPads>,
     /// The SOA's MNAME: the master's first TLS name.
     primary: Name,
 }
@@ -118,10 +129,12 @@ impl Publisher {
             names: names.iter().map(|n| n.as_str().to_string()).collect(),
             signing: ArcSwap::from_pointee(signing),
             keys_changed: Notify::new(),
-            signed_with: std::sync::Mutex::default(),
+            signed_with: Mutex::default(),
             workers,
             version_path: state_dir.join("bundle").join("version"),
             published_path: state_dir.join("bundle").join("published"),
+            kept: state::LatestFile::new(state_dir.join("bundle").join("published"), state::SECRET),
+            pads: Mutex::default(),
             primary,
         })
     }
@@ -153,9 +166,15 @@ impl Publisher {
         zones: Arc<Zones>,
         shutdown: CancellationToken,
     ) {
+        let mut refill = Some(Instant::now() + PADS_AFTER);
         loop {
             let keys_only = tokio::select! {
                 () = shutdown.cancelled() => return,
+                () = sleep_until(refill.unwrap_or_else(Instant::now)), if refill.is_some() => {
+                    refill = None;
+                    self.refill_pads().await;
+                    continue;
+                }
                 changed = changes.changed() => if changed.is_err() { return } else { false },
                 () = self.keys_changed.notified() => true,
             };
@@ -164,6 +183,19 @@ impl Publisher {
                 continue;
             }
             self.publish_current(&certs, &zones);
+            refill = Some(Instant::now() + PADS_AFTER);
+        }
+    }
+
+    /// Makes a seal pad for every worker, off the async threads.
+    async fn refill_pads(self: &Arc<Self>) {
+        let workers = self.workers.clone();
+        let made =
+            tokio::task::spawn_blocking(move || SealPads::prepare(&workers, &mut rand_core::OsRng));
+        match made.await {
+            Ok(pads) => *lock(&self.pads) = pads,
+            // Only a panic gets here; the next bundle makes its pads itself.
+            Err(e) => tracing::warn!(error = %e, "seal pads not made"),
         }
     }
 
@@ -300,7 +332,8 @@ impl Publisher {
             workers: self.workers.clone(),
         };
         let signing = self.signing.load_full();
-        let result = bundle::publish_signed(&input, &signing, &mut rand_core::OsRng);
+        let mut pads = std::mem::take(&mut *lock(&self.pads));
+        let result = bundle::publish_padded(&input, &signing, &mut pads, &mut rand_core::OsRng);
         *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing);
         // The input's copy of the private key is wiped, not just freed.
         drop(Zeroizing::new(input.private_key));
@@ -315,10 +348,12 @@ impl Publisher {
         records.extend(self.apex(version));
         let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
-        if let Err(e) = state::write_atomic(&self.published_path, &kept, state::SECRET) {
-            // Served all the same; the next start publishes a new version instead.
-            tracing::warn!(error = %e, "certificate zone not kept for restarts");
-        }
+        // Off this task, so the NOTIFY queued behind it goes out now. Served all the same if
+        // it fails; the next start then publishes a new version instead.
+        self.kept.write(
+            kept,
+            |e| tracing::warn!(error = %e, "certificate zone not kept for restarts"),
+        );
         Ok(version)
     }
 
@@ -436,4 +471,8 @@ fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> PublishE
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -10,7 +10,7 @@
 //!
 //! - [`publish`], [`publish_signed`]: chain (RFC 4398 CERT records), manifest,
 //!   sealed keys; format 2 (zone, cluster, publication time, several signers)
-//!   or format 1.
+//!   or format 1. [`publish_padded`] seals with [`SealPads`] made ahead of time.
 //! - [`read`]: every reader rule, in order, each with its own [`BundleError`].
 //! - [`inspect`]: signature and a description, for `certzone verify`.
 //! - [`record_names`]: the records a manifest calls for, to read by queries.
@@ -25,6 +25,7 @@ mod layout;
 pub mod limits;
 mod manifest;
 mod names;
+mod pads;
 mod plan;
 mod publish;
 mod read;
@@ -43,7 +44,8 @@ pub use keys::{
     signing_key_from_pem, signing_key_id, signing_key_to_pem, signing_keys_from_pem,
     verifying_key_from_pem, verifying_key_to_pem, verifying_keys_from_pem,
 };
+pub use pads::SealPads;
 pub use plan::{manifest_name, record_names};
-pub use publish::{BundleInput, publish, publish_signed};
+pub use publish::{BundleInput, publish, publish_padded, publish_signed};
 pub use read::{Inspection, ReaderPolicy, VerifiedBundle, inspect, read};
 pub use text::zone_text;

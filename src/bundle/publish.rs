@@ -20,7 +20,8 @@ use super::limits::{
 };
 use super::manifest::{Manifest, V2Fields};
 use super::names::{canonical, cluster_id_ok, zone_wire};
-use super::seal::seal_with;
+use super::pads::{self, SealPads};
+use super::seal::{SealPad, seal_padded};
 use super::signature::{Content, sign};
 
 /// Everything the master publishes in one bundle.
@@ -88,9 +89,20 @@ pub fn publish_signed(
     keys: &[SigningKey],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<Record>, BundleError> {
+    publish_padded(input, keys, &mut SealPads::default(), rng)
+}
+
+/// [`publish_signed`] sealing with the pads in `pads` (taken out of it) for the workers
+/// that have one, and with pads made now for the others.
+pub fn publish_padded(
+    input: &BundleInput,
+    keys: &[SigningKey],
+    pads: &mut SealPads,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<Record>, BundleError> {
     let names = validate(input)?;
     check_signers(input.format, keys)?;
-    assemble(input, names, keys, rng)
+    assemble(input, names, keys, rng, pads)
 }
 
 /// Refuses input a reader would refuse (except for time) and returns the
@@ -183,11 +195,12 @@ pub(crate) fn assemble(
     names: Vec<String>,
     keys: &[SigningKey],
     rng: &mut impl CryptoRngCore,
+    pads: &mut SealPads,
 ) -> Result<Vec<Record>, BundleError> {
     let not_after = certs::leaf_facts(&input.chain[0])?.not_after;
     let not_after = u64::try_from(not_after)
         .map_err(|_| BundleError::InvalidInput("leaf notAfter is before 1970".into()))?;
-    let sealed = seal_all(input, rng)?;
+    let sealed = seal_all(input, rng, pads)?;
     let mut signers: Vec<&SigningKey> = keys.iter().collect();
     signers.sort_by_key(|k| signing_key_id(k.verifying_key()));
     let v2 = (input.format != FORMAT_V1).then(|| V2Fields {
@@ -217,44 +230,38 @@ pub(crate) fn assemble(
     records(input, &content, &sign(&content, &signers))
 }
 
-/// One sealed key per worker, ascending key id, a worker listed twice once.
+/// One sealed key per worker, ascending key id, a worker listed twice once; each with its
+/// pad from `pads` if there is one, else a pad made now.
 fn seal_all(
     input: &BundleInput,
     rng: &mut impl CryptoRngCore,
+    pads: &mut SealPads,
 ) -> Result<Vec<(KeyId, Vec<u8>)>, BundleError> {
     let mut workers: Vec<&WorkerPublicKey> = input.workers.iter().collect();
     workers.sort_by_key(|w| w.key_id());
     workers.dedup_by_key(|w| w.key_id());
-    let secret = input.private_key.secret_pkcs8_der();
-    // Randomness is drawn in key-id order, as before (the golden vectors depend on it);
-    // the scalar multiplications, about a millisecond per worker, run on every core.
-    let ephemerals: Vec<p256::SecretKey> = workers
+    let mut ready: Vec<Option<SealPad>> = workers.iter().map(|w| pads.take(w)).collect();
+    let missing: Vec<&WorkerPublicKey> = workers
         .iter()
-        .map(|_| p256::SecretKey::random(rng))
+        .zip(&ready)
+        .filter(|(_, pad)| pad.is_none())
+        .map(|(w, _)| *w)
         .collect();
-    let jobs: Vec<(&WorkerPublicKey, &p256::SecretKey)> =
-        workers.into_iter().zip(&ephemerals).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = jobs.len().div_ceil(threads).max(1);
+    let mut made = pads::make(&missing, rng).into_iter();
+    for slot in ready.iter_mut().filter(|pad| pad.is_none()) {
+        *slot = made.next().map(|(_, pad)| pad);
+    }
+    let secret = input.private_key.secret_pkcs8_der();
     let at = (input.format, input.version);
-    let sealed = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(w, e)| (w.key_id(), seal_with(secret, w, at, e)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            // Local invariant: sealing has no panicking path on valid keys.
-            .flat_map(|h| h.join().expect("sealing thread"))
-            .collect()
-    });
-    Ok(sealed)
+    workers
+        .iter()
+        .zip(ready)
+        .map(|(w, pad)| {
+            // Local invariant: `made` gave a pad for every worker that had none.
+            let pad = pad.expect("a pad for every worker");
+            Ok((w.key_id(), seal_padded(secret, w, at, &pad)))
+        })
+        .collect()
 }
 
 fn records(

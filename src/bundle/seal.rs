@@ -60,26 +60,55 @@ pub(crate) fn seal(
 /// [`seal`] with the ephemeral key drawn by the caller (so draws stay in a fixed order
 /// while the curve arithmetic runs on several threads).
 /// `at` is the bundle's (format, version).
+#[cfg(test)]
 pub(crate) fn seal_with(
     secret: &[u8],
     worker: &WorkerPublicKey,
     at: (u8, u64),
     ephemeral: &p256::SecretKey,
 ) -> Vec<u8> {
-    let eph_point = ephemeral.public_key().to_encoded_point(false);
-    let shared = diffie_hellman(ephemeral.to_nonzero_scalar(), worker.0.as_affine());
+    seal_padded(secret, worker, at, &SealPad::new(worker, ephemeral))
+}
+
+/// The part of a seal to one worker that does not depend on the secret: the ephemeral
+/// point and the ECDH secret with the worker's key, that is both scalar multiplications a
+/// seal costs. Made ahead, so a renewal seals with a hash and an AES-GCM per worker. Each
+/// pad seals once: the ephemeral key is fresh for every seal, as with [`seal`]. The shared
+/// secret is wiped when the pad is dropped; it never leaves the process.
+pub(crate) struct SealPad {
+    eph_point: [u8; POINT_LEN],
+    shared_x: Zeroizing<[u8; 32]>,
+}
+
+impl SealPad {
+    pub(crate) fn new(worker: &WorkerPublicKey, ephemeral: &p256::SecretKey) -> Self {
+        let mut eph_point = [0u8; POINT_LEN];
+        // local invariant: an uncompressed P-256 point is always 65 bytes
+        eph_point.copy_from_slice(ephemeral.public_key().to_encoded_point(false).as_bytes());
+        let shared = diffie_hellman(ephemeral.to_nonzero_scalar(), worker.0.as_affine());
+        let mut shared_x = Zeroizing::new([0u8; 32]);
+        shared_x.copy_from_slice(shared.raw_secret_bytes());
+        Self {
+            eph_point,
+            shared_x,
+        }
+    }
+}
+
+/// Seals `secret` to `worker` with `pad`, which must have been made for `worker`.
+pub(crate) fn seal_padded(
+    secret: &[u8],
+    worker: &WorkerPublicKey,
+    at: (u8, u64),
+    pad: &SealPad,
+) -> Vec<u8> {
     let ctx = SealContext {
         format: at.0,
         version: at.1,
         id: worker.key_id(),
     };
-    let cipher = derive(
-        shared.raw_secret_bytes(),
-        eph_point.as_bytes(),
-        &worker.sec1(),
-        ctx,
-    );
-    let mut out = eph_point.as_bytes().to_vec();
+    let cipher = derive(pad.shared_x.as_ref(), &pad.eph_point, &worker.sec1(), ctx);
+    let mut out = pad.eph_point.to_vec();
     out.extend(cipher.seal(secret));
     out
 }
@@ -96,7 +125,7 @@ pub(crate) fn unseal(
     }
     let (eph_bytes, sealed) = blob.split_at(POINT_LEN);
     let eph = p256::PublicKey::from_sec1_bytes(eph_bytes).map_err(|_| BundleError::UnsealFailed)?;
-    let shared = diffie_hellman(me.0.to_nonzero_scalar(), eph.as_affine());
+    let shared = diffie_hellman(me.secret.to_nonzero_scalar(), eph.as_affine());
     let ctx = SealContext {
         format: at.0,
         version: at.1,

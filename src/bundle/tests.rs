@@ -53,7 +53,13 @@ fn policy(s: &Setup) -> ReaderPolicy {
 
 fn read_assembled(s: &Setup, names: &[&str]) -> Result<VerifiedBundle, BundleError> {
     let names = names.iter().map(|n| n.to_string()).collect();
-    let records = assemble(&s.input, names, std::slice::from_ref(&s.key), &mut OsRng)?;
+    let records = assemble(
+        &s.input,
+        names,
+        std::slice::from_ref(&s.key),
+        &mut OsRng,
+        &mut SealPads::default(),
+    )?;
     read(&records, &s.input.zone, &policy(s))
 }
 
@@ -120,4 +126,54 @@ fn unrelated_records_are_ignored() {
     outside.name = Name::from_ascii("0.chain.elsewhere.test.").expect("valid name");
     records.push(outside);
     assert!(read(&records, &s.input.zone, &policy(&s)).is_ok());
+}
+
+/// The sealed-key records of a bundle (owner under `_keys`), as text, sorted.
+fn sealed_keys(records: &[hickory_proto::rr::Record]) -> Vec<String> {
+    let mut keys: Vec<String> = records
+        .iter()
+        .filter(|r| r.name.to_ascii().contains(layout::KEYS_LABEL))
+        .map(|r| r.data.to_string())
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn pads_made_ahead_seal_once_and_every_worker_unseals() {
+    let mut s = setup(2);
+    let others: Vec<WorkerSecretKey> = (0..3)
+        .map(|_| WorkerSecretKey::generate(&mut OsRng))
+        .collect();
+    s.input.workers = std::iter::once(&s.worker)
+        .chain(&others)
+        .map(WorkerSecretKey::public_key)
+        .collect();
+    // pads for all but the last worker: that one gets a pad made while publishing
+    let mut pads = SealPads::prepare(&s.input.workers[..3], &mut OsRng);
+    assert_eq!(pads.len(), 3);
+    let padded = publish_padded(
+        &s.input,
+        std::slice::from_ref(&s.key),
+        &mut pads,
+        &mut OsRng,
+    )
+    .expect("publishes");
+    assert!(pads.is_empty(), "every pad is used once");
+    for worker in std::iter::once(&s.worker).chain(&others) {
+        let policy = ReaderPolicy {
+            worker: Some(worker.clone()),
+            ..policy(&s)
+        };
+        let got = read(&padded, &s.input.zone, &policy).expect("reads");
+        assert_eq!(
+            got.private_key.expect("unseals").secret_pkcs8_der(),
+            s.input.private_key.secret_pkcs8_der()
+        );
+    }
+    // without pads (all made now) the same input seals with other ephemeral keys
+    let fresh = publish(&s.input, &s.key, &mut OsRng).expect("publishes");
+    let (a, b) = (sealed_keys(&padded), sealed_keys(&fresh));
+    assert_eq!(a.len(), 4);
+    assert!(a.iter().all(|k| !b.contains(k)), "no sealed key repeats");
 }
