@@ -8,7 +8,10 @@ use std::{
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex},
 };
+
+use zeroize::Zeroizing;
 
 /// Mode for private keys and anything derived from them.
 pub const SECRET: u32 = 0o600;
@@ -47,6 +50,53 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
         .map_err(|e| StateError::new("create directory", dir, e))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| StateError::new("set permissions of", dir, e))
+}
+
+/// A file rewritten by [`write_atomic`] on a blocking thread, so the task that changed it
+/// does not wait on its fsyncs (the NOTIFY or the handshake behind it would). When writes
+/// queue up, the newest contents win and older ones are never written after them. Outside
+/// a runtime it writes at once.
+pub struct LatestFile {
+    path: PathBuf,
+    mode: u32,
+    pending: Arc<Mutex<Option<Zeroizing<Vec<u8>>>>>,
+    writing: Arc<Mutex<()>>,
+}
+
+impl LatestFile {
+    pub fn new(path: PathBuf, mode: u32) -> Self {
+        Self {
+            path,
+            mode,
+            pending: Arc::default(),
+            writing: Arc::default(),
+        }
+    }
+
+    /// Queues `bytes` (wiped once written); a failure goes to `failed`, for the log.
+    pub fn write(&self, bytes: Vec<u8>, failed: fn(&StateError)) {
+        *lock(&self.pending) = Some(Zeroizing::new(bytes));
+        let (path, mode) = (self.path.clone(), self.mode);
+        let (pending, writing) = (self.pending.clone(), self.writing.clone());
+        let job = move || {
+            let _one_at_a_time = lock(&writing);
+            let Some(bytes) = lock(&pending).take() else {
+                return; // a later write already took the newest contents
+            };
+            let result = ensure_dir(parent(&path)).and_then(|()| write_atomic(&path, &bytes, mode));
+            if let Err(e) = result {
+                failed(&e);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(job)),
+            Err(_) => job(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Replaces `path` with `bytes` atomically, with the given mode.

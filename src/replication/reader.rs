@@ -55,6 +55,7 @@ pub struct Reader {
     cluster_id: String,
     floors: Floors,
     cache: PathBuf,
+    cache_file: state::LatestFile,
     held_path: PathBuf,
     state: Mutex<State>,
     refused: AtomicU64,
@@ -88,6 +89,9 @@ impl Reader {
             .join("held")
             .join(format!("{}held", config.origin));
         let held = held::load(&held_path).map_err(|e| WorkerError::Held(e.to_string()))?;
+        let cache = state_dir
+            .join("cache")
+            .join(format!("{}zone", config.origin));
         Ok(Self {
             origin: config.origin.clone(),
             keys_path: config.signing_public_key.clone(),
@@ -97,9 +101,8 @@ impl Reader {
             names: names.to_vec(),
             cluster_id: config.cluster_id.clone(),
             floors: config.floors,
-            cache: state_dir
-                .join("cache")
-                .join(format!("{}zone", config.origin)),
+            cache_file: state::LatestFile::new(cache.clone(), state::SECRET),
+            cache,
             held_path,
             state: Mutex::new(State {
                 in_service: None,
@@ -164,10 +167,13 @@ impl Reader {
         match self.read(records) {
             Ok(verified) => {
                 self.install(verified, certs, how);
-                // The cache (an fsync) is for the next start, not this one.
-                if let Err(e) = write_cache(&self.cache, &bundle::zone_text(records)) {
-                    tracing::warn!(error = %e, "failed to cache the bundle");
-                }
+                // The cache is for the next start, not this one: its fsyncs must not hold
+                // up the handshakes that now present the new certificate.
+                let text = bundle::zone_text(records).into_bytes();
+                self.cache_file.write(
+                    text,
+                    |e| tracing::warn!(error = %e, "failed to cache the bundle"),
+                );
                 true
             }
             Err(BundleError::SameVersion { .. }) => true,
@@ -272,11 +278,6 @@ fn read_pinned(path: &Path) -> Result<Vec<VerifyingKey>, WorkerError> {
     let what = "the signing public key";
     let pem = read(path, what)?;
     bundle::verifying_keys_from_pem(&pem).map_err(|e| key_error(what, path, e))
-}
-
-fn write_cache(path: &Path, text: &str) -> Result<(), state::StateError> {
-    state::ensure_dir(path.parent().unwrap_or(Path::new(".")))?;
-    state::write_atomic(path, text.as_bytes(), state::SECRET)
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Zeroizing<String>, WorkerError> {
