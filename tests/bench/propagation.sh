@@ -40,7 +40,7 @@
 # Needs: bash 5, coreutils, util-linux (unshare), iproute2 (ip), openssl, python3, named
 # (bind9), tsig-keygen (bind9-utils), knotd (knot), and the release binary (built here with
 # `cargo build --release` unless CERTZONE is set). Other knobs: NS (default "1 5 10 20"),
-# COMBINED (see above),
+# COMBINED (see above), ONLY=certzone (no peers: for profiling a worker or the master),
 # WARMUP (uncounted runs per N per system, default 1), TIMEOUT (seconds one run may take,
 # default 30), POLL_MS (pause after a miss, default 2), KEEP=1 (keep the work directory).
 # The table is also written to target/bench/propagation.txt. Exit status 1 if any run failed.
@@ -60,6 +60,7 @@ NS=${NS:-1 5 10 20}
 COMBINED=${COMBINED:-}
 [[ -z $COMBINED || $COMBINED =~ ^[1-9][0-9]*$ ]] || die "COMBINED must be a record count, not '$COMBINED'"
 if [ -n "$COMBINED" ]; then SYSTEMS=(certzone); else SYSTEMS=(certzone bind knot knotknot); fi
+if [ "${ONLY:-}" = certzone ]; then SYSTEMS=(certzone); else [ -z "${ONLY:-}" ] || die "ONLY may only be 'certzone', not '$ONLY'"; fi
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$RUNS'"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a non-negative integer, not '$WARMUP'"
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "TIMEOUT must be a positive integer, not '$TIMEOUT'"
@@ -571,14 +572,16 @@ for n in "${NLIST[@]}"; do
   [ "$ok" = 1 ] || { failed=1; bench_cleanup; continue; }
   reset_peak "$CZ_MASTER"
   for sys in "${SYSTEMS[@]:1}"; do pv=DNS_PRIMARY_$sys; reset_peak "${!pv}"; done
-  last_cz=0
+  # Workers start transfers of one zone at least 1 s apart (README, replication): a run
+  # sooner than that after the last transfer (at start-up, or the last run's) would time the
+  # pacing, not the propagation. A run's transfers are over when it ends.
+  last_cz=$(now)
   for ((r = 1 - WARMUP; r <= RUNS; r++)); do
     if ((r < 1)); then label="warm-up"; else label="run $r"; fi
-    # Workers start transfers of one zone at least 1 s apart (README, replication): a run
-    # sooner than that after the last would time the pacing, not the propagation.
     sleep "$(awk -v last="$last_cz" -v t="$(now)" 'BEGIN { w = last + 1.2 - t; print (w > 0 ? w : 0) }')"
+    if cz_run "$nd/certzone" "$n"; then cz_ok=0; else cz_ok=1; fi
     last_cz=$(now)
-    if cz_run "$nd/certzone" "$n"; then
+    if [ "$cz_ok" = 0 ]; then
       printf '  N=%-3s certzone %-8s %8s ms  master CPU %5s ms  (log: last installed %s; %s%s)\n' \
         "$n" "$label" "$RESULT" "$CPU" "$LOG_RESULT" "$BREAKDOWN" \
         "${COMBINED:+; big.test everywhere $BIG_DONE ms}"
@@ -606,7 +609,7 @@ for n in "${NLIST[@]}"; do
   if probe tls --floor --timeout 5 --name "$NAME" --sha256 "$CZ_LAST_FP" "${CZ_TARGETS[@]}"; then
     FLOORS[$n,tls]=$(field total_ms "$PROBE_OUT")
   fi
-  if [ -z "$COMBINED" ] && probe dns --floor --timeout 5 --qname probe.example.test \
+  if [ "${#SYSTEMS[@]}" -gt 1 ] && probe dns --floor --timeout 5 --qname probe.example.test \
     --token "r$RUNS-$SERIAL_bind" "${DNS_TARGETS_bind[@]}"; then
     FLOORS[$n,dns]=$(field total_ms "$PROBE_OUT")
   fi
