@@ -150,10 +150,13 @@ impl Bound {
             dropped: Default::default(),
         });
         let runtime = tokio::runtime::Handle::current();
-        for socket in self.udp {
-            let (udp, shutdown, runtime) = (udp.clone(), shutdown.clone(), runtime.clone());
+        let sockets: Vec<Arc<std::net::UdpSocket>> = self.udp.into_iter().map(Arc::new).collect();
+        for socket in &sockets {
+            let (socket, udp) = (socket.clone(), udp.clone());
+            let (shutdown, runtime) = (shutdown.clone(), runtime.clone());
             tracker.spawn_blocking(move || udp::serve(socket, udp, shutdown, runtime));
         }
+        tracker.spawn(udp::wake_on(shutdown.clone(), sockets));
         let connections = limits.connections.min(descriptor_budget());
         if connections < limits.connections {
             tracing::warn!(
@@ -239,8 +242,8 @@ fn udp_socket(address: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> 
         Some(Protocol::UDP),
     )?;
     socket.set_reuse_port(reuse_port)?;
-    // Blocking: each socket has a thread (`udp::serve`), which wakes this often to look at
-    // the shutdown token.
+    // Blocking: each socket has a thread (`udp::serve`), woken at shutdown by `udp::wake_on`
+    // (and this often in any case, should that wake-up be lost).
     socket.set_read_timeout(Some(udp::WAKE_UP))?;
     socket.bind(&address.into())?;
     Ok(socket)

@@ -57,18 +57,19 @@ const MAX_QUERY: usize = 4096;
 /// Datagrams read (and answers sent) per system call at most.
 const BATCH: usize = 32;
 
-/// How long a receive waits before the thread looks at `shutdown` again.
-pub(super) const WAKE_UP: Duration = Duration::from_millis(100);
+/// How long a receive waits at most before the thread looks at `shutdown` again. Shutdown
+/// wakes the threads at once ([`wake_on`]); this is the fallback. Idle, a node's UDP threads
+/// wake this seldom, so a hundred nodes on one machine cost nothing while they wait.
+pub(super) const WAKE_UP: Duration = Duration::from_secs(2);
 
 /// Serves `socket` (blocking, with a read timeout of [`WAKE_UP`]) on this thread until
 /// `shutdown` is cancelled; slower answers run on `runtime`.
 pub(super) fn serve(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     runtime: Handle,
 ) {
-    let socket = Arc::new(socket);
     let mut batch = Batch::new();
     while !shutdown.is_cancelled() {
         match batch.receive(&socket) {
@@ -78,6 +79,16 @@ pub(super) fn serve(
             // ICMP errors from earlier sends surface here; they are not fatal.
             Err(e) => tracing::debug!(error = %e, "udp receive failed"),
         }
+    }
+}
+
+/// At shutdown, shuts the sockets for reading: on Linux that wakes a thread blocked in
+/// `recvmmsg` on an unconnected UDP socket, which then sees `shutdown` and returns.
+/// (`shutdown(2)` reports ENOTCONN for such a socket, but marks and wakes it all the same.)
+pub(super) async fn wake_on(shutdown: CancellationToken, sockets: Vec<Arc<UdpSocket>>) {
+    shutdown.cancelled().await;
+    for socket in sockets {
+        let _ = nix::sys::socket::shutdown(socket.as_raw_fd(), nix::sys::socket::Shutdown::Read);
     }
 }
 
