@@ -180,7 +180,11 @@ impl Zones {
         }
         self.snapshot.store(Arc::new(snapshot(&loaded)));
         drop(loaded);
-        if let Err(e) = self.save_serials() {
+        // Unchanged zones keep the serials already on disk: a SIGHUP that changes nothing
+        // (a renewal's, say) writes and fsyncs nothing.
+        if !changed.is_empty()
+            && let Err(e) = self.save_serials()
+        {
             tracing::warn!(error = %e, "zone serials not saved; a restart may serve older ones");
         }
         for origin in &changed {
