@@ -94,7 +94,6 @@ pub struct Publisher {
     workers: Vec<WorkerPublicKey>,
     version_path: PathBuf,
     /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
-    published_path: PathBuf,
     kept: state::LatestFile,
     /// Seal pads for the next bundle, made while nothing else happens.
     pads: Mutex<SealPads>,
@@ -132,7 +131,6 @@ impl Publisher {
             signed_with: Mutex::default(),
             workers,
             version_path: state_dir.join("bundle").join("version"),
-            published_path: state_dir.join("bundle").join("published"),
             kept: state::LatestFile::new(state_dir.join("bundle").join("published"), state::SECRET),
             pads: Mutex::default(),
             primary,
@@ -193,7 +191,7 @@ impl Publisher {
         let made =
             tokio::task::spawn_blocking(move || SealPads::prepare(&workers, &mut rand_core::OsRng));
         match made.await {
-            Ok(pads) => *lock(&self.pads) = pads,
+            Ok(pads) => *self.pads.lock().unwrap_or_else(|e| e.into_inner()) = pads,
             // Only a panic gets here; the next bundle makes its pads itself.
             Err(e) => tracing::warn!(error = %e, "seal pads not made"),
         }
@@ -272,7 +270,7 @@ impl Publisher {
     /// The kept zone and its version, if it was made from `digest` and is the newest
     /// version (anything else is published anew).
     fn published(&self, digest: &[u8; 32]) -> Option<(u64, Vec<Record>)> {
-        let bytes = state::read_optional(&self.published_path).ok()??;
+        let bytes = state::read_optional(self.kept.path()).ok()??;
         let (kept, version, records) = decode_published(&bytes)?;
         let current = self.stored_version().ok()?;
         (kept == *digest && version == current).then_some((version, records))
@@ -332,7 +330,7 @@ impl Publisher {
             workers: self.workers.clone(),
         };
         let signing = self.signing.load_full();
-        let mut pads = std::mem::take(&mut *lock(&self.pads));
+        let mut pads = std::mem::take(&mut *self.pads.lock().unwrap_or_else(|e| e.into_inner()));
         let result = bundle::publish_padded(&input, &signing, &mut pads, &mut rand_core::OsRng);
         *self.signed_with.lock().unwrap_or_else(|e| e.into_inner()) = Some(signing);
         // The input's copy of the private key is wiped, not just freed.
@@ -471,8 +469,4 @@ fn key_error(what: &'static str, path: &Path, reason: impl ToString) -> PublishE
         path: path.display().to_string(),
         reason: reason.to_string(),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -73,6 +73,11 @@ impl LatestFile {
         }
     }
 
+    /// The file written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Queues `bytes` (wiped once written); a failure goes to `failed`, for the log.
     pub fn write(&self, bytes: Vec<u8>, failed: fn(&StateError)) {
         *lock(&self.pending) = Some(Zeroizing::new(bytes));

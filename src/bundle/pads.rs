@@ -34,8 +34,16 @@ impl SealPads {
         self.0.is_empty()
     }
 
+    pub(crate) fn has(&self, worker: &WorkerPublicKey) -> bool {
+        self.0.contains_key(&worker.key_id())
+    }
+
     pub(crate) fn take(&mut self, worker: &WorkerPublicKey) -> Option<SealPad> {
         self.0.remove(&worker.key_id())
+    }
+
+    pub(crate) fn add(&mut self, made: Vec<(KeyId, SealPad)>) {
+        self.0.extend(made);
     }
 }
 

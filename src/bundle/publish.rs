@@ -21,7 +21,7 @@ use super::limits::{
 use super::manifest::{Manifest, V2Fields};
 use super::names::{canonical, cluster_id_ok, zone_wire};
 use super::pads::{self, SealPads};
-use super::seal::{SealPad, seal_padded};
+use super::seal::seal_padded;
 use super::signature::{Content, sign};
 
 /// Everything the master publishes in one bundle.
@@ -240,25 +240,15 @@ fn seal_all(
     let mut workers: Vec<&WorkerPublicKey> = input.workers.iter().collect();
     workers.sort_by_key(|w| w.key_id());
     workers.dedup_by_key(|w| w.key_id());
-    let mut ready: Vec<Option<SealPad>> = workers.iter().map(|w| pads.take(w)).collect();
-    let missing: Vec<&WorkerPublicKey> = workers
-        .iter()
-        .zip(&ready)
-        .filter(|(_, pad)| pad.is_none())
-        .map(|(w, _)| *w)
-        .collect();
-    let mut made = pads::make(&missing, rng).into_iter();
-    for slot in ready.iter_mut().filter(|pad| pad.is_none()) {
-        *slot = made.next().map(|(_, pad)| pad);
-    }
+    let missing: Vec<&WorkerPublicKey> = workers.iter().copied().filter(|w| !pads.has(w)).collect();
+    pads.add(pads::make(&missing, rng));
     let secret = input.private_key.secret_pkcs8_der();
     let at = (input.format, input.version);
     workers
         .iter()
-        .zip(ready)
-        .map(|(w, pad)| {
-            // Local invariant: `made` gave a pad for every worker that had none.
-            let pad = pad.expect("a pad for every worker");
+        .map(|w| {
+            // Local invariant: every worker without a pad got one just above.
+            let pad = pads.take(w).expect("a pad for every worker");
             Ok((w.key_id(), seal_padded(secret, w, at, &pad)))
         })
         .collect()

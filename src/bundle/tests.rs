@@ -128,7 +128,7 @@ fn unrelated_records_are_ignored() {
     assert!(read(&records, &s.input.zone, &policy(&s)).is_ok());
 }
 
-/// The sealed-key records of a bundle (owner under `_keys`), as text, sorted.
+/// The sealed-key records of a bundle (owners `<key id>.keys.<zone>`), as text, sorted.
 fn sealed_keys(records: &[hickory_proto::rr::Record]) -> Vec<String> {
     let mut keys: Vec<String> = records
         .iter()

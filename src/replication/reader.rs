@@ -54,8 +54,8 @@ pub struct Reader {
     names: Vec<String>,
     cluster_id: String,
     floors: Floors,
-    cache: PathBuf,
-    cache_file: state::LatestFile,
+    /// `<state-dir>/cache/<zone>zone`: the last bundle accepted, for the next start.
+    cache: state::LatestFile,
     held_path: PathBuf,
     state: Mutex<State>,
     refused: AtomicU64,
@@ -89,9 +89,6 @@ impl Reader {
             .join("held")
             .join(format!("{}held", config.origin));
         let held = held::load(&held_path).map_err(|e| WorkerError::Held(e.to_string()))?;
-        let cache = state_dir
-            .join("cache")
-            .join(format!("{}zone", config.origin));
         Ok(Self {
             origin: config.origin.clone(),
             keys_path: config.signing_public_key.clone(),
@@ -101,8 +98,12 @@ impl Reader {
             names: names.to_vec(),
             cluster_id: config.cluster_id.clone(),
             floors: config.floors,
-            cache_file: state::LatestFile::new(cache.clone(), state::SECRET),
-            cache,
+            cache: state::LatestFile::new(
+                state_dir
+                    .join("cache")
+                    .join(format!("{}zone", config.origin)),
+                state::SECRET,
+            ),
             held_path,
             state: Mutex::new(State {
                 in_service: None,
@@ -133,7 +134,7 @@ impl Reader {
     /// Serves the cached bundle, if it is still good: TLS is up before the primary answers.
     /// It must not be older than the held state (a replaced cache is refused).
     pub fn load_cache(&self, certs: &CertSlot) {
-        let Ok(Some(text)) = state::read_optional(&self.cache) else {
+        let Ok(Some(text)) = state::read_optional(self.cache.path()) else {
             return;
         };
         let text = String::from_utf8_lossy(&text);
@@ -149,14 +150,14 @@ impl Reader {
                 .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
                 .collect::<Vec<_>>(),
             Err(e) => {
-                tracing::warn!(path = %self.cache.display(), error = %e, "certificate cache unreadable; waiting for the primary");
+                tracing::warn!(path = %self.cache.path().display(), error = %e, "certificate cache unreadable; waiting for the primary");
                 return;
             }
         };
         match self.read(&records) {
             Ok(verified) => self.install(verified, certs, "cache"),
             Err(e) => {
-                tracing::warn!(path = %self.cache.display(), error = %e, "cached bundle not usable; waiting for the primary")
+                tracing::warn!(path = %self.cache.path().display(), error = %e, "cached bundle not usable; waiting for the primary")
             }
         }
     }
@@ -170,7 +171,7 @@ impl Reader {
                 // The cache is for the next start, not this one: its fsyncs must not hold
                 // up the handshakes that now present the new certificate.
                 let text = bundle::zone_text(records).into_bytes();
-                self.cache_file.write(
+                self.cache.write(
                     text,
                     |e| tracing::warn!(error = %e, "failed to cache the bundle"),
                 );
