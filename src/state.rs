@@ -1,7 +1,9 @@
 //! Files in the state directory, written so that a crash never leaves half a file.
 //!
 //! Owns the write discipline: temporary file in the same directory, fsync, rename, fsync of
-//! the directory; key files mode 0600. It must not know what the bytes mean.
+//! the directory; key files mode 0600; and for small records written before every change
+//! they guard, two copies rewritten in place (`slots`). It must not know what the bytes
+//! mean.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -12,6 +14,10 @@ use std::{
 };
 
 use zeroize::Zeroizing;
+
+mod slots;
+
+pub use slots::{Loaded, Slots};
 
 /// Mode for private keys and anything derived from them.
 pub const SECRET: u32 = 0o600;
