@@ -67,11 +67,7 @@ fn worker_alone(master_ip: &str, worker_ip: &str) -> (Cluster, Node, Vec<u8>, u6
     let worker = cluster.start_worker(0);
     let leaf = cluster.served_leaf(master_ip).expect("the master serves");
     cluster.wait_serving(worker_ip, &leaf, Duration::from_secs(10));
-    let version = std::fs::read_to_string(cluster.scratch.path("master-state/bundle/version"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let version = common::stored_bundle_version(&cluster.scratch.path("master-state"));
     master.stop();
     (cluster, worker, leaf, version)
 }
@@ -353,10 +349,11 @@ fn no_rollback_after_cache_loss_and_floors_for_a_fresh_worker() {
         .scratch
         .path("worker0-state/held/_certzone.example.test.held");
     let held = std::fs::read_to_string(&held_file).expect("the held state is on disk");
+    // Two copies, the newer one with the higher version.
     let version: u64 = held
         .lines()
-        .find_map(|l| l.strip_prefix("version "))
-        .and_then(|v| v.parse().ok())
+        .filter_map(|l| l.strip_prefix("version ")?.parse().ok())
+        .max()
         .unwrap_or_else(|| panic!("no version in {held}"));
     assert!(held.contains("minimum-format 2"), "{held}");
     worker.stop();
@@ -564,4 +561,110 @@ fn transfers_of_a_zone_are_paced() {
     );
     worker.stop();
     master.stop();
+}
+
+/// A NOTIFY from the primary's address, signed with `key`, carrying `serial` in its
+/// answer section when given (as BIND, Knot and certzone masters send it).
+fn signed_notify(key: &certzone::tsig::TsigKey, serial: Option<u32>) -> Vec<u8> {
+    use hickory_proto::{
+        op::{MessageType, OpCode, Query},
+        rr::{RData, Record, rdata::SOA},
+    };
+    let mut message = Message::new(
+        rand_core::RngCore::next_u32(&mut rand_core::OsRng) as u16,
+        MessageType::Query,
+        OpCode::Notify,
+    );
+    message.metadata.authoritative = true;
+    message.add_query(Query::query(zone(), RecordType::SOA));
+    if let Some(serial) = serial {
+        let soa = SOA::new(zone(), zone(), serial, 3600, 3600, 1_209_600, 60);
+        message.add_answer(Record::from_rdata(zone(), 60, RData::SOA(soa)));
+    }
+    let (tsig, _) = key.signer().sign_message(&message, now()).unwrap();
+    message.set_signature(tsig);
+    message.to_vec().unwrap()
+}
+
+/// A signed NOTIFY that carries a serial newer than the worker's goes straight to the
+/// transfer (its TSIG covers the serial); one without a serial, or with one not newer,
+/// still leads to a signed SOA query first.
+#[test]
+fn a_signed_notify_with_a_newer_serial_goes_straight_to_the_transfer() {
+    let _gate = common::gate();
+    let (cluster, worker, leaf, _) = worker_alone("127.0.1.14", "127.0.1.15");
+    let held = served_serial("127.0.1.15");
+    let addr: SocketAddr = format!("127.0.1.14:{DNS}").parse().unwrap();
+    // Long signed timers: no check of the worker's own comes in between.
+    let responder = Responder::start(
+        addr,
+        Script {
+            serials: vec![(zone(), held)],
+            refresh: 3600,
+            retry: 3600,
+            expire: 1_209_600,
+            sign_with: Some(cluster.tsig.clone()),
+            axfr: Axfr::Close,
+        },
+    );
+    wait_for(
+        "a signed SOA check answered by the responder",
+        Duration::from_secs(15),
+        || {
+            worker
+                .stderr()
+                .contains("next_check_in=3600s")
+                .then_some(())
+        },
+    );
+    let from = UdpSocket::bind("127.0.1.14:0").unwrap();
+    from.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let target = format!("127.0.1.15:{DNS}");
+    // Sends a NOTIFY and returns the questions the worker asked in the next 1.5 s.
+    let notify = |serial: Option<u32>| {
+        let before = responder.asked().len();
+        from.send_to(&signed_notify(&cluster.tsig, serial), &target)
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = from.recv(&mut buf).expect("the NOTIFY is acknowledged");
+        let ack = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(ack.metadata.response_code, ResponseCode::NoError);
+        std::thread::sleep(Duration::from_millis(1500));
+        let asked: Vec<RecordType> = responder.asked()[before..]
+            .iter()
+            .filter(|a| a.name == zone())
+            .map(|a| a.kind)
+            .collect();
+        asked
+    };
+    let newer = held.wrapping_add(5);
+    assert_eq!(
+        notify(Some(newer)),
+        vec![RecordType::AXFR],
+        "a newer signed serial: the transfer at once"
+    );
+    worker.wait_log(
+        &format!("NOTIFY accepted peer=127.0.1.14 zone={ZONE}"),
+        Duration::from_secs(1),
+    );
+    assert_eq!(
+        notify(None),
+        vec![RecordType::SOA],
+        "no serial: the SOA query, which says nothing changed"
+    );
+    assert_eq!(
+        notify(Some(held)),
+        vec![RecordType::SOA],
+        "a serial not newer: the SOA query"
+    );
+    assert!(
+        responder.asked().iter().all(|a| a.signed),
+        "every question signed"
+    );
+    assert_eq!(
+        cluster.served_leaf("127.0.1.15"),
+        Some(leaf),
+        "keeps serving"
+    );
+    worker.stop();
 }
