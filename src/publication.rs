@@ -76,6 +76,9 @@ pub enum PublishError {
     Zone(#[from] ZoneError),
 }
 
+/// The first line of each copy in `<state-dir>/bundle/version`.
+const VERSION_MAGIC: &str = "certzone bundle version 2";
+
 /// How long after a bundle the pads for the next are made: once the workers have fetched
 /// it, so the pads' scalar multiplications do not compete with that.
 const PADS_AFTER: Duration = Duration::from_secs(1);
@@ -272,7 +275,7 @@ impl Publisher {
     fn published(&self, digest: &[u8; 32]) -> Option<(u64, Vec<Record>)> {
         let bytes = state::read_optional(self.kept.path()).ok()??;
         let (kept, version, records) = decode_published(&bytes)?;
-        let current = self.stored_version().ok()?;
+        let (_, current) = self.stored_version().ok()?;
         (kept == *digest && version == current).then_some((version, records))
     }
 
@@ -315,7 +318,7 @@ impl Publisher {
         };
         let now = crate::clock::unix_now();
         let digest = self.input_digest(served);
-        let version = self.next_version(now)?;
+        let (mut version_file, version) = self.next_version(now)?;
         let input = BundleInput {
             zone: self.config.origin.clone(),
             ttl: self.config.ttl,
@@ -337,12 +340,7 @@ impl Publisher {
         drop(Zeroizing::new(input.private_key));
         let mut records = result?;
         // The version is on disk before anyone can see it: a crash never reuses it.
-        state::ensure_dir(self.version_path.parent().unwrap_or(Path::new(".")))?;
-        state::write_atomic(
-            &self.version_path,
-            format!("{version}\n").as_bytes(),
-            state::PUBLIC,
-        )?;
+        version_file.write(&format!("version {version}\n"))?;
         records.extend(self.apex(version));
         let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
@@ -382,8 +380,9 @@ impl Publisher {
 
     /// The stored version plus one, or `now` if later; refused when that is further ahead
     /// of `now` than workers accept (a clock that was once far ahead left it there).
-    fn next_version(&self, now: u64) -> Result<u64, PublishError> {
-        let version = self.stored_version()?.saturating_add(1).max(now);
+    fn next_version(&self, now: u64) -> Result<(state::Slots, u64), PublishError> {
+        let (file, stored) = self.stored_version()?;
+        let version = stored.saturating_add(1).max(now);
         if version > now.saturating_add(bundle::limits::MAX_AHEAD_SECS) {
             return Err(PublishError::VersionAhead {
                 version,
@@ -391,13 +390,27 @@ impl Publisher {
                 path: self.version_path.display().to_string(),
             });
         }
-        Ok(version)
+        Ok((file, version))
     }
 
-    fn stored_version(&self) -> Result<u64, PublishError> {
-        Ok(state::read_optional(&self.version_path)?
-            .and_then(|bytes| String::from_utf8_lossy(&bytes).trim().parse::<u64>().ok())
-            .unwrap_or(0))
+    /// The version file, read again each time (an operator may lower it, see
+    /// [`PublishError::VersionAhead`]), and the version in it: 0 when there is none, and
+    /// when it does not read (the next version is then the Unix time, as for a new master).
+    fn stored_version(&self) -> Result<(state::Slots, u64), PublishError> {
+        let path = &self.version_path;
+        let (file, loaded) = state::Slots::load(path, VERSION_MAGIC, state::PUBLIC)?;
+        let text = match &loaded {
+            state::Loaded::Missing => return Ok((file, 0)),
+            state::Loaded::Body(body) => body.strip_prefix("version ").unwrap_or_default(),
+            // A plain number: an earlier release's file, or an operator's.
+            state::Loaded::Other(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            state::Loaded::Damaged => "",
+        };
+        let stored = text.trim().parse::<u64>().unwrap_or_else(|_| {
+            tracing::warn!(path = %path.display(), "bundle version file unreadable; the next version is the Unix time");
+            0
+        });
+        Ok((file, stored))
     }
 }
 

@@ -258,6 +258,17 @@ fn collect(
 }
 
 /// Runs `certzone` with `args` to completion.
+/// The bundle version a master keeps in `<state-dir>/bundle/version`: the highest
+/// `version N` line of its two copies.
+pub fn stored_bundle_version(state_dir: &Path) -> u64 {
+    let path = state_dir.join("bundle").join("version");
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("version ")?.parse().ok())
+        .max()
+        .unwrap_or_else(|| panic!("no version line in {}:\n{text}", path.display()))
+}
+
 pub fn certzone(args: &[&str]) -> Output {
     Command::new(binary())
         .args(args)
