@@ -11,8 +11,8 @@ mod reader;
 mod soa;
 mod worker;
 
-pub use reader::{Reader, WorkerError};
-pub use worker::{Replica, withdraw_expired};
+pub use reader::{Reader, WorkerError, withdraw_expired};
+pub use worker::Replica;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -55,19 +55,28 @@ pub async fn notifier(
                 Err(RecvError::Closed) => return,
             },
         };
-        let Some(serial) = zones.serial(&zone).await else {
+        // The SOA goes in the NOTIFY's answer section (RFC 1996 3.7): signed, it tells a
+        // secondary the new serial without a query of its own.
+        let Some(soa) = zones
+            .records_at(&zone, hickory_proto::rr::RecordType::SOA)
+            .and_then(|set| set.into_iter().next())
+        else {
             continue;
         };
+        let hickory_proto::rr::RData::SOA(data) = &soa.data else {
+            continue;
+        };
+        let serial = data.serial;
+        let soa = Arc::new(soa);
         tracing::info!(%zone, serial, targets = targets.len(), "zone changed; sending NOTIFY");
         for target in &targets {
-            let (zone, key, target) = (zone.clone(), key.clone(), *target);
+            let (soa, key, target) = (soa.clone(), key.clone(), *target);
             let in_flight = in_flight.clone();
             tracker.spawn(async move {
                 let Ok(_permit) = in_flight.acquire_owned().await else {
                     return false;
                 };
-                let acknowledged =
-                    notifier::notify(target, source, &zone, serial, key.as_deref()).await;
+                let acknowledged = notifier::notify(target, source, &soa, key.as_deref()).await;
                 crate::metrics::STATS.record(|m| {
                     let n = m.notify.entry(target.to_string()).or_default();
                     n.sent += 1;

@@ -13,7 +13,7 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{DNSClass, Name, RecordType, TSigner},
+    rr::{DNSClass, RData, Record, RecordType, TSigner},
 };
 use tokio::time::timeout;
 
@@ -29,18 +29,18 @@ const UDP_WAITS: [Duration; 5] = [
 ];
 const TCP_WAIT: Duration = Duration::from_secs(5);
 
-/// Sends NOTIFY for `zone` with `serial` to `target`; true once it is acknowledged.
-/// `source` is the address the NOTIFY leaves from: secondaries accept it only from the
-/// primary's address.
+/// Sends NOTIFY for the zone of `soa` (its apex SOA, carried in the answer section) to
+/// `target`; true once it is acknowledged. `source` is the address the NOTIFY leaves from:
+/// secondaries accept it only from the primary's address.
 pub(super) async fn notify(
     target: SocketAddr,
     source: IpAddr,
-    zone: &Name,
-    serial: u32,
+    soa: &Record,
     key: Option<&TsigKey>,
 ) -> bool {
     let id = exchange::random_id();
-    let Some(sent) = message(id, zone, key) else {
+    let (zone, serial) = (&soa.name, soa_serial(soa));
+    let Some(sent) = message(id, soa, key) else {
         return false;
     };
     for wait in UDP_WAITS {
@@ -65,12 +65,20 @@ struct Sent {
     signed: Option<(TSigner, Vec<u8>)>,
 }
 
-fn message(id: u16, zone: &Name, key: Option<&TsigKey>) -> Option<Sent> {
+fn soa_serial(soa: &Record) -> u32 {
+    match &soa.data {
+        RData::SOA(data) => data.serial,
+        _ => 0,
+    }
+}
+
+fn message(id: u16, soa: &Record, key: Option<&TsigKey>) -> Option<Sent> {
     let mut message = Message::new(id, MessageType::Query, OpCode::Notify);
     message.metadata.authoritative = true;
-    let mut query = Query::query(zone.clone(), RecordType::SOA);
+    let mut query = Query::query(soa.name.clone(), RecordType::SOA);
     query.set_query_class(DNSClass::IN);
     message.add_query(query);
+    message.add_answer(soa.clone());
     let mut signed = None;
     if let Some(key) = key {
         let signer = key.signer();
@@ -120,7 +128,10 @@ fn acknowledged(response: &[u8], sent: &Sent) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
-    use hickory_proto::{rr::TSigResponseContext, serialize::binary::BinEncodable as _};
+    use hickory_proto::{
+        rr::{Name, TSigResponseContext, rdata::SOA},
+        serialize::binary::BinEncodable as _,
+    };
 
     use super::*;
     use crate::tsig::Algorithm;
@@ -151,7 +162,15 @@ mod tests {
             Algorithm::HmacSha256,
         );
         let zone = Name::from_ascii("z.test.").unwrap();
-        let sent = message(77, &zone, Some(&key)).unwrap();
+        let soa = SOA::new(zone.clone(), zone.clone(), 42, 60, 60, 600, 60);
+        let soa = Record::from_rdata(zone, 60, RData::SOA(soa));
+        let sent = message(77, &soa, Some(&key)).unwrap();
+        let parsed = Message::from_vec(&sent.bytes).unwrap();
+        assert_eq!(
+            parsed.answers,
+            vec![soa.clone()],
+            "the SOA rides in the answer"
+        );
         assert_eq!(acknowledged(&ack(&sent, Some(&key)), &sent), Some(true));
         assert_eq!(acknowledged(&ack(&sent, None), &sent), None, "unsigned");
         let stranger = TsigKey::generate(
@@ -163,7 +182,7 @@ mod tests {
             None,
             "another secret"
         );
-        let unsigned = message(78, &zone, None).unwrap();
+        let unsigned = message(78, &soa, None).unwrap();
         assert_eq!(acknowledged(&ack(&unsigned, None), &unsigned), Some(true));
     }
 }

@@ -2,7 +2,8 @@
 //! (`bundle::read`) against the trusted signing keys, the cluster id and the floors,
 //! installs an accepted one into the TLS listeners, caches it on disk (0600) and raises
 //! the held state (`held`) first; a refused one is logged with the failed check and
-//! counted, and the current certificate stays.
+//! counted, and the current certificate stays. It also takes an expired certificate out
+//! of service when no newer bundle replaced it (`withdraw_expired`).
 //!
 //! Owns the trusted keys (one PEM file of one or more keys, re-read on SIGHUP so a key
 //! rotation needs no restart), the version in service and the floors. It must not fetch:
@@ -14,11 +15,13 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::SystemTime,
 };
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::{Name, Record};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use super::held::{self, Held};
@@ -265,6 +268,39 @@ impl Reader {
                 state.held.max(reached)
             }
         };
+    }
+}
+
+/// Takes the served certificate out of service when it expires and no newer bundle has
+/// replaced it: a worker serves a valid certificate whatever the zone's SOA expire says,
+/// and never an expired one.
+pub async fn withdraw_expired(certs: Arc<CertSlot>, shutdown: CancellationToken) {
+    let mut changes = certs.subscribe();
+    loop {
+        let current = changes.borrow_and_update().clone();
+        let expiry = async {
+            match &current {
+                Some(summary) => {
+                    let left = summary
+                        .not_after
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default();
+                    tokio::time::sleep(left).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+            () = expiry => {
+                if let Some(summary) = &current
+                    && certs.withdraw(&summary.fingerprint)
+                {
+                    tracing::error!(sha256 = %summary.fingerprint, "the certificate expired and no newer bundle came; TLS is off until one does");
+                }
+            }
+        }
     }
 }
 

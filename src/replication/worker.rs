@@ -2,15 +2,18 @@
 //! SOA serial at start, on NOTIFY and on the SOA refresh timer (retry timer after a failure),
 //! and transfers what changed.
 //!
-//! Every check is a TSIG-signed SOA query whose answer must verify (`soa`), NOTIFY
-//! included: a NOTIFY only makes the check happen now, and a transfer follows only when the
-//! signed serial is newer. Transfers of one zone start at least [`MIN_TRANSFER_INTERVAL`]
-//! apart. Answers that cannot be authenticated are logged and counted, and the zone is
-//! checked again on the retry timer; nothing falls back to unsigned queries.
+//! Every check is a TSIG-signed SOA query whose answer must verify (`soa`), and a transfer
+//! follows only when the signed serial is newer. A NOTIFY makes the check happen now; when
+//! it carried a serial newer than ours (under its verified TSIG, as signed as the SOA answer
+//! would be), the query is skipped and the transfer starts at once, as a NOTIFY without a
+//! serial, or with one not newer, still leads to the query. Transfers of one zone start at
+//! least [`MIN_TRANSFER_INTERVAL`] apart. Answers that cannot be authenticated are logged
+//! and counted, and the zone is checked again on the retry timer; nothing falls back to
+//! unsigned queries.
 //!
 //! Ordinary zones are served as transferred, swapped whole. The certificate zone goes to the
 //! `reader` (bundle rules, install, cache, held state). The zone's SOA expire never removes
-//! a certificate; the certificate's own expiry does (`withdraw_expired`): a worker serves a
+//! a certificate; the certificate's own expiry does (`reader::withdraw_expired`): a worker serves a
 //! valid certificate whatever the primary's state, and never an expired one. An ordinary
 //! zone is withdrawn when its SOA expire passes without the primary. Not implemented: IXFR
 //! (transfers are whole).
@@ -61,6 +64,8 @@ enum RefreshError {
     Xfr(#[from] XfrError),
     #[error("failed to serve the transferred zone: {0}")]
     Zone(String),
+    #[error("the node is stopping")]
+    Stopping,
 }
 
 impl RefreshError {
@@ -69,40 +74,7 @@ impl RefreshError {
         match self {
             Self::Soa(e) => e.unauthenticated(),
             Self::Xfr(e) => e.unauthenticated(),
-            Self::Zone(_) => false,
-        }
-    }
-}
-
-/// Takes the served certificate out of service when it expires and no newer bundle has
-/// replaced it: a worker serves a valid certificate whatever the zone's SOA expire says,
-/// and never an expired one.
-pub async fn withdraw_expired(certs: Arc<CertSlot>, shutdown: CancellationToken) {
-    let mut changes = certs.subscribe();
-    loop {
-        let current = changes.borrow_and_update().clone();
-        let expiry = async {
-            match &current {
-                Some(summary) => {
-                    let left = summary
-                        .not_after
-                        .duration_since(SystemTime::now())
-                        .unwrap_or_default();
-                    tokio::time::sleep(left).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            changed = changes.changed() => if changed.is_err() { return },
-            () = expiry => {
-                if let Some(summary) = &current
-                    && certs.withdraw(&summary.fingerprint)
-                {
-                    tracing::error!(sha256 = %summary.fingerprint, "the certificate expired and no newer bundle came; TLS is off until one does");
-                }
-            }
+            Self::Zone(_) | Self::Stopping => false,
         }
     }
 }
@@ -117,12 +89,25 @@ pub struct Replica {
     zones: Arc<Zones>,
     certs: Arc<CertSlot>,
     reader: Option<Arc<Reader>>,
-    wakes: HashMap<Name, Arc<Notify>>,
+    wakes: HashMap<Name, Arc<Wake>>,
     /// `<state-dir>/cache/`: the ordinary zones' copies (see [`super::cache`]); none kept
     /// without it.
     cache_dir: Option<PathBuf>,
     /// Answers from the primary's address refused because they could not be authenticated.
     unauthenticated: AtomicU64,
+}
+
+/// What wakes one zone's loop: a NOTIFY, and the serial it carried (the newest wins).
+#[derive(Default)]
+struct Wake {
+    now: Notify,
+    serial: std::sync::Mutex<Option<u32>>,
+}
+
+impl Wake {
+    fn take_serial(&self) -> Option<u32> {
+        self.serial.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Where one zone stands.
@@ -147,10 +132,7 @@ impl Replica {
     ) -> Self {
         let mut names: Vec<Name> = secondaries.to_vec();
         names.extend(reader.as_ref().map(|r| r.origin.clone()));
-        let wakes = names
-            .into_iter()
-            .map(|n| (n, Arc::new(Notify::new())))
-            .collect();
+        let wakes = names.into_iter().map(|n| (n, Arc::default())).collect();
         Self {
             primary,
             source,
@@ -195,10 +177,14 @@ impl Replica {
         loop {
             let notified = tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = wake.notified() => true,
+                () = wake.now.notified() => true,
                 () = tokio::time::sleep(wait) => false,
             };
-            let result = self.refresh(&zone, &mut state, &shutdown).await;
+            let announced = wake.take_serial();
+            let result = self.refresh(&zone, &mut state, announced, &shutdown).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
             crate::metrics::stats::refresh(&zone.to_string(), result.is_ok());
             wait = match result {
                 Ok(now) => {
@@ -233,15 +219,23 @@ impl Replica {
         retry
     }
 
-    /// Checks the primary's signed serial and transfers when it is newer than ours.
+    /// Checks the primary's signed serial and transfers when it is newer than ours. A serial
+    /// `announced` by an authenticated NOTIFY and newer than ours stands for the check.
     async fn refresh(
         &self,
         zone: &Name,
         state: &mut ZoneState,
+        announced: Option<u32>,
         shutdown: &CancellationToken,
     ) -> Result<soa::Timers, RefreshError> {
-        let current = soa::query(self.primary, self.source, zone, self.signer.as_ref()).await?;
-        if let Some(held) = state.held
+        let known_newer =
+            matches!((announced, state.held), (Some(a), Some(held)) if soa::newer(a, held));
+        let current = if known_newer {
+            None
+        } else {
+            Some(soa::query(self.primary, self.source, zone, self.signer.as_ref()).await?)
+        };
+        if let (Some(current), Some(held)) = (current, state.held)
             && !soa::newer(current.serial, held)
         {
             return Ok(current);
@@ -249,7 +243,7 @@ impl Replica {
         if let Some(last) = state.last_transfer {
             let pause = MIN_TRANSFER_INTERVAL.saturating_sub(last.elapsed());
             tokio::select! {
-                () = shutdown.cancelled() => return Ok(current),
+                () = shutdown.cancelled() => return Err(RefreshError::Stopping),
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -257,15 +251,26 @@ impl Replica {
         let started = Instant::now();
         let timers = match &self.reader {
             Some(reader) if reader.origin == *zone => {
-                self.fetch_certificate_zone(reader, zone).await?
+                self.fetch_certificate_zone(reader, zone, state.held)
+                    .await?
             }
-            _ => self.transfer(zone).await?,
-        }
-        .unwrap_or(current);
+            _ => self.transfer(zone, state.held).await?,
+        };
+        let timers = match timers.or(current) {
+            Some(timers) => timers,
+            // Only a fetch by queries can lack the SOA; ask for it then.
+            None => soa::query(self.primary, self.source, zone, self.signer.as_ref()).await?,
+        };
         // Transfer bytes are counted on the master's side only (`direction="out"`).
         crate::metrics::stats::transfer("in", 0, started.elapsed());
-        // A refused certificate zone is not fetched again until its serial moves.
-        state.held = Some(timers.serial);
+        // A refused certificate zone is not fetched again until its serial moves; a stale
+        // transfer lowers nothing.
+        if state
+            .held
+            .is_none_or(|held| soa::newer(timers.serial, held))
+        {
+            state.held = Some(timers.serial);
+        }
         Ok(timers)
     }
 
@@ -283,14 +288,18 @@ impl Replica {
         &self,
         reader: &Reader,
         zone: &Name,
+        held: Option<u32>,
     ) -> Result<Option<soa::Timers>, RefreshError> {
         let options = xfr::Options {
             source: self.source,
             ..xfr::Options::default()
         };
         let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options).await?;
-        let accepted = reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
         let timers = soa_timers(&fetched.records, zone);
+        if stale(zone, timers.map(|t| t.serial), held) {
+            return Ok(timers);
+        }
+        let accepted = reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
         if accepted && fetched.method == xfr::Method::Axfr {
             let serial = timers.map_or(0, |t| t.serial);
             self.zones
@@ -303,7 +312,11 @@ impl Replica {
 
     /// An ordinary zone by AXFR, read straight into the zone store (no record list of the
     /// whole zone in between), served, then kept on disk for the next start.
-    async fn transfer(&self, zone: &Name) -> Result<Option<soa::Timers>, RefreshError> {
+    async fn transfer(
+        &self,
+        zone: &Name,
+        held: Option<u32>,
+    ) -> Result<Option<soa::Timers>, RefreshError> {
         let mut sink = ZoneSink {
             builder: Builder::new(zone),
             soa: None,
@@ -317,6 +330,9 @@ impl Replica {
         )
         .await?;
         let timers = sink.soa.as_ref().map(|soa| soa::Timers::clamped(soa, zone));
+        if stale(zone, Some(serial), held) {
+            return Ok(timers);
+        }
         let built = sink
             .builder
             .finish()
@@ -421,11 +437,31 @@ impl Notifiable for Replica {
         self.wakes.contains_key(zone)
     }
 
-    fn notified(&self, zone: &Name) {
+    fn notified(&self, zone: &Name, serial: Option<u32>) {
         if let Some(wake) = self.wakes.get(zone) {
-            wake.notify_one();
+            if let Some(serial) = serial {
+                let mut kept = wake.serial.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.is_none_or(|k| soa::newer(serial, k)) {
+                    *kept = Some(serial);
+                }
+            }
+            wake.now.notify_one();
         }
     }
+}
+
+/// A transfer that brought a serial not newer than the one served (the NOTIFY announced a
+/// newer one, but the primary went back since) is not served: as an SOA check would have
+/// said, nothing changed.
+fn stale(zone: &Name, transferred: Option<u32>, held: Option<u32>) -> bool {
+    let (Some(serial), Some(held)) = (transferred, held) else {
+        return false;
+    };
+    let stale = !soa::newer(serial, held);
+    if stale {
+        tracing::warn!(%zone, serial, held, "transfer brought a serial not newer than the one served; not served");
+    }
+    stale
 }
 
 fn soa_timers(records: &[Record], zone: &Name) -> Option<soa::Timers> {

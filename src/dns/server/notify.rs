@@ -3,9 +3,11 @@
 //! REFUSED (wrong source, unknown zone) or NOTAUTH with the TSIG error (BADKEY, BADSIG,
 //! BADTIME), and nothing moves.
 //!
-//! A NOTIFY only asks for an SOA check now; the check itself is signed. Replays are
-//! remembered: a signed NOTIFY whose MAC was seen within the TSIG window is acknowledged
-//! (a primary's retry after a lost acknowledgement sends the same bytes) and ignored.
+//! A NOTIFY asks for a refresh now. The zone's SOA serial it carries in its answer section
+//! (RFC 1996 3.7) is passed on: the NOTIFY's TSIG covers it, so it is as authentic as a
+//! signed SOA answer would be. Replays are remembered: a signed NOTIFY whose MAC was seen
+//! within the TSIG window is acknowledged (a primary's retry after a lost acknowledgement
+//! sends the same bytes) and ignored.
 //!
 //! The zone's refresh is asked for through the [`Notifiable`] trait this module owns, so
 //! the DNS layer never reaches into replication.
@@ -18,7 +20,7 @@ use std::{
 
 use hickory_proto::{
     op::{Message, OpCode, ResponseCode},
-    rr::Name,
+    rr::{Name, RData},
 };
 
 use crate::tsig::{
@@ -34,8 +36,9 @@ const REPLAY_MEMORY: usize = 1024;
 pub trait Notifiable: Send + Sync + 'static {
     /// Whether `zone` is replicated here (its primary may NOTIFY it).
     fn replicates(&self, zone: &Name) -> bool;
-    /// `zone` changed at the primary: check it now.
-    fn notified(&self, zone: &Name);
+    /// `zone` changed at the primary: check it now. `serial` is the zone's SOA serial the
+    /// NOTIFY carried, if any; only authenticated NOTIFYs get here.
+    fn notified(&self, zone: &Name, serial: Option<u32>);
 }
 
 /// Who may NOTIFY this node.
@@ -124,12 +127,21 @@ pub(super) fn respond(raw: &[u8], peer: IpAddr, policy: Option<&NotifyPolicy>) -
         .replays
         .first_time(&signing.request_mac, signing.time)
     {
-        tracing::info!(%peer, %zone, id, "NOTIFY accepted");
-        policy.target.notified(&zone);
+        let serial = announced_serial(&request, &zone);
+        tracing::info!(%peer, %zone, id, serial, "NOTIFY accepted");
+        policy.target.notified(&zone, serial);
     } else {
         tracing::warn!(%peer, %zone, id, "NOTIFY replayed; acknowledged and ignored");
     }
     answer(&request, ResponseCode::NoError, Some(signing))
+}
+
+/// The serial of the SOA for `zone` in the NOTIFY's answer section, if there is one.
+fn announced_serial(request: &Message, zone: &Name) -> Option<u32> {
+    request.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) if r.name == *zone => Some(soa.serial),
+        _ => None,
+    })
 }
 
 /// The answer, signed when the request was; `None` when signing failed (logged): a signed
