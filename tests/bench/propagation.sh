@@ -167,7 +167,13 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 
 # cpu_ms PID: CPU time so far of the process's live threads, in ms (schedstat's nanoseconds:
 # /proc/PID/stat counts in 10 ms ticks, coarser than one run).
-cpu_ms() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.1f\n", t / 1e6 }'; }
+cpu_ms() { cpu_ms_all "$1"; }
+# cpu_ms_all PID...: the same, summed over several processes (every secondary of a system).
+cpu_ms_all() {
+  local p
+  for p in "$@"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+    awk '{ t += $1 } END { printf "%.1f\n", t / 1e6 }'
+}
 # reset_peak PID: VmHWM starts again from the current RSS (the fan-out's peak, not start-up's).
 reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 peak_mb() { awk '/^VmHWM/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/status"; }
@@ -297,7 +303,7 @@ log_epochs() {
 
 # cz_run DIR N: one renewal; sets RESULT (probe, ms) and LOG_RESULT (log lines, ms).
 cz_run() {
-  local d=$1 n=$2 fp t0 i last=0 e cpu0
+  local d=$1 n=$2 fp t0 i last=0 e cpu0 wcpu0
   if [ -n "$COMBINED" ]; then
     # First big.test changes and the workers start transferring it; then the renewal.
     big_zone "$d/big.test.zone" $((++BIG_SERIAL))
@@ -307,12 +313,14 @@ cz_run() {
   fi
   fp=$(new_leaf "$d")
   cpu0=$(cpu_ms "$CZ_MASTER")
+  wcpu0=$(cpu_ms_all "${CZ_PIDS[@]:1}")
   if ! probe tls --hup "$CZ_MASTER" --timeout "$TIMEOUT" --name "$NAME" --sha256 "$fp" \
     "${CZ_TARGETS[@]}"; then
     echo "bench: certzone: not every worker served the new leaf; see $d/*.log" >&2
     return 1
   fi
   CPU=$(awk -v a="$cpu0" -v b="$(cpu_ms "$CZ_MASTER")" 'BEGIN { printf "%.1f\n", b - a }')
+  WCPU=$(awk -v a="$wcpu0" -v b="$(cpu_ms_all "${CZ_PIDS[@]:1}")" 'BEGIN { printf "%.1f\n", b - a }')
   RESULT=$(field total_ms "$PROBE_OUT")
   t0=$(field t0 "$PROBE_OUT")
   BIG_DONE=-
@@ -505,7 +513,7 @@ EOF
 # Knot, knotknot: Knot -> Knot); waits for serial 1.
 # Sets DNS_PRIMARY_<SYSTEM> (pid), DNS_TARGETS_<SYSTEM> (ip:port list), SERIAL_<SYSTEM>.
 dns_start() {
-  local sys=$1 d=$2 n=$3 port i ip targets=()
+  local sys=$1 d=$2 n=$3 port i ip targets=() secs=()
   case $sys in
     bind) port=$BIND_PORT ;;
     knot) port=$KNOT_PORT ;;
@@ -526,8 +534,10 @@ dns_start() {
       knot_secondary "$d/sec$i" "$ip" "$port"
     fi
     targets+=("$ip:$port")
+    secs+=("$PID")
   done
   eval "DNS_TARGETS_$sys=(\"\${targets[@]}\")"
+  eval "DNS_SECS_$sys=(\"\${secs[@]}\")"
   printf -v "SERIAL_$sys" %s 1
   if ! probe dns --floor --timeout 60 --qname probe.example.test --token initial \
     "${targets[@]}"; then
@@ -538,24 +548,26 @@ dns_start() {
 
 # dns_run SYSTEM DIR LABEL: one zone change; sets RESULT (ms).
 dns_run() {
-  local sys=$1 d=$2 label=$3 serial token pidvar=DNS_PRIMARY_$1 serialvar=SERIAL_$1 cpu0
-  local -n targets=DNS_TARGETS_$sys
+  local sys=$1 d=$2 label=$3 serial token pidvar=DNS_PRIMARY_$1 serialvar=SERIAL_$1 cpu0 wcpu0
+  local -n targets=DNS_TARGETS_$sys secs=DNS_SECS_$sys
   serial=$((${!serialvar} + 1))
   printf -v "$serialvar" %s "$serial"
   token="$label-$serial-$RANDOM"
   zone_file "$d/primary/example.test.zone" "$serial" "$token"
   cpu0=$(cpu_ms "${!pidvar}")
+  wcpu0=$(cpu_ms_all "${secs[@]}")
   if ! probe dns --hup "${!pidvar}" --timeout "$TIMEOUT" --qname probe.example.test \
     --token "$token" "${targets[@]}"; then
     echo "bench: $sys: not every secondary answered serial $serial; see $d/" >&2
     return 1
   fi
   CPU=$(awk -v a="$cpu0" -v b="$(cpu_ms "${!pidvar}")" 'BEGIN { printf "%.1f\n", b - a }')
+  WCPU=$(awk -v a="$wcpu0" -v b="$(cpu_ms_all "${secs[@]}")" 'BEGIN { printf "%.1f\n", b - a }')
   RESULT=$(field total_ms "$PROBE_OUT")
 }
 
 # --- the runs ------------------------------------------------------------------------------------
-declare -A TIMES LOGTIMES FLOORS CPUS PEAKS BIGS
+declare -A TIMES LOGTIMES FLOORS CPUS WCPUS PEAKS BIGS
 failed=0
 if [ -n "$COMBINED" ]; then
   echo "Renewal to N workers while every worker transfers big.test ($COMBINED records): certzone"
@@ -582,12 +594,12 @@ for n in "${NLIST[@]}"; do
     if cz_run "$nd/certzone" "$n"; then cz_ok=0; else cz_ok=1; fi
     last_cz=$(now)
     if [ "$cz_ok" = 0 ]; then
-      printf '  N=%-3s certzone %-8s %8s ms  master CPU %5s ms  (log: last installed %s; %s%s)\n' \
-        "$n" "$label" "$RESULT" "$CPU" "$LOG_RESULT" "$BREAKDOWN" \
+      printf '  N=%-3s certzone %-8s %8s ms  master CPU %5s ms  workers CPU %6s ms  (log: last installed %s; %s%s)\n' \
+        "$n" "$label" "$RESULT" "$CPU" "$WCPU" "$LOG_RESULT" "$BREAKDOWN" \
         "${COMBINED:+; big.test everywhere $BIG_DONE ms}"
       if ((r >= 1)); then
         TIMES[$n,certzone]+="$RESULT " LOGTIMES[$n]+="$LOG_RESULT "
-        CPUS[$n,certzone]+="$CPU " BIGS[$n]+="$BIG_DONE "
+        CPUS[$n,certzone]+="$CPU " WCPUS[$n,certzone]+="$WCPU " BIGS[$n]+="$BIG_DONE "
       fi
     else
       printf '  N=%-3s certzone %-8s   FAILED\n' "$n" "$label"
@@ -595,8 +607,9 @@ for n in "${NLIST[@]}"; do
     fi
     for sys in "${SYSTEMS[@]:1}"; do
       if dns_run "$sys" "$nd/$sys" "r$r"; then
-        printf '  N=%-3s %-8s %-8s %8s ms  primary CPU %5s ms\n' "$n" "$sys" "$label" "$RESULT" "$CPU"
-        ((r >= 1)) && TIMES[$n,$sys]+="$RESULT " && CPUS[$n,$sys]+="$CPU "
+        printf '  N=%-3s %-8s %-8s %8s ms  primary CPU %5s ms  secondaries CPU %6s ms\n' \
+          "$n" "$sys" "$label" "$RESULT" "$CPU" "$WCPU"
+        ((r >= 1)) && TIMES[$n,$sys]+="$RESULT " && CPUS[$n,$sys]+="$CPU " && WCPUS[$n,$sys]+="$WCPU "
       else
         printf '  N=%-3s %-8s %-8s   FAILED\n' "$n" "$sys" "$label"
         failed=1
@@ -648,23 +661,24 @@ out=$root/target/bench/propagation.txt
   else
     echo "bind/knot: BIND 9 primary -> N named / N knotd secondaries; knotknot: knotd primary -> N knotd; new TXT over UDP"
   fi
-  echo "primary CPU: median ms of CPU (user + system) the primary used per run; peak: its VmHWM over the runs, MB"
-  printf '%-4s %-9s %8s %8s %8s %8s %8s   %s\n' N system min median max "CPU ms" "peak MB" "each run"
+  echo "CPU ms: median ms of CPU (user + system) the primary used per run; sec CPU: the same for all N secondaries together (probe's queries included); peak: the primary's VmHWM over the runs, MB"
+  printf '%-4s %-9s %8s %8s %8s %8s %8s %8s   %s\n' N system min median max "CPU ms" "sec CPU" "peak MB" "each run"
   for n in "${NLIST[@]}"; do
     for sys in "${SYSTEMS[@]}"; do
       # shellcheck disable=SC2086
       read -r mn md mx <<<"$(stats ${TIMES[$n,$sys]:-})"
       # shellcheck disable=SC2086
-      printf '%-4s %-9s %8s %8s %8s %8s %8s   %s\n' "$n" "$sys" "$mn" "$md" "$mx" \
-        "$(median ${CPUS[$n,$sys]:-})" "${PEAKS[$n,$sys]:--}" "${TIMES[$n,$sys]:-}"
+      printf '%-4s %-9s %8s %8s %8s %8s %8s %8s   %s\n' "$n" "$sys" "$mn" "$md" "$mx" \
+        "$(median ${CPUS[$n,$sys]:-})" "$(median ${WCPUS[$n,$sys]:-})" "${PEAKS[$n,$sys]:--}" \
+        "${TIMES[$n,$sys]:-}"
     done
     # shellcheck disable=SC2086
     read -r mn md mx <<<"$(stats ${LOGTIMES[$n]:-})"
-    printf '%-4s %-9s %8s %8s %8s %8s %8s   %s\n' "$n" "cz (log)" "$mn" "$md" "$mx" - - "${LOGTIMES[$n]:-}"
+    printf '%-4s %-9s %8s %8s %8s %8s %8s %8s   %s\n' "$n" "cz (log)" "$mn" "$md" "$mx" - - - "${LOGTIMES[$n]:-}"
     if [ -n "$COMBINED" ]; then
       # shellcheck disable=SC2086
       read -r mn md mx <<<"$(stats ${BIGS[$n]:-})"
-      printf '%-4s %-9s %8s %8s %8s %8s %8s   %s\n' "$n" "big.test" "$mn" "$md" "$mx" - - "${BIGS[$n]:-}"
+      printf '%-4s %-9s %8s %8s %8s %8s %8s %8s   %s\n' "$n" "big.test" "$mn" "$md" "$mx" - - - "${BIGS[$n]:-}"
     fi
   done
   echo
