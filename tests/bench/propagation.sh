@@ -20,7 +20,8 @@
 #   (serial + 1, a new TXT probe.example.test) and renamed into place, then SIGHUP to the
 #   primary; time = SIGHUP -> every secondary answers the new TXT over UDP.
 # Each primary's CPU time (user + system, from /proc) over each run, and its peak RSS over the
-#   runs (VmHWM, reset through /proc/PID/clear_refs after start-up), are shown beside it.
+#   runs (VmHWM, reset through /proc/PID/clear_refs after start-up), are shown beside it, and
+#   the CPU time of all N secondaries together over each run (the probe's work on them too).
 # COMBINED=RECORDS (e.g. 1000000): the third curve instead. certzone only, N = NS: the master
 #   also serves big.test, RECORDS records (zone_gen.py), which every worker replicates. A run
 #   rewrites big.test (serial + 1) and sends SIGHUP; once the master serves the new serial
