@@ -62,7 +62,7 @@ pub enum PublishError {
     #[error("failed to build the bundle: {0}")]
     Bundle(#[from] BundleError),
     #[error(
-        "refusing to publish bundle version {version}: more than {limit} s ahead of this clock ({now}), so workers would refuse it; set the clock right, then lower {path}",
+        "refusing to publish bundle version {version}: more than {limit} s ahead of this clock ({now}), so workers would refuse it; set the clock right, then write a lower version into {path} (a plain number is read)",
         limit = bundle::limits::MAX_AHEAD_SECS
     )]
     VersionAhead {

@@ -76,7 +76,8 @@ pub async fn notifier(
                 let Ok(_permit) = in_flight.acquire_owned().await else {
                     return false;
                 };
-                let acknowledged = notifier::notify(target, source, &soa, key.as_deref()).await;
+                let acknowledged =
+                    notifier::notify(target, source, &soa, serial, key.as_deref()).await;
                 crate::metrics::STATS.record(|m| {
                     let n = m.notify.entry(target.to_string()).or_default();
                     n.sent += 1;

@@ -13,7 +13,7 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
-    rr::{DNSClass, RData, Record, RecordType, TSigner},
+    rr::{DNSClass, Record, RecordType, TSigner},
 };
 use tokio::time::timeout;
 
@@ -29,17 +29,18 @@ const UDP_WAITS: [Duration; 5] = [
 ];
 const TCP_WAIT: Duration = Duration::from_secs(5);
 
-/// Sends NOTIFY for the zone of `soa` (its apex SOA, carried in the answer section) to
-/// `target`; true once it is acknowledged. `source` is the address the NOTIFY leaves from:
+/// Sends NOTIFY for the zone of `soa` (its apex SOA with `serial`, carried in the answer
+/// section) to `target`; true once it is acknowledged. `source` is the address the NOTIFY leaves from:
 /// secondaries accept it only from the primary's address.
 pub(super) async fn notify(
     target: SocketAddr,
     source: IpAddr,
     soa: &Record,
+    serial: u32,
     key: Option<&TsigKey>,
 ) -> bool {
     let id = exchange::random_id();
-    let (zone, serial) = (&soa.name, soa_serial(soa));
+    let zone = &soa.name;
     let Some(sent) = message(id, soa, key) else {
         return false;
     };
@@ -63,13 +64,6 @@ struct Sent {
     id: u16,
     /// the key and the NOTIFY's MAC, when signed
     signed: Option<(TSigner, Vec<u8>)>,
-}
-
-fn soa_serial(soa: &Record) -> u32 {
-    match &soa.data {
-        RData::SOA(data) => data.serial,
-        _ => 0,
-    }
 }
 
 fn message(id: u16, soa: &Record, key: Option<&TsigKey>) -> Option<Sent> {
@@ -129,7 +123,7 @@ fn acknowledged(response: &[u8], sent: &Sent) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use hickory_proto::{
-        rr::{Name, TSigResponseContext, rdata::SOA},
+        rr::{Name, RData, TSigResponseContext, rdata::SOA},
         serialize::binary::BinEncodable as _,
     };
 

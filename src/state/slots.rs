@@ -58,13 +58,13 @@ impl Slots {
             return Ok((slots, Loaded::Other(bytes)));
         }
         let read = [parse(&bytes[..SLOT], magic), parse(&bytes[SLOT..], magic)];
-        let (newest, next) = match &read {
+        // The next write takes the other slot than the newest intact one.
+        let ((seq, body), next) = match read {
             [Some(a), Some(b)] if a.0 >= b.0 => (a, 1),
             [_, Some(b)] => (b, 0),
             [Some(a), None] => (a, 1),
             [None, None] => return Ok((slots, Loaded::Damaged)),
         };
-        let (seq, body) = newest.clone();
         slots.open = OpenOptions::new()
             .read(true)
             .write(true)
@@ -72,10 +72,6 @@ impl Slots {
             .ok()
             .map(|file| (file, next, seq + 1));
         Ok((slots, Loaded::Body(body)))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Writes `body` (whole lines, at most a slot's worth), on disk when it returns.
