@@ -240,8 +240,12 @@ impl Replica {
         {
             return Ok(current);
         }
-        if let Some(last) = state.last_transfer {
-            let pause = MIN_TRANSFER_INTERVAL.saturating_sub(last.elapsed());
+        let pause = state.last_transfer.map_or(Duration::ZERO, |last| {
+            MIN_TRANSFER_INTERVAL.saturating_sub(last.elapsed())
+        });
+        // Not even a zero sleep when no pause is due: tokio's timer fires on its next
+        // millisecond tick, which delayed every transfer by about 1 ms.
+        if !pause.is_zero() {
             tokio::select! {
                 () = shutdown.cancelled() => return Err(RefreshError::Stopping),
                 () = tokio::time::sleep(pause) => {}
