@@ -1,6 +1,7 @@
 //! A worker's copy, on disk, of each ordinary zone it replicates, so a restart while the
 //! primary is down still answers for it (as BIND's secondary zone files do), until the
-//! zone's SOA expire says the data is too old.
+//! zone's SOA expire says the data is too old; and the same format for the certificate
+//! zone's records, which `reader` keeps.
 //!
 //! Owns the file format: a magic line, then each record in DNS wire form with a length in
 //! front. Wire form round-trips every record type exactly, which presentation text would
@@ -10,7 +11,7 @@ use std::{path::Path, time::SystemTime};
 
 use hickory_proto::{
     rr::Record,
-    serialize::binary::{BinDecodable, BinDecoder},
+    serialize::binary::{BinDecodable, BinDecoder, BinEncodable},
 };
 
 use crate::{
@@ -30,7 +31,24 @@ pub(super) enum CacheError {
     NoSoa,
 }
 
-/// The file's bytes for `records`.
+/// The file's bytes for `records` (a record that does not encode was not served either).
+pub(super) fn encode(records: &[Record]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    for wire in records.iter().filter_map(|r| r.to_bytes().ok()) {
+        let Ok(len) = u32::try_from(wire.len()) else {
+            continue;
+        };
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&wire);
+    }
+    out
+}
+
+/// Whether `bytes` are in this format (a certificate cache of an earlier release is text).
+pub(super) fn is_cache(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
 /// Writes the copy of a served zone straight from its store (the SOA first, then every
 /// other record set), without building the file in memory.
 pub(super) fn write_zone(path: &Path, zone: &Zone) -> Result<(), CacheError> {
@@ -56,6 +74,11 @@ pub(super) fn load(path: &Path) -> Result<Option<(Vec<Record>, SystemTime)>, Cac
     let written = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .map_err(|e| corrupt(path, e))?;
+    Ok(Some((decode(path, &bytes)?, written)))
+}
+
+/// The records of a file's `bytes`; `path` names it in errors.
+pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, CacheError> {
     let mut rest = bytes
         .strip_prefix(MAGIC)
         .ok_or_else(|| corrupt(path, "not a certzone zone cache"))?;
@@ -73,7 +96,7 @@ pub(super) fn load(path: &Path) -> Result<Option<(Vec<Record>, SystemTime)>, Cac
         records.push(record);
         rest = tail;
     }
-    Ok(Some((records, written)))
+    Ok(records)
 }
 
 fn corrupt(path: &Path, message: impl ToString) -> CacheError {

@@ -24,7 +24,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
-use super::held::{self, Held};
+use super::{
+    cache,
+    held::{self, Held},
+};
 use crate::{
     bundle::{
         self, BundleError, KeyId, ReaderPolicy, VerifiedBundle, VerifyingKey, WorkerSecretKey,
@@ -137,21 +140,16 @@ impl Reader {
     /// Serves the cached bundle, if it is still good: TLS is up before the primary answers.
     /// It must not be older than the held state (a replaced cache is refused).
     pub fn load_cache(&self, certs: &CertSlot) {
-        let Ok(Some(text)) = state::read_optional(self.cache.path()) else {
+        let Ok(Some(bytes)) = state::read_optional(self.cache.path()) else {
             return;
         };
-        let text = String::from_utf8_lossy(&text);
-        let records = match hickory_proto::serialize::txt::Parser::new(
-            text,
-            None,
-            Some(self.origin.clone()),
-        )
-        .parse()
-        {
-            Ok((_, sets)) => sets
-                .into_values()
-                .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
-                .collect::<Vec<_>>(),
+        let records = if cache::is_cache(&bytes) {
+            cache::decode(self.cache.path(), &bytes).map_err(|e| e.to_string())
+        } else {
+            self.cache_text(&bytes)
+        };
+        let records = match records {
+            Ok(records) => records,
             Err(e) => {
                 tracing::warn!(path = %self.cache.path().display(), error = %e, "certificate cache unreadable; waiting for the primary");
                 return;
@@ -165,17 +163,28 @@ impl Reader {
         }
     }
 
+    /// The records of a cache an earlier release wrote, as zone text.
+    fn cache_text(&self, bytes: &[u8]) -> Result<Vec<Record>, String> {
+        let text = String::from_utf8_lossy(bytes);
+        let parser =
+            hickory_proto::serialize::txt::Parser::new(text, None, Some(self.origin.clone()));
+        let (_, sets) = parser.parse().map_err(|e| e.to_string())?;
+        Ok(sets
+            .into_values()
+            .flat_map(|set| set.records_without_rrsigs().cloned().collect::<Vec<_>>())
+            .collect())
+    }
+
     /// Checks fetched records; installs and caches a new bundle. False for a refused one:
     /// its zone is not served either.
     pub(super) fn accept(&self, records: &[Record], certs: &CertSlot, how: &str) -> bool {
         match self.read(records) {
             Ok(verified) => {
                 self.install(verified, certs, how);
-                // The cache is for the next start, not this one: its fsyncs must not hold
+                // The cache is for the next start, not this one: writing it must not hold
                 // up the handshakes that now present the new certificate.
-                let text = bundle::zone_text(records).into_bytes();
                 self.cache.write(
-                    text,
+                    cache::encode(records),
                     |e| tracing::warn!(error = %e, "failed to cache the bundle"),
                 );
                 true

@@ -151,7 +151,7 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
     // Ready means listening: the cached certificate was installed before that.
     assert_eq!(
         cluster.served_leaf(ips[0]),
-        Some(leaf),
+        Some(leaf.clone()),
         "served from the cache at once"
     );
     // The ordinary zone too, from the worker's copy on disk, as BIND's secondaries do.
@@ -172,7 +172,39 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, 0o600);
     restarted.stop();
+
+    // Earlier releases kept the bundle as zone text: such a cache still serves at once.
+    let path = cluster
+        .scratch
+        .path("worker0-state/cache/_certzone.example.test.zone");
+    let records = cache_records(&std::fs::read(&path).unwrap());
+    assert!(records.len() >= 4, "the cache holds the whole certificate zone");
+    std::fs::write(&path, certzone::bundle::zone_text(&records)).unwrap();
+    let again = cluster.start_worker(0);
+    assert_eq!(
+        cluster.served_leaf(ips[0]),
+        Some(leaf),
+        "served at once from a cache written as zone text"
+    );
+    again.wait_log("from=cache", Duration::from_secs(5));
+    again.stop();
     workers.next().unwrap().stop();
+}
+
+/// The records of a worker's cache file: a magic line, then each record in wire form
+/// after its 32-bit length.
+fn cache_records(bytes: &[u8]) -> Vec<hickory_proto::rr::Record> {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let mut rest = bytes
+        .strip_prefix(b"certzone zone cache 1\n".as_slice())
+        .expect("the cache's magic line");
+    let mut records = Vec::new();
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let (one, tail) = tail.split_at(u32::from_be_bytes(*len) as usize);
+        records.push(hickory_proto::rr::Record::read(&mut BinDecoder::new(one)).unwrap());
+        rest = tail;
+    }
+    records
 }
 
 #[test]
