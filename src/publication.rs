@@ -2,8 +2,9 @@
 //! bundle (`bundle`, docs/PROTOCOL.md) and serve it as the whole zone, with a new SOA serial.
 //!
 //! Owns the bundle version, kept in `<state-dir>/bundle/version` so it never goes backwards,
-//! across restarts too: a new version is the larger of the stored one plus one and the
-//! current Unix time (so even a lost state directory cannot make workers see a rollback).
+//! across restarts too (`version`): a new version is the larger of the stored one plus one
+//! and the current Unix time (so even a lost state directory cannot make workers see a
+//! rollback).
 //! The SOA serial is the version's low 32 bits. The published zone is kept too
 //! (`<state-dir>/bundle/published`, 0600: the leaf key in it is sealed) with a digest of
 //! what it was made from, so a restart with the same certificate, names, signing keys,
@@ -15,8 +16,10 @@
 //! one); SIGHUP re-reads it ([`Publisher::reload_keys`]) and a changed set is published at
 //! once, under a new version.
 
+mod version;
+
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -76,9 +79,6 @@ pub enum PublishError {
     Zone(#[from] ZoneError),
 }
 
-/// The first line of each copy in `<state-dir>/bundle/version`.
-const VERSION_MAGIC: &str = "certzone bundle version 2";
-
 /// How long after a bundle the pads for the next are made: once the workers have fetched
 /// it, so the pads' scalar multiplications do not compete with that.
 const PADS_AFTER: Duration = Duration::from_secs(1);
@@ -95,7 +95,8 @@ pub struct Publisher {
     /// certificate change already published is not published twice.
     signed_with: Mutex<Option<Arc<Vec<SigningKey>>>>,
     workers: Vec<WorkerPublicKey>,
-    version_path: PathBuf,
+    /// `<state-dir>/bundle/version`.
+    version: version::VersionFile,
     /// `<state-dir>/bundle/published`: the last zone served and what it was made from.
     kept: state::LatestFile,
     /// Seal pads for the next bundle, made while nothing else happens.
@@ -133,7 +134,7 @@ impl Publisher {
             keys_changed: Notify::new(),
             signed_with: Mutex::default(),
             workers,
-            version_path: state_dir.join("bundle").join("version"),
+            version: version::VersionFile::new(state_dir.join("bundle").join("version")),
             kept: state::LatestFile::new(state_dir.join("bundle").join("published"), state::SECRET),
             pads: Mutex::default(),
             primary,
@@ -275,7 +276,7 @@ impl Publisher {
     fn published(&self, digest: &[u8; 32]) -> Option<(u64, Vec<Record>)> {
         let bytes = state::read_optional(self.kept.path()).ok()??;
         let (kept, version, records) = decode_published(&bytes)?;
-        let (_, current) = self.stored_version().ok()?;
+        let current = self.version.stored_version().ok()?;
         (kept == *digest && version == current).then_some((version, records))
     }
 
@@ -318,7 +319,8 @@ impl Publisher {
         };
         let now = crate::clock::unix_now();
         let digest = self.input_digest(served);
-        let (mut version_file, version) = self.next_version(now)?;
+        let next = self.version.next(now)?;
+        let version = next.version;
         let input = BundleInput {
             zone: self.config.origin.clone(),
             ttl: self.config.ttl,
@@ -339,8 +341,8 @@ impl Publisher {
         // The input's copy of the private key is wiped, not just freed.
         drop(Zeroizing::new(input.private_key));
         let mut records = result?;
-        // The version is on disk before anyone can see it: a crash never reuses it.
-        version_file.write(&format!("version {version}\n"))?;
+        // Written before anyone can see it: a crash never reuses it (see `version`).
+        self.version.record(next)?;
         records.extend(self.apex(version));
         let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
@@ -376,41 +378,6 @@ impl Publisher {
                 RData::NS(NS(self.primary.clone())),
             ),
         ]
-    }
-
-    /// The stored version plus one, or `now` if later; refused when that is further ahead
-    /// of `now` than workers accept (a clock that was once far ahead left it there).
-    fn next_version(&self, now: u64) -> Result<(state::Slots, u64), PublishError> {
-        let (file, stored) = self.stored_version()?;
-        let version = stored.saturating_add(1).max(now);
-        if version > now.saturating_add(bundle::limits::MAX_AHEAD_SECS) {
-            return Err(PublishError::VersionAhead {
-                version,
-                now,
-                path: self.version_path.display().to_string(),
-            });
-        }
-        Ok((file, version))
-    }
-
-    /// The version file, read again each time (an operator may lower it, see
-    /// [`PublishError::VersionAhead`]), and the version in it: 0 when there is none, and
-    /// when it does not read (the next version is then the Unix time, as for a new master).
-    fn stored_version(&self) -> Result<(state::Slots, u64), PublishError> {
-        let path = &self.version_path;
-        let (file, loaded) = state::Slots::load(path, VERSION_MAGIC, state::PUBLIC)?;
-        let text = match &loaded {
-            state::Loaded::Missing => return Ok((file, 0)),
-            state::Loaded::Body(body) => body.strip_prefix("version ").unwrap_or_default(),
-            // A plain number: an earlier release's file, or an operator's.
-            state::Loaded::Other(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
-            state::Loaded::Damaged => "",
-        };
-        let stored = text.trim().parse::<u64>().unwrap_or_else(|_| {
-            tracing::warn!(path = %path.display(), "bundle version file unreadable; the next version is the Unix time");
-            0
-        });
-        Ok((file, stored))
     }
 }
 

@@ -76,18 +76,38 @@ impl Slots {
 
     /// Writes `body` (whole lines, at most a slot's worth), on disk when it returns.
     pub fn write(&mut self, body: &str) -> Result<(), StateError> {
+        self.write_slot(body, true).map(drop)
+    }
+
+    /// Writes `body` like [`Slots::write`] but leaves the sync to the caller, who gets the
+    /// file to call `sync_data` on; `None` when the write was already synced (the whole
+    /// file was made). Until that sync, only this slot may be lost: the other holds the
+    /// value before, as long as the caller never writes again before the sync succeeded.
+    pub fn write_unsynced(&mut self, body: &str) -> Result<Option<File>, StateError> {
+        self.write_slot(body, false)
+    }
+
+    fn write_slot(&mut self, body: &str, sync: bool) -> Result<Option<File>, StateError> {
         if let Some((file, next, seq)) = &mut self.open {
             let slot = render(self.magic, *seq, body);
             let written = file
                 .write_all_at(&slot, (*next * SLOT) as u64)
-                .and_then(|()| file.sync_data());
-            if let Err(e) = written {
-                self.open = None; // the whole file again next time
-                return Err(StateError::new("write", &self.path, e));
-            }
+                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+            let later = if sync {
+                Ok(None)
+            } else {
+                file.try_clone().map(Some)
+            };
+            let later = match written.and(later) {
+                Ok(later) => later,
+                Err(e) => {
+                    self.open = None; // the whole file again next time
+                    return Err(StateError::new("write", &self.path, e));
+                }
+            };
             *next ^= 1;
             *seq += 1;
-            return Ok(());
+            return Ok(later);
         }
         let slot = render(self.magic, 1, body);
         super::ensure_dir(super::parent(&self.path))?;
@@ -98,7 +118,7 @@ impl Slots {
             .open(&self.path)
             .map_err(|e| StateError::new("open", &self.path, e))?;
         self.open = Some((file, 0, 2));
-        Ok(())
+        Ok(None)
     }
 }
 
