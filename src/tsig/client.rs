@@ -28,7 +28,7 @@ pub(crate) fn verify_one(
     signer: &TSigner,
     request_mac: Option<&[u8]>,
 ) -> Result<(), VerifyError> {
-    let (_, _, window) = signer.verify_message_byte(answer, request_mac, true)?;
+    let (_, _, window) = super::verify_message(signer, answer, request_mac, true)?;
     if window.contains(&crate::clock::unix_now()) {
         Ok(())
     } else {
@@ -65,9 +65,12 @@ impl Chain {
 
     /// Checks the next answer message, in order.
     pub(crate) fn verify(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
-        let (mac, time, range) =
-            self.signer
-                .verify_message_byte(bytes, Some(&self.previous), self.remote_time == 0)?;
+        let (mac, time, range) = super::verify_message(
+            &self.signer,
+            bytes,
+            Some(&self.previous),
+            self.remote_time == 0,
+        )?;
         if time >= self.remote_time && range.contains(&self.request_time) {
             self.previous = mac;
             self.remote_time = time;

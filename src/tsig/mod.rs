@@ -1,6 +1,7 @@
 //! TSIG (RFC 8945), every part of it: the key files operators write (`keys`, re-exported
 //! here), the server's checking and signing of requests and answers (`server`), and the
-//! client's signing of requests and checking of the answers' MAC chain (`client`).
+//! client's signing of requests and checking of the answers' MAC chain (`client`), both
+//! checking a message's MAC without decoding the records before it (`verify`).
 //!
 //! Owns keys and MACs. It must not decide which requests need a signature (that is
 //! `dns::server`'s policy) nor what a failed check means to a transfer or a SOA check
@@ -18,5 +19,8 @@
 pub(crate) mod client;
 mod keys;
 pub(crate) mod server;
+mod verify;
+
+pub(crate) use verify::verify_message;
 
 pub use keys::{Algorithm, FUDGE, MIN_SECRET, TsigError, TsigKey, load, parse};

@@ -101,7 +101,7 @@ pub(crate) fn authenticate(
         });
     };
     let signer = key.signer();
-    let Ok((request_mac, _, window)) = signer.verify_message_byte(raw, None, true) else {
+    let Ok((request_mac, _, window)) = super::verify_message(&signer, raw, None, true) else {
         return Err(Rejection {
             reason: "bad TSIG signature",
             rcode: ResponseCode::NotAuth,
