@@ -143,7 +143,7 @@ mod tests {
         let soa = rdata::SOA::new(zone.clone(), zone.clone(), 9, 60, 60, 600, 60);
         message.add_answer(Record::from_rdata(zone.clone(), 60, RData::SOA(soa)));
         message.add_authority(Record::from_rdata(
-            zone.clone(),
+            zone,
             60,
             RData::NS(rdata::NS(Name::from_ascii("ns1.example.test.").unwrap())),
         ));
