@@ -346,8 +346,8 @@ impl Publisher {
         records.extend(self.apex(version));
         let kept = encode_published(&digest, version, &records);
         zones.replace_generated(&self.config.origin, records)?;
-        // Off this task, so the NOTIFY queued behind it goes out now. Served all the same if
-        // it fails; the next start then publishes a new version instead.
+        // After the zone is served (the NOTIFY is on its way). Served all the same if it
+        // fails; the next start then publishes a new version instead.
         self.kept.write(
             kept,
             |e| tracing::warn!(error = %e, "certificate zone not kept for restarts"),

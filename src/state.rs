@@ -2,15 +2,16 @@
 //!
 //! Owns the write discipline: temporary file in the same directory, fsync, rename, fsync of
 //! the directory; key files mode 0600; and for small records written before every change
-//! they guard, two copies rewritten in place (`slots`). It must not know what the bytes
-//! mean.
+//! they guard, two copies rewritten in place (`slots`); for copies the node can get again,
+//! a spare file exchanged with them, without fsync (`LatestFile`). It must not know what
+//! the bytes mean.
 
 use std::{
     fs::{self, File, OpenOptions},
     io::Write,
     os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Mutex,
 };
 
 use zeroize::Zeroizing;
@@ -60,17 +61,15 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StateError> {
 
 /// A copy the node can always get again (from the primary, or by publishing anew), kept so
 /// a restart does not have to: replaced whole (a spare file written, then exchanged with
-/// it), so a crash of the process never leaves half a file, but not fsynced. After a power loss it may hold
-/// older contents, or none; its readers verify what they read and fall back. Syncing it
-/// cost a worker about a fifth of its CPU per renewal, for a copy nothing depends on.
-/// Written on a blocking thread, so the task that changed it does not wait on the disk.
-/// When writes queue up, the newest contents win and older ones are never written after
-/// them. Outside a runtime it writes at once.
+/// it), so a crash of the process never leaves half a file, but not fsynced. After a power
+/// loss it may hold older contents, or none; its readers verify what they read and fall
+/// back. Syncing it cost a worker about a fifth of its CPU per renewal, for a copy nothing
+/// depends on. Without a sync a write is a copy into the page cache and a rename, so the
+/// caller makes it at once: handing it to a blocking thread cost more (a thread woken).
 pub struct LatestFile {
     path: PathBuf,
     mode: u32,
-    pending: Arc<Mutex<Option<Zeroizing<Vec<u8>>>>>,
-    writing: Arc<Mutex<()>>,
+    writing: Mutex<()>,
 }
 
 impl LatestFile {
@@ -78,8 +77,7 @@ impl LatestFile {
         Self {
             path,
             mode,
-            pending: Arc::default(),
-            writing: Arc::default(),
+            writing: Mutex::default(),
         }
     }
 
@@ -88,25 +86,14 @@ impl LatestFile {
         &self.path
     }
 
-    /// Queues `bytes` (wiped once written); a failure goes to `failed`, for the log.
+    /// Writes `bytes` (wiped once written); a failure goes to `failed`, for the log.
     pub fn write(&self, bytes: Vec<u8>, failed: fn(&StateError)) {
-        *lock(&self.pending) = Some(Zeroizing::new(bytes));
-        let (path, mode) = (self.path.clone(), self.mode);
-        let (pending, writing) = (self.pending.clone(), self.writing.clone());
-        let job = move || {
-            let _one_at_a_time = lock(&writing);
-            let Some(bytes) = lock(&pending).take() else {
-                return; // a later write already took the newest contents
-            };
-            let result =
-                ensure_dir(parent(&path)).and_then(|()| replace_unsynced(&path, &bytes, mode));
-            if let Err(e) = result {
-                failed(&e);
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(job)),
-            Err(_) => job(),
+        let bytes = Zeroizing::new(bytes);
+        let _one_at_a_time = lock(&self.writing);
+        let result = ensure_dir(parent(&self.path))
+            .and_then(|()| replace_unsynced(&self.path, &bytes, self.mode));
+        if let Err(e) = result {
+            failed(&e);
         }
     }
 }

@@ -181,8 +181,8 @@ impl Reader {
         match self.read(records) {
             Ok(verified) => {
                 self.install(verified, certs, how);
-                // The cache is for the next start, not this one: writing it must not hold
-                // up the handshakes that now present the new certificate.
+                // The cache is for the next start, not this one: written after the install,
+                // so the handshakes present the new certificate first.
                 self.cache.write(
                     cache::encode(records),
                     |e| tracing::warn!(error = %e, "failed to cache the bundle"),
