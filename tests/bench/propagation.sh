@@ -43,7 +43,8 @@
 # `cargo build --release` unless CERTZONE is set). Other knobs: NS (default "1 5 10 20"),
 # COMBINED (see above), ONLY=certzone (no peers: for profiling a worker or the master),
 # WARMUP (uncounted runs per N per system, default 1), TIMEOUT (seconds one run may take,
-# default 30), POLL_MS (pause after a miss, default 2), KEEP=1 (keep the work directory).
+# default 30), POLL_MS (pause after a miss, default 2), KEEP=1 (keep the work directory),
+# PROBE_DEBUG=1 (each run's probe line on stderr: how many probes it sent, each target's time).
 # The table is also written to target/bench/propagation.txt. Exit status 1 if any run failed.
 set -euo pipefail
 
@@ -323,6 +324,7 @@ cz_run() {
   CPU=$(awk -v a="$cpu0" -v b="$(cpu_ms "$CZ_MASTER")" 'BEGIN { printf "%.1f\n", b - a }')
   WCPU=$(awk -v a="$wcpu0" -v b="$(cpu_ms_all "${CZ_PIDS[@]:1}")" 'BEGIN { printf "%.1f\n", b - a }')
   RESULT=$(field total_ms "$PROBE_OUT")
+  [ -n "${PROBE_DEBUG:-}" ] && echo "probe: $PROBE_OUT wcpu=$WCPU cpu=$CPU" | cut -c1-120 >&2
   t0=$(field t0 "$PROBE_OUT")
   BIG_DONE=-
   if [ -n "$COMBINED" ]; then
@@ -564,6 +566,7 @@ dns_run() {
   fi
   CPU=$(awk -v a="$cpu0" -v b="$(cpu_ms "${!pidvar}")" 'BEGIN { printf "%.1f\n", b - a }')
   WCPU=$(awk -v a="$wcpu0" -v b="$(cpu_ms_all "${secs[@]}")" 'BEGIN { printf "%.1f\n", b - a }')
+  [ -n "${PROBE_DEBUG:-}" ] && echo "probe $sys: $PROBE_OUT wcpu=$WCPU cpu=$CPU" | cut -c1-120 >&2
   RESULT=$(field total_ms "$PROBE_OUT")
 }
 

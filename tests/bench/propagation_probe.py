@@ -5,7 +5,7 @@ Sends the trigger itself (SIGHUP to a PID), so the start time is taken right bef
 signal, then polls every target in parallel until each one shows the new state, and prints
 one line:
 
-    t0=<epoch s> total_ms=<ms> first_ms=<ms> each=<ip>:<ms>,...
+    t0=<epoch s> total_ms=<ms> first_ms=<ms> probes=<sent after t0> each=<ip>:<ms>,...
 
 `tls`: a target shows the new state when a new TLS connection presents a leaf whose SHA-256
 is --sha256. By default the probe sends a TLS 1.2 ClientHello (SNI --name) and reads the
@@ -152,6 +152,7 @@ async def dns_loop(host, port, qname, token, interval, deadline, tries=None):
         qid = 0
         while time.time() < deadline and (tries is None or qid < tries):
             qid = (qid + 1) & 0xFFFF
+            PROBES[0] += 1
             proto.waiter = loop.create_future()
             transport.sendto(dns_query(qid, qname))
             try:
@@ -169,10 +170,14 @@ async def dns_loop(host, port, qname, token, interval, deadline, tries=None):
         transport.close()
 
 
+PROBES = [0]
+
+
 async def tls_loop(host, port, ctx, name, want, interval, deadline):
     """ctx None: TLS 1.2 peeks; else complete handshakes verified with ctx."""
     hello = client_hello(name)
     while time.time() < deadline:
+        PROBES[0] += 1
         if ctx is None:
             ok = await peek_leaf(host, port, hello) == want
         else:
@@ -213,6 +218,7 @@ async def main():
     targets = [split(t) for t in a.targets]
     await warm(a, targets, ctx, want)
 
+    PROBES[0] = 0
     t0 = time.time()
     deadline = t0 + a.timeout
     if not a.floor:
@@ -236,7 +242,7 @@ async def main():
         sys.exit(1)
     ms = [(t - t0) * 1000 for t in seen]
     each = ",".join(f"{h}:{m:.1f}" for (h, _), m in zip(targets, ms))
-    print(f"t0={t0:.6f} total_ms={max(ms):.1f} first_ms={min(ms):.1f} each={each}")
+    print(f"t0={t0:.6f} total_ms={max(ms):.1f} first_ms={min(ms):.1f} probes={PROBES[0]} each={each}")
 
 
 if __name__ == "__main__":
