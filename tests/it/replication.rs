@@ -178,7 +178,10 @@ fn master_down_workers_keep_serving_and_a_restarted_worker_serves_from_cache() {
         .scratch
         .path("worker0-state/cache/_certzone.example.test.zone");
     let records = cache_records(&std::fs::read(&path).unwrap());
-    assert!(records.len() >= 4, "the cache holds the whole certificate zone");
+    assert!(
+        records.len() >= 4,
+        "the cache holds the whole certificate zone"
+    );
     std::fs::write(&path, certzone::bundle::zone_text(&records)).unwrap();
     let again = cluster.start_worker(0);
     assert_eq!(
