@@ -4,8 +4,9 @@
 //! TSIG at its end; the transfer or query reader then decodes them all again. For a
 //! worker taking the certificate zone that first decoding was about a tenth of its work.
 //! Here the records before the TSIG are stepped over by their lengths (names by their
-//! labels and pointers), and only the TSIG record is decoded. The bytes covered by the MAC
-//! and every check are the same as hickory's. It must not decide what a failure means.
+//! labels and pointers, `wire::skip_name`), and only the TSIG record is decoded. The bytes
+//! covered by the MAC and every check are the same as hickory's. It must not decide what a
+//! failure means.
 
 use std::ops::Range;
 
@@ -15,9 +16,12 @@ use hickory_proto::{
     serialize::binary::{BinDecodable, BinDecoder, BinEncoder},
 };
 
+use crate::wire::skip_name;
+
 /// `signer.verify_message_byte(message, previous, first)`, faster: the MAC, the signer's
-/// time and the window around it, or why the message does not verify.
-pub(crate) fn verify_message(
+/// time and the window around it, or why the message does not verify. Public for the fuzz
+/// target that holds it to hickory's answer on any bytes.
+pub fn verify_message(
     signer: &TSigner,
     message: &[u8],
     previous: Option<&[u8]>,
@@ -93,19 +97,6 @@ fn to_be_verified(
         encoder.emit_u16(tsig.fudge)?;
     }
     Ok((buf, name, tsig))
-}
-
-/// The offset after the name at `at`: labels up to the root label, or up to a pointer.
-fn skip_name(message: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *message.get(at)?;
-        match len >> 6 {
-            0 if len == 0 => return Some(at + 1),
-            0 => at += 1 + usize::from(len),
-            0b11 => return (at + 2 <= message.len()).then_some(at + 2),
-            _ => return None, // extended label types are not in use
-        }
-    }
 }
 
 /// The offset after the record at `at`: owner, type, class, TTL, RDLENGTH, RDATA.
@@ -207,16 +198,5 @@ mod tests {
         longer.push(0);
         assert!(verify_message(&ours, &longer, None, true).is_err());
         assert!(verify_message(&ours, &bytes[..11], None, true).is_err());
-    }
-
-    #[test]
-    fn names_are_stepped_over_by_labels_and_pointers() {
-        let message = [3, b'a', b'b', b'c', 0, 0xC0, 0, 1, b'x', 0xC0, 0];
-        assert_eq!(skip_name(&message, 0), Some(5));
-        assert_eq!(skip_name(&message, 5), Some(7));
-        assert_eq!(skip_name(&message, 7), Some(11));
-        assert_eq!(skip_name(&message[..10], 7), None, "a pointer cut short");
-        assert_eq!(skip_name(&[0x40, 0], 0), None, "an extended label type");
-        assert_eq!(skip_name(&[5, b'a'], 0), None, "a label past the end");
     }
 }
