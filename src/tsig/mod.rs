@@ -21,6 +21,6 @@ mod keys;
 pub(crate) mod server;
 mod verify;
 
-pub(crate) use verify::verify_message;
+pub use verify::verify_message;
 
 pub use keys::{Algorithm, FUDGE, MIN_SECRET, TsigError, TsigKey, load, parse};
