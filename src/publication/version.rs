@@ -127,17 +127,11 @@ impl VersionFile {
     /// Waits for the last write's sync; true when it is on disk.
     fn wait_for_sync(&self) -> bool {
         let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
-        match std::mem::replace(&mut *synced, Synced::Unknown) {
+        let on_disk = match std::mem::replace(&mut *synced, Synced::Unknown) {
             Synced::Unknown => false,
-            Synced::Yes => {
-                *synced = Synced::Yes;
-                true
-            }
+            Synced::Yes => true,
             Synced::Syncing(thread) => match thread.join() {
-                Ok(Ok(())) => {
-                    *synced = Synced::Yes;
-                    true
-                }
+                Ok(Ok(())) => true,
                 Ok(Err(e)) => {
                     let e = StateError::new("sync", &self.path, e);
                     tracing::error!(error = %e, "bundle version not synced; the next one skips a version and is synced before it is published");
@@ -145,7 +139,11 @@ impl VersionFile {
                 }
                 Err(_) => false,
             },
+        };
+        if on_disk {
+            *synced = Synced::Yes;
         }
+        on_disk
     }
 }
 

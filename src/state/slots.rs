@@ -90,15 +90,13 @@ impl Slots {
     fn write_slot(&mut self, body: &str, sync: bool) -> Result<Option<File>, StateError> {
         if let Some((file, next, seq)) = &mut self.open {
             let slot = render(self.magic, *seq, body);
-            let written = file
-                .write_all_at(&slot, (*next * SLOT) as u64)
-                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-            let later = if sync {
-                Ok(None)
-            } else {
-                file.try_clone().map(Some)
-            };
-            let later = match written.and(later) {
+            let written =
+                file.write_all_at(&slot, (*next * SLOT) as u64)
+                    .and_then(|()| match sync {
+                        true => file.sync_data().map(|()| None),
+                        false => file.try_clone().map(Some),
+                    });
+            let later = match written {
                 Ok(later) => later,
                 Err(e) => {
                     self.open = None; // the whole file again next time
