@@ -69,24 +69,32 @@ pub(crate) fn collect(records: &[Record], zone: &Name) -> Result<Collected, Bund
 /// The payload bytes of a record in a bundle slot, `None` if its type is
 /// not the slot's (an RRSIG next to the manifest, say).
 fn payload(record: &Record, slot: Slot) -> Result<Option<Vec<u8>>, BundleError> {
-    let what = record.name.to_string();
+    // The name goes into errors only: spelling it out for every record cost more than the
+    // base64 (a zone has a sealed key per worker).
+    let what = &record.name;
     match (slot, &record.data) {
         (Slot::Manifest, RData::TXT(txt)) => {
-            from_txt_chunks(&txt.txt_data, MAX_MANIFEST, &what).map(Some)
+            from_txt_chunks(&txt.txt_data, MAX_MANIFEST, what).map(Some)
         }
         (Slot::Key(_), RData::TXT(txt)) => {
-            from_txt_chunks(&txt.txt_data, MAX_SEALED, &what).map(Some)
+            from_txt_chunks(&txt.txt_data, MAX_SEALED, what).map(Some)
         }
-        (Slot::Chain(_), RData::CERT(cert)) => cert_payload(cert, &what).map(Some),
+        (Slot::Chain(_), RData::CERT(cert)) => cert_payload(cert, what).map(Some),
         _ => Ok(None),
     }
 }
 
-fn cert_payload(cert: &hickory_proto::rr::rdata::CERT, what: &str) -> Result<Vec<u8>, BundleError> {
+fn cert_payload(
+    cert: &hickory_proto::rr::rdata::CERT,
+    what: &Name,
+) -> Result<Vec<u8>, BundleError> {
     let fixed =
         cert.cert_type == CertType::PKIX && cert.key_tag == 0 && u8::from(cert.algorithm) == 0;
     if !fixed {
-        return Err(BundleError::malformed(what, "CERT fields are not PKIX 0 0"));
+        return Err(BundleError::malformed(
+            what.to_string(),
+            "CERT fields are not PKIX 0 0",
+        ));
     }
     check_limit("certificate size", cert.cert_data.len(), MAX_CERT_SIZE)?;
     Ok(cert.cert_data.clone())

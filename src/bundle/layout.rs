@@ -87,23 +87,30 @@ pub(crate) fn txt_record(
 /// The slot `name` holds under `zone`, `Ok(None)` if it is not a bundle
 /// name, an error if it is one in form but its label is not valid.
 pub(crate) fn classify(name: &Name, zone: &Name) -> Result<Option<Slot>, BundleError> {
-    let labels: Vec<&[u8]> = name.iter().collect();
-    let zone_labels: Vec<&[u8]> = zone.iter().collect();
-    let Some(split) = labels.len().checked_sub(zone_labels.len()) else {
+    // Label iterators, not collected label lists: this runs for every record of a zone that
+    // holds a sealed key per worker.
+    let Some(split) = name.iter().len().checked_sub(zone.iter().len()) else {
         return Ok(None);
     };
-    let (rel, tail) = labels.split_at(split);
-    let in_zone = tail
+    let in_zone = name
         .iter()
-        .zip(&zone_labels)
+        .skip(split)
+        .zip(zone.iter())
         .all(|(a, b)| a.eq_ignore_ascii_case(b));
     if !in_zone {
         return Ok(None);
     }
-    match rel {
-        [m] if m.eq_ignore_ascii_case(MANIFEST_LABEL.as_bytes()) => Ok(Some(Slot::Manifest)),
-        [i, c] if c.eq_ignore_ascii_case(CHAIN_LABEL.as_bytes()) => chain_slot(i, name).map(Some),
-        [k, s] if s.eq_ignore_ascii_case(KEYS_LABEL.as_bytes()) => key_slot(k, name).map(Some),
+    let mut rel = name.iter().take(split);
+    match (rel.next(), rel.next(), rel.next()) {
+        (Some(m), None, None) if m.eq_ignore_ascii_case(MANIFEST_LABEL.as_bytes()) => {
+            Ok(Some(Slot::Manifest))
+        }
+        (Some(i), Some(c), None) if c.eq_ignore_ascii_case(CHAIN_LABEL.as_bytes()) => {
+            chain_slot(i, name).map(Some)
+        }
+        (Some(k), Some(s), None) if s.eq_ignore_ascii_case(KEYS_LABEL.as_bytes()) => {
+            key_slot(k, name).map(Some)
+        }
         _ => Ok(None),
     }
 }

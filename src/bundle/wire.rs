@@ -104,7 +104,7 @@ pub(crate) fn to_txt_chunks(data: &[u8]) -> Vec<Vec<u8>> {
 pub(crate) fn from_txt_chunks(
     chunks: &[Box<[u8]>],
     max_bytes: usize,
-    what: &str,
+    what: &dyn std::fmt::Display,
 ) -> Result<Vec<u8>, BundleError> {
     check_split(chunks, what)?;
     let total: usize = chunks.iter().map(|c| c.len()).sum();
@@ -118,7 +118,7 @@ pub(crate) fn from_txt_chunks(
     let text: Vec<u8> = chunks.concat();
     let data = STANDARD
         .decode(text)
-        .map_err(|_| BundleError::malformed(what, "not canonical base64"))?;
+        .map_err(|_| BundleError::malformed(what.to_string(), "not canonical base64"))?;
     // The text limit rounds up to whole base64 quads: the decoded length is exact.
     if data.len() > max_bytes {
         return Err(BundleError::TooLarge {
@@ -130,14 +130,17 @@ pub(crate) fn from_txt_chunks(
     Ok(data)
 }
 
-fn check_split(chunks: &[Box<[u8]>], what: &str) -> Result<(), BundleError> {
+fn check_split(chunks: &[Box<[u8]>], what: &dyn std::fmt::Display) -> Result<(), BundleError> {
     let Some((last, full)) = chunks.split_last() else {
-        return Err(BundleError::malformed(what, "no character-string"));
+        return Err(BundleError::malformed(
+            what.to_string(),
+            "no character-string",
+        ));
     };
     let full_ok = full.iter().all(|c| c.len() == TXT_CHUNK);
     if !full_ok || last.is_empty() || last.len() > TXT_CHUNK {
         return Err(BundleError::malformed(
-            what,
+            what.to_string(),
             "not split in 255-byte strings",
         ));
     }
@@ -157,7 +160,7 @@ mod tests {
         for n in [1usize, 190, 191, 192, 193, 400, 1000] {
             let data: Vec<u8> = (0..n).map(|i| i as u8).collect();
             let chunks = boxed(to_txt_chunks(&data));
-            assert_eq!(from_txt_chunks(&chunks, n, "t").unwrap(), data);
+            assert_eq!(from_txt_chunks(&chunks, n, &"t").unwrap(), data);
         }
     }
 
@@ -167,15 +170,15 @@ mod tests {
         let mut chunks = to_txt_chunks(&data);
         let moved = chunks[0].pop().unwrap();
         chunks[1].insert(0, moved);
-        assert!(from_txt_chunks(&boxed(chunks), 400, "t").is_err());
-        assert!(from_txt_chunks(&[], 400, "t").is_err());
+        assert!(from_txt_chunks(&boxed(chunks), 400, &"t").is_err());
+        assert!(from_txt_chunks(&[], 400, &"t").is_err());
     }
 
     #[test]
     fn decoded_size_is_exact() {
         // 4 bytes encode to 8 characters, which could hold 6: 5 bytes are refused
         let chunks = boxed(to_txt_chunks(&[1u8; 5]));
-        let err = from_txt_chunks(&chunks, 4, "t").unwrap_err();
+        let err = from_txt_chunks(&chunks, 4, &"t").unwrap_err();
         assert!(
             matches!(
                 err,
@@ -192,7 +195,7 @@ mod tests {
     #[test]
     fn size_is_checked_before_decoding() {
         let chunks = boxed(to_txt_chunks(&[0u8; 100]));
-        let err = from_txt_chunks(&chunks, 10, "t").unwrap_err();
+        let err = from_txt_chunks(&chunks, 10, &"t").unwrap_err();
         assert!(matches!(err, BundleError::TooLarge { .. }));
     }
 
