@@ -33,15 +33,35 @@ pub(super) enum CacheError {
 
 /// The file's bytes for `records` (a record that does not encode was not served either).
 pub(super) fn encode(records: &[Record]) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
+    let mut out = Encoder::default();
     for wire in records.iter().filter_map(|r| r.to_bytes().ok()) {
-        let Ok(len) = u32::try_from(wire.len()) else {
-            continue;
-        };
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&wire);
+        out.push(&wire);
     }
-    out
+    out.finish()
+}
+
+/// The file's bytes, built one record at a time from wire form as a transfer delivers it
+/// (no record decoded and encoded again).
+pub(super) struct Encoder(Vec<u8>);
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self(MAGIC.to_vec())
+    }
+}
+
+impl Encoder {
+    pub(super) fn push(&mut self, wire: &[u8]) {
+        // A record longer than u32 cannot come in a DNS message: nothing is dropped.
+        if let Ok(len) = u32::try_from(wire.len()) {
+            self.0.extend_from_slice(&len.to_be_bytes());
+            self.0.extend_from_slice(wire);
+        }
+    }
+
+    pub(super) fn finish(self) -> Vec<u8> {
+        self.0
+    }
 }
 
 /// Whether `bytes` are in this format (a certificate cache of an earlier release is text).

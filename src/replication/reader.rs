@@ -175,16 +175,23 @@ impl Reader {
             .collect())
     }
 
-    /// Checks fetched records; installs and caches a new bundle. False for a refused one:
-    /// its zone is not served either.
-    pub(super) fn accept(&self, records: &[Record], certs: &CertSlot, how: &str) -> bool {
+    /// Checks fetched records; installs a new bundle and caches it (the file's bytes from
+    /// `cached`, see [`cache::Encoder`]). False for a refused one: its zone is not served
+    /// either.
+    pub(super) fn accept(
+        &self,
+        records: &[Record],
+        cached: impl FnOnce() -> Vec<u8>,
+        certs: &CertSlot,
+        how: &str,
+    ) -> bool {
         match self.read(records) {
             Ok(verified) => {
                 self.install(verified, certs, how);
                 // The cache is for the next start, not this one: written after the install,
                 // so the handshakes present the new certificate first.
                 self.cache.write(
-                    cache::encode(records),
+                    cached(),
                     |e| tracing::warn!(error = %e, "failed to cache the bundle"),
                 );
                 true

@@ -298,16 +298,42 @@ impl Replica {
             source: self.source,
             ..xfr::Options::default()
         };
-        let fetched = xfr::fetch(self.primary, zone, self.signer.as_ref(), &options).await?;
-        let timers = soa_timers(&fetched.records, zone);
+        let mut sink = CertificateSink {
+            records: Vec::new(),
+            served: Ok(Builder::new(zone)),
+            cache: cache::Encoder::default(),
+        };
+        let signer = self.signer.as_ref();
+        let transferred =
+            match xfr::transfer_into(self.primary, zone, signer, &options, &mut sink).await {
+                Ok(_) => true,
+                Err(XfrError::Refused { .. }) => false,
+                Err(e) => return Err(e.into()),
+            };
+        let records = if transferred {
+            std::mem::take(&mut sink.records)
+        } else {
+            xfr::query_bundle(self.primary, zone, signer, &options)
+                .await?
+                .records
+        };
+        let timers = soa_timers(&records, zone);
         if stale(zone, timers.map(|t| t.serial), held) {
             return Ok(timers);
         }
-        let accepted = reader.accept(&fetched.records, &self.certs, fetched.method.as_str());
-        if accepted && fetched.method == xfr::Method::Axfr {
+        let how = if transferred { "axfr" } else { "queries" };
+        if !transferred {
+            reader.accept(&records, || cache::encode(&records), &self.certs, how);
+            return Ok(timers);
+        }
+        let CertificateSink { served, cache, .. } = sink;
+        if reader.accept(&records, || cache.finish(), &self.certs, how) {
             let serial = timers.map_or(0, |t| t.serial);
+            let built = served
+                .and_then(|b| b.finish().map_err(|e| e.message))
+                .map_err(RefreshError::Zone)?;
             self.zones
-                .replace_generated(zone, fetched.records)
+                .replace_built(zone, built)
                 .map_err(|e| RefreshError::Zone(e.to_string()))?;
             tracing::info!(%zone, serial, "zone transferred");
         }
@@ -370,6 +396,30 @@ impl xfr::Sink for ZoneSink {
             }
         }
         self.builder.add_wire(wire, 0).map_err(|e| e.message)
+    }
+}
+
+/// Where the certificate zone's transfer goes: decoded records for the reader, and, from
+/// the same wire bytes, the served zone and the cache file, so neither encodes the records
+/// again (a zone holds a sealed key per worker: this work grew with the cluster).
+/// A record the zone store will not take is an error of serving, after the reader judged
+/// the bundle, not of the transfer: `served` keeps the first one.
+struct CertificateSink {
+    records: Vec<Record>,
+    served: Result<Builder, String>,
+    cache: cache::Encoder,
+}
+
+impl xfr::Sink for CertificateSink {
+    fn record(&mut self, wire: &[u8], rtype: u16) -> Result<(), String> {
+        self.records.record(wire, rtype)?;
+        self.cache.push(wire);
+        if let Ok(builder) = &mut self.served
+            && let Err(e) = builder.add_wire(wire, 0)
+        {
+            self.served = Err(e.message);
+        }
+        Ok(())
     }
 }
 
