@@ -14,8 +14,6 @@ use std::{
     sync::Mutex,
 };
 
-use zeroize::Zeroizing;
-
 mod slots;
 
 pub use slots::{Loaded, Slots};
@@ -86,9 +84,10 @@ impl LatestFile {
         &self.path
     }
 
-    /// Writes `bytes` (wiped once written); a failure goes to `failed`, for the log.
+    /// Writes `bytes`; a failure goes to `failed`, for the log. Both files written this way
+    /// hold zone records, public data (the sealed keys are sealed), so the bytes are not
+    /// wiped: wiping a worker's cache cost as much as writing it.
     pub fn write(&self, bytes: Vec<u8>, failed: fn(&StateError)) {
-        let bytes = Zeroizing::new(bytes);
         let _one_at_a_time = lock(&self.writing);
         let result = ensure_dir(parent(&self.path))
             .and_then(|()| replace_unsynced(&self.path, &bytes, self.mode));
