@@ -132,6 +132,27 @@ impl Handler {
             .is_some_and(|question| self.zones.snapshot().answers.write(&question, query, out))
     }
 
+    /// The answer to a NOTIFY (`Some(None)`: no answer at all), made where it arrived: it
+    /// needs no zone and no I/O, and handing it to a runtime task cost a worker more than
+    /// answering it. `None`: `query` is not a NOTIFY. Counted as [`Handler::answer`] counts.
+    pub fn answer_notify(
+        &self,
+        query: &[u8],
+        src: SocketAddr,
+        transport: Transport,
+    ) -> Option<Option<Vec<u8>>> {
+        if wire::is_response(query) || wire::opcode(query) != Some(u8::from(OpCode::Notify)) {
+            return None;
+        }
+        let t = transport.index();
+        STATS.query(t);
+        let answer = notify::respond(query, src.ip(), self.notify.as_ref());
+        if let Some(answer) = &answer {
+            STATS.answer(t, false, answer);
+        }
+        Some(answer)
+    }
+
     /// The response to `query`, or `None` when nothing should be sent (not even a header).
     /// Counted in the metrics: the query, and its answer or why there is none.
     pub async fn answer(

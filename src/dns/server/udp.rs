@@ -2,8 +2,9 @@
 //! core), as Knot and NSD do. Each blocks in `recvmmsg` until datagrams come and takes up
 //! to [`BATCH`] at once; prepared answers go out together in one `sendmmsg` call. At
 //! saturation the system calls and wake-ups, not the answers, are most of the cost, so the
-//! sockets stay out of tokio's event loop. A query without a prepared answer becomes a
-//! task on the runtime, so a slow one (forwarded, say) never holds up the socket; at most
+//! sockets stay out of tokio's event loop. A NOTIFY is answered on the thread too (a TSIG
+//! check, no lookup). Any other query without a prepared answer becomes a task on the
+//! runtime, so a slow one (forwarded, say) never holds up the socket; at most
 //! `[limits] udp-slow-queries` of them at once, and past that they are dropped and counted
 //! (the client asks again). Responses (QR=1) are dropped unread. With `[rrl]`, every
 //! answer asks `super::rrl` first.
@@ -158,6 +159,12 @@ impl Batch {
                 if limit(shared, src, answer) {
                     self.counts.prepared_answer(answer);
                     self.destinations.push(Some(SockaddrStorage::from(src)));
+                }
+            } else if let Some(answer) = shared.handler.answer_notify(query, src, Transport::Udp) {
+                if let Some(mut response) = answer
+                    && limit(shared, src, &mut response)
+                {
+                    send(socket, &response, src);
                 }
             } else if let Ok(permit) = shared.slow.clone().try_acquire_owned() {
                 let task =
