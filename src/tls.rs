@@ -251,8 +251,15 @@ pub fn spki_sha256(leaf: &CertificateDer<'_>) -> Result<[u8; 32], TlsError> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    // Not `format!` per byte: a string each, on every install and every bundle check.
+    digest
+        .as_ref()
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]])
+        .map(char::from)
+        .collect()
 }
 
 fn subject_names(cert: &X509Certificate<'_>) -> Vec<String> {
