@@ -8,6 +8,7 @@ mod cache;
 mod held;
 mod notifier;
 mod reader;
+mod sink;
 mod soa;
 mod worker;
 

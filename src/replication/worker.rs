@@ -29,14 +29,16 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use hickory_proto::{
-    rr::{Name, RData, Record, RecordType, TSigner, rdata::SOA},
-    serialize::binary::{BinDecodable, BinDecoder},
-};
+use hickory_proto::rr::{Name, RData, Record, TSigner};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{cache, reader::Reader, soa};
+use super::{
+    cache,
+    reader::Reader,
+    sink::{CertificateSink, ZoneSink},
+    soa,
+};
 use crate::{
     dns::client::transfer::{self as xfr, XfrError},
     dns::server::Notifiable,
@@ -378,48 +380,6 @@ impl Replica {
             tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
         }
         Ok(timers)
-    }
-}
-
-/// Where an ordinary zone's transfer goes: the store's builder, and its SOA for the timers.
-struct ZoneSink {
-    builder: Builder,
-    soa: Option<SOA>,
-}
-
-impl xfr::Sink for ZoneSink {
-    fn record(&mut self, wire: &[u8], rtype: u16) -> Result<(), String> {
-        if rtype == u16::from(RecordType::SOA) && self.soa.is_none() {
-            let record = Record::read(&mut BinDecoder::new(wire)).map_err(|e| e.to_string())?;
-            if let RData::SOA(soa) = record.data {
-                self.soa = Some(soa);
-            }
-        }
-        self.builder.add_wire(wire, 0).map_err(|e| e.message)
-    }
-}
-
-/// Where the certificate zone's transfer goes: decoded records for the reader, and, from
-/// the same wire bytes, the served zone and the cache file, so neither encodes the records
-/// again (a zone holds a sealed key per worker: this work grew with the cluster).
-/// A record the zone store will not take is an error of serving, after the reader judged
-/// the bundle, not of the transfer: `served` keeps the first one.
-struct CertificateSink {
-    records: Vec<Record>,
-    served: Result<Builder, String>,
-    cache: cache::Encoder,
-}
-
-impl xfr::Sink for CertificateSink {
-    fn record(&mut self, wire: &[u8], rtype: u16) -> Result<(), String> {
-        self.records.record(wire, rtype)?;
-        self.cache.push(wire);
-        if let Ok(builder) = &mut self.served
-            && let Err(e) = builder.add_wire(wire, 0)
-        {
-            self.served = Err(e.message);
-        }
-        Ok(())
     }
 }
 
