@@ -7,7 +7,7 @@
 //! touch the network or the disk.
 
 use hickory_proto::{
-    rr::{RData, Record, RecordType, rdata::SOA},
+    rr::{Name, RData, Record, RecordType, rdata::SOA},
     serialize::binary::{BinDecodable, BinDecoder},
 };
 
@@ -41,6 +41,16 @@ pub(super) struct CertificateSink {
     pub(super) records: Vec<Record>,
     pub(super) served: Result<Builder, String>,
     pub(super) cache: cache::Encoder,
+}
+
+impl CertificateSink {
+    pub(super) fn new(zone: &Name) -> Self {
+        Self {
+            records: Vec::new(),
+            served: Ok(Builder::new(zone)),
+            cache: cache::Encoder::default(),
+        }
+    }
 }
 
 impl xfr::Sink for CertificateSink {

@@ -300,36 +300,38 @@ impl Replica {
             source: self.source,
             ..xfr::Options::default()
         };
-        let mut sink = CertificateSink {
-            records: Vec::new(),
-            served: Ok(Builder::new(zone)),
-            cache: cache::Encoder::default(),
-        };
+        let mut sink = CertificateSink::new(zone);
         let signer = self.signer.as_ref();
-        let transferred =
-            match xfr::transfer_into(self.primary, zone, signer, &options, &mut sink).await {
-                Ok(_) => true,
-                Err(XfrError::Refused { .. }) => false,
-                Err(e) => return Err(e.into()),
-            };
-        let records = if transferred {
-            std::mem::take(&mut sink.records)
-        } else {
-            xfr::query_bundle(self.primary, zone, signer, &options)
-                .await?
-                .records
+        let method = match xfr::transfer_into(self.primary, zone, signer, &options, &mut sink).await
+        {
+            Ok(_) => xfr::Method::Axfr,
+            Err(XfrError::Refused { .. }) => xfr::Method::Queries,
+            Err(e) => return Err(e.into()),
+        };
+        let CertificateSink {
+            records,
+            served,
+            cache,
+        } = sink;
+        let records = match method {
+            xfr::Method::Axfr => records,
+            xfr::Method::Queries => {
+                xfr::query_bundle(self.primary, zone, signer, &options)
+                    .await?
+                    .records
+            }
         };
         let timers = soa_timers(&records, zone);
         if stale(zone, timers.map(|t| t.serial), held) {
             return Ok(timers);
         }
-        let how = if transferred { "axfr" } else { "queries" };
-        if !transferred {
-            reader.accept(&records, || cache::encode(&records), &self.certs, how);
-            return Ok(timers);
-        }
-        let CertificateSink { served, cache, .. } = sink;
-        if reader.accept(&records, || cache.finish(), &self.certs, how) {
+        // Queries bring records only: their cache is encoded from them.
+        let cached = || match method {
+            xfr::Method::Axfr => cache.finish(),
+            xfr::Method::Queries => cache::encode(&records),
+        };
+        let accepted = reader.accept(&records, cached, &self.certs, method.as_str());
+        if accepted && method == xfr::Method::Axfr {
             let serial = timers.map_or(0, |t| t.serial);
             let built = served
                 .and_then(|b| b.finish().map_err(|e| e.message))
