@@ -124,15 +124,42 @@ pub(crate) fn unseal(
         return Err(BundleError::UnsealFailed);
     }
     let (eph_bytes, sealed) = blob.split_at(POINT_LEN);
-    let eph = p256::PublicKey::from_sec1_bytes(eph_bytes).map_err(|_| BundleError::UnsealFailed)?;
-    let shared = diffie_hellman(me.secret.to_nonzero_scalar(), eph.as_affine());
     let ctx = SealContext {
         format: at.0,
         version: at.1,
         id: me.key_id(),
     };
     let me_point = me.public_key().sec1();
-    derive(shared.raw_secret_bytes(), eph_bytes, &me_point, ctx).open(sealed)
+    static_ecdh(me, eph_bytes, |shared_x| {
+        derive(shared_x, eph_bytes, &me_point, ctx)
+    })?
+    .open(sealed)
+}
+
+/// `kdf` of x(w * E) for the worker's static secret w and the uncompressed point E (a
+/// point not on the curve is `UnsealFailed`), computed by ring.
+///
+/// Every worker opens its key at the same moment of a renewal, and ring's P-256 is about
+/// seven times faster than the pure-Rust curve (90 against 620 us here). ring only offers
+/// ECDH with a key it generates, so the key is "generated" from a source that yields w's
+/// bytes: ring takes the first draw that is a valid scalar, and w is one. The source is
+/// ring's deprecated test helper, pinned by Cargo.lock; the unit test below checks the
+/// result against the `p256` crate's.
+fn static_ecdh<R>(
+    me: &WorkerSecretKey,
+    point: &[u8],
+    kdf: impl FnOnce(&[u8]) -> R,
+) -> Result<R, BundleError> {
+    use ring::agreement::{self, ECDH_P256, EphemeralPrivateKey, UnparsedPublicKey};
+    let secret: Zeroizing<[u8; 32]> = Zeroizing::new(me.secret.to_bytes().into());
+    #[allow(deprecated)]
+    let source = ring::test::rand::FixedSliceRandom {
+        bytes: secret.as_slice(),
+    };
+    let key = EphemeralPrivateKey::generate(&ECDH_P256, &source)
+        .map_err(|_| BundleError::UnsealFailed)?;
+    agreement::agree_ephemeral(key, &UnparsedPublicKey::new(&ECDH_P256, point), kdf)
+        .map_err(|_| BundleError::UnsealFailed)
 }
 
 /// The AEAD key, nonce and associated data for one sealed blob; key and nonce are wiped
@@ -226,5 +253,23 @@ mod tests {
             unseal(&blob[..70], &me, (2, 7)),
             Err(BundleError::UnsealFailed)
         );
+    }
+
+    #[test]
+    fn ring_ecdh_with_the_static_key_agrees_with_the_p256_crate() {
+        for _ in 0..50 {
+            let me = WorkerSecretKey::generate(&mut OsRng);
+            let eph = p256::SecretKey::random(&mut OsRng);
+            let point = eph.public_key().to_encoded_point(false);
+            let ours = static_ecdh(&me, point.as_bytes(), <[u8]>::to_vec).unwrap();
+            let theirs = diffie_hellman(eph.to_nonzero_scalar(), me.public_key().0.as_affine());
+            assert_eq!(ours[..], theirs.raw_secret_bytes()[..]);
+        }
+        let me = WorkerSecretKey::generate(&mut OsRng);
+        let mut off_curve = [4u8; POINT_LEN];
+        off_curve[1] = 7;
+        assert!(static_ecdh(&me, &off_curve, <[u8]>::to_vec).is_err());
+        let compressed = me.public_key().0.to_encoded_point(true);
+        assert!(static_ecdh(&me, compressed.as_bytes(), <[u8]>::to_vec).is_err());
     }
 }
