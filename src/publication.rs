@@ -89,6 +89,10 @@ pub struct Publisher {
     names: Vec<String>,
     /// The keys every bundle is signed with, re-read on SIGHUP.
     signing: ArcSwap<Vec<SigningKey>>,
+    /// SHA-256 of the key file's bytes `signing` was read from: a SIGHUP that finds the
+    /// same bytes parses nothing (deriving each public key is a scalar multiplication,
+    /// on the way of a renewal the same SIGHUP triggers).
+    signing_file: Mutex<[u8; 32]>,
     /// Rung when `signing` changed: publish again.
     keys_changed: Notify,
     /// The keys the zone's bundle was last signed with, so a key change that a
@@ -112,7 +116,7 @@ impl Publisher {
         names: &[TlsName],
         state_dir: &Path,
     ) -> Result<Self, PublishError> {
-        let signing = read_signing_keys(config)?;
+        let (signing, signing_file) = read_signing_keys(config)?;
         let workers = config
             .workers
             .iter()
@@ -131,6 +135,7 @@ impl Publisher {
             config: config.clone(),
             names: names.iter().map(|n| n.as_str().to_string()).collect(),
             signing: ArcSwap::from_pointee(signing),
+            signing_file: Mutex::new(signing_file),
             keys_changed: Notify::new(),
             signed_with: Mutex::default(),
             workers,
@@ -209,15 +214,24 @@ impl Publisher {
     }
 
     /// Re-reads the signing key file (SIGHUP); a changed set of keys is published at once.
-    /// A file that does not read keeps the keys in use.
+    /// A file that does not read keeps the keys in use; one with the same bytes as the last
+    /// read is not parsed again.
     pub fn reload_keys(&self) {
-        let keys = match read_signing_keys(&self.config) {
-            Ok(keys) => keys,
+        let read = read_signing_key_file(&self.config).and_then(|(pem, digest)| {
+            if *self.signing_file.lock().unwrap_or_else(|e| e.into_inner()) == digest {
+                return Ok(None);
+            }
+            parse_signing_keys(&self.config, &pem).map(|keys| Some((keys, digest)))
+        });
+        let (keys, digest) = match read {
+            Ok(Some(read)) => read,
+            Ok(None) => return,
             Err(e) => {
                 tracing::error!(error = %e, "signing keys not re-read; signing with the ones in use");
                 return;
             }
         };
+        *self.signing_file.lock().unwrap_or_else(|e| e.into_inner()) = digest;
         if *self.signing.load_full() == keys {
             return;
         }
@@ -415,12 +429,31 @@ fn decode_published(bytes: &[u8]) -> Option<([u8; 32], u64, Vec<Record>)> {
     Some((digest, version, records))
 }
 
-/// Every signing key in the configured file; format 1 takes exactly one.
-fn read_signing_keys(config: &CertificateZoneConfig) -> Result<Vec<SigningKey>, PublishError> {
+/// Every signing key in the configured file, and the SHA-256 of its bytes.
+fn read_signing_keys(
+    config: &CertificateZoneConfig,
+) -> Result<(Vec<SigningKey>, [u8; 32]), PublishError> {
+    let (pem, digest) = read_signing_key_file(config)?;
+    Ok((parse_signing_keys(config, &pem)?, digest))
+}
+
+/// The signing key file's text and the SHA-256 of its bytes.
+fn read_signing_key_file(
+    config: &CertificateZoneConfig,
+) -> Result<(Zeroizing<String>, [u8; 32]), PublishError> {
+    let pem = read(&config.signing_key, "the signing key")?;
+    let digest = Sha256::digest(pem.as_bytes()).into();
+    Ok((pem, digest))
+}
+
+/// The keys in the signing key file's text; format 1 takes exactly one.
+fn parse_signing_keys(
+    config: &CertificateZoneConfig,
+    pem: &str,
+) -> Result<Vec<SigningKey>, PublishError> {
     let what = "the signing key";
-    let pem = read(&config.signing_key, what)?;
     let keys =
-        bundle::signing_keys_from_pem(&pem).map_err(|e| key_error(what, &config.signing_key, e))?;
+        bundle::signing_keys_from_pem(pem).map_err(|e| key_error(what, &config.signing_key, e))?;
     let most = if config.format == 1 {
         1
     } else {

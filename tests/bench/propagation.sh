@@ -358,7 +358,7 @@ last_epoch() { grep -- "$2" "$1" | tail -1 | log_epochs; }
 # of the run just done (for the workers: the last of them).
 cz_breakdown() {
   local d=$1 n=$2 t0=$3 i e acc=0 inst=0 m_inst m_pub m_not
-  m_inst=$(last_epoch "$d/master.log" "certzone::node: certificate installed")
+  m_inst=$(last_epoch "$d/master.log" "certzone::node[a-z:]*: certificate installed")
   m_pub=$(last_epoch "$d/master.log" "certificate zone published")
   m_not=$(last_epoch "$d/master.log" "sending NOTIFY zone=_certzone")
   for ((i = 0; i < n; i++)); do
