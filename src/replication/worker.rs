@@ -376,10 +376,15 @@ impl Replica {
             .replace_built(zone, built)
             .map_err(|e| RefreshError::Zone(e.to_string()))?;
         tracing::info!(%zone, serial, "zone transferred");
-        if let Some(path) = self.cache_path(zone)
-            && let Err(e) = cache::write_zone(&path, &served)
-        {
-            tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
+        if let Some(path) = self.cache_path(zone) {
+            // A large zone's copy takes a while to write (and sync): off the threads that
+            // serve queries and take renewals. Awaited, so copies of one zone never overlap.
+            let written = tokio::task::spawn_blocking(move || {
+                cache::write_zone(&path, &served).map_err(|e| e.to_string())
+            });
+            if let Err(e) = written.await.map_err(|e| e.to_string()).and_then(|w| w) {
+                tracing::warn!(%zone, error = %e, "failed to keep a copy of the zone on disk");
+            }
         }
         Ok(timers)
     }
