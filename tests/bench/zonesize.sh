@@ -13,7 +13,8 @@
 #              with [[secondary]]; Knot: a knotd secondary; BIND: a named secondary):
 #              start -> answers the SOA (transfer-in time), its peak RSS while transferring
 #              (VmHWM) and its VmRSS one second after.
-# Prints a table, and writes it to target/bench/zonesize.txt.
+# Prints a table, and writes it to target/bench/zonesize.txt, then the scale goals at the
+# largest size against Knot (docs/BENCHMARKS.md), each `met` or `NOT met`.
 #
 # Needs: bash 5, coreutils, util-linux (unshare), iproute2, python3, named (bind9),
 # tsig-keygen (bind9-utils), knotd (knot) and the release binary
@@ -237,4 +238,22 @@ mkdir -p "$root/target/bench"
   done
   echo
   echo "certzone secondary peak/after: $(for size in $SIZES; do awk -v a="${R[certzone-$size-peak]}" -v b="${R[certzone-$size-after]}" -v s="$size" 'BEGIN { printf "%s: %.2f  ", s, a / b }'; done)"
+  # The scale goals (docs/BENCHMARKS.md), at the largest size measured, against Knot.
+  big=$(printf '%s\n' $SIZES | sort -n | tail -1)
+  goal() { # TEXT A OP B: "goal: TEXT: met|NOT met (A against B)"
+    awk -v t="$1" -v a="${2:-0}" -v op="$3" -v b="${4:-0}" 'BEGIN {
+      if (a <= 0 || b <= 0) { printf "goal: %s: not measured\n", t; exit }
+      ok = (op == "le") ? (a <= b) : 0
+      printf "goal: %s: %s (%s against %s)\n", t, ok ? "met" : "NOT met", a, b }'
+  }
+  half=$(awk -v a="${R[certzone-$big-after]:-0}" 'BEGIN { printf "%.1f", 1.5 * a }')
+  goal "worker peak RSS while transferring $big records at most 1.5 x its RSS after" \
+    "${R[certzone-$big-peak]:-}" le "$half"
+  goal "worker peak RSS at most Knot's as a secondary ($big)" \
+    "${R[certzone-$big-peak]:-}" le "${R[knot-$big-peak]:-}"
+  goal "worker transfer-in within 1.5 x Knot's ($big)" "${R[certzone-$big-xfrin]:-}" le \
+    "$(awk -v a="${R[knot-$big-xfrin]:-0}" 'BEGIN { printf "%.1f", 1.5 * a }')"
+  goal "master RSS at most Knot's ($big)" "${R[certzone-$big-rss]:-}" le "${R[knot-$big-rss]:-}"
+  goal "master load within 2 x Knot's ($big)" "${R[certzone-$big-load]:-}" le \
+    "$(awk -v a="${R[knot-$big-load]:-0}" 'BEGIN { printf "%.1f", 2 * a }')"
 } | tee "$root/target/bench/zonesize.txt"
