@@ -40,7 +40,8 @@ pub struct Zone {
     /// Every record in wire form (owner, type, class, TTL, length, data), uncompressed,
     /// grouped by record set in `sets` order.
     records: Vec<u8>,
-    /// Owner keys (see [`key_of`]), each stored once.
+    /// Owner keys (see [`key_of`]) where the sets point: each owner's once, unless a zone
+    /// built in place had its records apart (see `build`).
     keys: Vec<u8>,
     /// Record sets sorted by (key, type).
     sets: Vec<Set>,
