@@ -66,6 +66,18 @@ pub(super) struct Set {
     end: u32,
 }
 
+impl Set {
+    fn new(key: u32, key_len: usize, rtype: u16, (start, end): (usize, usize)) -> Self {
+        Self {
+            key,
+            key_len: key_len as u16,
+            rtype,
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+}
+
 /// The lookup key of a name: its labels from the root down, lowercased, each after its
 /// length. A name's descendants are exactly the keys that start with its key, so they sit
 /// together in sorted order.
@@ -150,22 +162,22 @@ impl Zone {
         builder.finish()
     }
 
-    fn push_set(&mut self, key: &[u8], rtype: u16, (start, end): (usize, usize)) {
-        let key_at = match self.sets.last() {
-            Some(last) if self.key(last) == key => last.key,
-            _ => {
-                let at = self.keys.len() as u32;
-                self.keys.extend_from_slice(key);
-                at
-            }
-        };
-        self.sets.push(Set {
-            key: key_at,
-            key_len: key.len() as u16,
-            rtype,
-            start: start as u32,
-            end: end as u32,
+    fn push_set(&mut self, key: &[u8], rtype: u16, range: (usize, usize)) {
+        let key_at = self.shared_key(key).unwrap_or_else(|| {
+            let at = self.keys.len() as u32;
+            self.keys.extend_from_slice(key);
+            at
         });
+        self.sets.push(Set::new(key_at, key.len(), rtype, range));
+    }
+
+    /// Where the last set keeps `key`, when a new set has the same owner: sets of one
+    /// owner share one copy of its key.
+    fn shared_key(&self, key: &[u8]) -> Option<u32> {
+        self.sets
+            .last()
+            .filter(|last| self.key(last) == key)
+            .map(|last| last.key)
     }
 
     /// Refuses a record set of `rtype` at `key` if its name would then hold a CNAME and

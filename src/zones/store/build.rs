@@ -157,13 +157,7 @@ impl Builder {
         if in_place {
             return self.finish_in_place(&entries);
         }
-        let mut zone = Zone {
-            origin: LowerName::new(&self.origin),
-            apex: key_of(&self.origin).into(),
-            records: Vec::new(),
-            keys: Vec::new(),
-            sets: Vec::new(),
-        };
+        let mut zone = self.zone(Vec::new(), Vec::new());
         for group in Groups::new(&entries, same) {
             let first = &group[0];
             zone.check_cname(
@@ -176,10 +170,7 @@ impl Builder {
             zone.push_set(self.key(first), first.rtype, range);
         }
         drop(entries);
-        zone.records.shrink_to_fit();
-        zone.keys.shrink_to_fit();
-        zone.sets.shrink_to_fit();
-        Ok(zone)
+        Ok(packed(zone))
     }
 
     /// [`Builder::finish`] when every set's records sit together in the wire arena and need
@@ -187,13 +178,11 @@ impl Builder {
     /// pointing into them, rather than copies beside them (at a million records, the key
     /// arena alone is about 20 MB).
     fn finish_in_place(mut self, entries: &[Entry]) -> Result<Zone, BuildError> {
-        let mut zone = Zone {
-            origin: LowerName::new(&self.origin),
-            apex: key_of(&self.origin).into(),
-            records: std::mem::take(&mut self.wires),
-            keys: std::mem::take(&mut self.keys),
-            sets: Vec::new(),
-        };
+        let (records, keys) = (
+            std::mem::take(&mut self.wires),
+            std::mem::take(&mut self.keys),
+        );
+        let mut zone = self.zone(records, keys);
         let keys = &zone.keys;
         let key = |e: &Entry| &keys[e.key_at as usize..][..usize::from(e.key_len)];
         let same = |a: &Entry, b: &Entry| key(a) == key(b) && a.rtype == b.rtype;
@@ -201,23 +190,26 @@ impl Builder {
             let (first, last) = (group[0], group[group.len() - 1]);
             let wire = &zone.records[first.wire_at as usize..][..first.wire_len as usize];
             zone.check_cname(key(&first), first.rtype, wire, first.line as usize)?;
-            // Sets at one owner share one copy of its key.
-            let key_at = match zone.sets.last() {
-                Some(prev) if zone.key(prev) == key(&first) => prev.key,
-                _ => first.key_at,
-            };
-            zone.sets.push(Set {
-                key: key_at,
-                key_len: u16::from(first.key_len),
-                rtype: first.rtype,
-                start: first.wire_at,
-                end: last.wire_at + last.wire_len,
-            });
+            let key_at = zone.shared_key(key(&first)).unwrap_or(first.key_at);
+            let range = (
+                first.wire_at as usize,
+                (last.wire_at + last.wire_len) as usize,
+            );
+            let set = Set::new(key_at, usize::from(first.key_len), first.rtype, range);
+            zone.sets.push(set);
         }
-        zone.records.shrink_to_fit();
-        zone.keys.shrink_to_fit();
-        zone.sets.shrink_to_fit();
-        Ok(zone)
+        Ok(packed(zone))
+    }
+
+    /// An empty zone of this builder's origin holding `records` and `keys`.
+    fn zone(&self, records: Vec<u8>, keys: Vec<u8>) -> Zone {
+        Zone {
+            origin: LowerName::new(&self.origin),
+            apex: key_of(&self.origin).into(),
+            records,
+            keys,
+            sets: Vec::new(),
+        }
     }
 
     /// Nothing to merge: one record, or distinct records of a type that holds several.
@@ -276,6 +268,14 @@ impl Builder {
         }
         set.ok_or_else(|| "empty record set".to_string())
     }
+}
+
+/// `zone` without its arenas' spare capacity.
+fn packed(mut zone: Zone) -> Zone {
+    zone.records.shrink_to_fit();
+    zone.keys.shrink_to_fit();
+    zone.sets.shrink_to_fit();
+    zone
 }
 
 /// The runs of equal neighbours in `entries`, in order.
